@@ -1,0 +1,3 @@
+//! Waku's libp2p protocols. Each request/response protocol shares the framing in [`codec`].
+
+pub mod codec;
