@@ -11,4 +11,5 @@
 pub mod message;
 pub mod proto;
 pub mod protocols;
+pub mod rln;
 pub mod topics;

@@ -1,0 +1,5 @@
+//! RLN v2: the field and hashes, identities, the membership tree, the circuit, proofs and the
+//! Waku rules around them.
+
+pub mod field;
+pub mod poseidon;
