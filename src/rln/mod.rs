@@ -2,4 +2,6 @@
 //! Waku rules around them.
 
 pub mod field;
+pub mod identity;
 pub mod poseidon;
+pub mod tree;
