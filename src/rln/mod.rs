@@ -6,3 +6,4 @@ pub mod field;
 pub mod identity;
 pub mod poseidon;
 pub mod tree;
+pub mod verifier;

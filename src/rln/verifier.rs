@@ -1,0 +1,239 @@
+//! Groth16 verification of RLN proofs against the network's verifying key, one at a time or in
+//! batches.
+//!
+//! A batch is checked with a random linear combination: for random 128-bit `r_i`,
+//! `Π e(r_i·A_i, B_i) = e(Σr_i·α, β) · e(Σr_i·acc_i, γ) · e(Σr_i·C_i, δ)`, evaluated as one
+//! multi-Miller loop and one final exponentiation. `Σr_i·acc_i` folds into a single six-point
+//! MSM over the IC points, so each extra proof costs one Miller loop and one short scalar
+//! multiplication. When a batch fails, halves are re-checked until every bad proof is found.
+//!
+//! Malformed input is an `Err`; a well-formed proof that does not verify is `Ok(false)`.
+
+use std::sync::OnceLock;
+
+use ark_bn254::{Bn254, Fr, G1Affine, G1Projective};
+use ark_ec::{
+    AffineRepr, CurveGroup, VariableBaseMSM,
+    pairing::{MillerLoopOutput, Pairing},
+};
+use ark_ff::{One, PrimeField, UniformRand, Zero};
+use ark_groth16::{PreparedVerifyingKey, Proof};
+use ark_serialize::CanonicalDeserialize;
+use rand::RngCore;
+use rayon::prelude::*;
+
+use super::circuit::{NUM_PUBLIC, vk::network_verifying_key};
+
+/// Byte length of a compressed Groth16 proof: A (32) | B (64) | C (32).
+pub const PROOF_BYTES: usize = 128;
+
+/// Public signals in the verifier's order: `[y, root, nullifier, x, externalNullifier]`.
+pub type PublicInputs = [Fr; NUM_PUBLIC];
+
+/// Below this size a batch is split across threads no further.
+const MIN_PARALLEL_CHUNK: usize = 16;
+
+/// Why proof bytes could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// Not 128 bytes.
+    #[error("a compressed proof is {PROOF_BYTES} bytes, got {0}")]
+    WrongLength(usize),
+    /// The bytes do not encode valid curve points of the right subgroup.
+    #[error("proof bytes are not valid curve points")]
+    InvalidPoints,
+}
+
+/// Decodes a compressed proof, checking that every point is on the curve and in the right
+/// subgroup (an unchecked point would void the soundness of the pairing check).
+pub fn decode_proof(bytes: &[u8]) -> Result<Proof<Bn254>, ProofError> {
+    if bytes.len() != PROOF_BYTES {
+        return Err(ProofError::WrongLength(bytes.len()));
+    }
+    Proof::deserialize_compressed(bytes).map_err(|_| ProofError::InvalidPoints)
+}
+
+/// Verifies RLN proofs; the prepared key is computed once.
+pub struct Verifier {
+    pvk: PreparedVerifyingKey<Bn254>,
+    alpha_g1: G1Affine,
+    beta_prepared: <Bn254 as Pairing>::G2Prepared,
+    ic: Vec<G1Affine>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// The verifier for The Waku Network's circuit (built on first use).
+    pub fn network() -> &'static Self {
+        static VERIFIER: OnceLock<Verifier> = OnceLock::new();
+        VERIFIER.get_or_init(|| {
+            let vk = network_verifying_key();
+            Self {
+                pvk: ark_groth16::prepare_verifying_key(vk),
+                alpha_g1: vk.alpha_g1,
+                beta_prepared: vk.beta_g2.into(),
+                ic: vk.gamma_abc_g1.clone(),
+            }
+        })
+    }
+
+    /// Checks one proof.
+    pub fn verify(&self, proof: &Proof<Bn254>, inputs: &PublicInputs) -> bool {
+        let acc = self.accumulate_inputs(inputs, Fr::one());
+        let lhs = Bn254::multi_miller_loop(
+            [proof.a, acc.into_affine(), proof.c],
+            [
+                proof.b.into(),
+                self.pvk.gamma_g2_neg_pc.clone(),
+                self.pvk.delta_g2_neg_pc.clone(),
+            ],
+        );
+        Bn254::final_exponentiation(lhs).is_some_and(|out| out.0 == self.pvk.alpha_g1_beta_g2)
+    }
+
+    /// `weight · (IC_0 + Σ input_j · IC_{j+1})`.
+    fn accumulate_inputs(&self, inputs: &PublicInputs, weight: Fr) -> G1Projective {
+        let mut scalars = [weight; NUM_PUBLIC + 1];
+        for (s, x) in scalars[1..].iter_mut().zip(inputs) {
+            *s = weight * x;
+        }
+        G1Projective::msm_unchecked(&self.ic, &scalars)
+    }
+
+    /// Checks many proofs; `result[i]` says whether proof `i` is valid. All valid costs one
+    /// combined check; otherwise the failing halves are searched until each bad proof is
+    /// found, so one bad proof never condemns the others.
+    pub fn verify_batch<R: RngCore>(
+        &self,
+        batch: &[(Proof<Bn254>, PublicInputs)],
+        rng: &mut R,
+    ) -> Vec<bool> {
+        let mut valid = vec![false; batch.len()];
+        let weights: Vec<Fr> = (0..batch.len()).map(|_| random_weight(rng)).collect();
+        self.search(batch, &weights, 0, &mut valid);
+        valid
+    }
+
+    fn search(
+        &self,
+        batch: &[(Proof<Bn254>, PublicInputs)],
+        weights: &[Fr],
+        offset: usize,
+        valid: &mut [bool],
+    ) {
+        match batch.len() {
+            0 => {}
+            1 => valid[offset] = self.verify(&batch[0].0, &batch[0].1),
+            n => {
+                if self.combined_check(batch, weights) {
+                    valid[offset..offset + n].fill(true);
+                    return;
+                }
+                let mid = n / 2;
+                self.search(&batch[..mid], &weights[..mid], offset, valid);
+                self.search(&batch[mid..], &weights[mid..], offset + mid, valid);
+            }
+        }
+    }
+
+    /// The random-linear-combination check of a whole batch.
+    fn combined_check(&self, batch: &[(Proof<Bn254>, PublicInputs)], weights: &[Fr]) -> bool {
+        let chunk = batch
+            .len()
+            .div_ceil(rayon::current_num_threads())
+            .max(MIN_PARALLEL_CHUNK);
+        let partial = batch
+            .par_chunks(chunk)
+            .zip(weights.par_chunks(chunk))
+            .map(|(proofs, weights)| {
+                let scaled: Vec<G1Projective> = proofs
+                    .iter()
+                    .zip(weights)
+                    .map(|((p, _), w)| p.a.mul_bigint(w.into_bigint()))
+                    .collect();
+                let a = G1Projective::normalize_batch(&scaled);
+                let b = proofs
+                    .iter()
+                    .map(|(p, _)| <Bn254 as Pairing>::G2Prepared::from(p.b));
+                Bn254::multi_miller_loop(a, b)
+            })
+            .reduce(
+                || MillerLoopOutput(<Bn254 as Pairing>::TargetField::one()),
+                |x, y| MillerLoopOutput(x.0 * y.0),
+            );
+        let c_sum = G1Projective::msm_unchecked(
+            &batch.iter().map(|(p, _)| p.c).collect::<Vec<_>>(),
+            weights,
+        );
+        let weight_sum: Fr = weights.iter().sum();
+        let mut combined_inputs = [Fr::zero(); NUM_PUBLIC + 1];
+        combined_inputs[0] = weight_sum;
+        for ((_, inputs), w) in batch.iter().zip(weights) {
+            for (acc, x) in combined_inputs[1..].iter_mut().zip(inputs) {
+                *acc += *w * x;
+            }
+        }
+        let acc_sum = G1Projective::msm_unchecked(&self.ic, &combined_inputs);
+        let rest = Bn254::multi_miller_loop(
+            [
+                (-self.alpha_g1 * weight_sum).into_affine(),
+                acc_sum.into_affine(),
+                c_sum.into_affine(),
+            ],
+            [
+                self.beta_prepared.clone(),
+                self.pvk.gamma_g2_neg_pc.clone(),
+                self.pvk.delta_g2_neg_pc.clone(),
+            ],
+        );
+        let total = MillerLoopOutput(partial.0 * rest.0);
+        Bn254::final_exponentiation(total).is_some_and(|out| out.0.is_one())
+    }
+}
+
+/// A random non-zero 128-bit weight: short scalars halve the cost of `r_i·A_i`, and 2^-128 is
+/// the chance a bad proof slips through.
+fn random_weight<R: RngCore>(rng: &mut R) -> Fr {
+    loop {
+        let w = Fr::from(u128::rand(rng));
+        if !w.is_zero() {
+            return w;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ark_bn254::G2Affine;
+
+    use super::*;
+
+    #[test]
+    fn decode_rejects_wrong_lengths_and_junk() {
+        assert_eq!(decode_proof(&[0; 10]), Err(ProofError::WrongLength(10)));
+        assert_eq!(decode_proof(&[0xff; 128]), Err(ProofError::InvalidPoints));
+    }
+
+    #[test]
+    fn a_random_proof_does_not_verify() {
+        let mut rng = rand::rngs::OsRng;
+        let g1 = G1Affine::generator();
+        let proof = Proof {
+            a: g1,
+            b: G2Affine::generator(),
+            c: g1,
+        };
+        let inputs = [Fr::rand(&mut rng); NUM_PUBLIC];
+        assert!(!Verifier::network().verify(&proof, &inputs));
+        let batch = vec![(proof.clone(), inputs); 3];
+        assert_eq!(
+            Verifier::network().verify_batch(&batch, &mut rng),
+            vec![false; 3]
+        );
+    }
+}
