@@ -5,5 +5,6 @@ pub mod circuit;
 pub mod field;
 pub mod identity;
 pub mod poseidon;
+pub mod prover;
 pub mod tree;
 pub mod verifier;
