@@ -61,6 +61,7 @@ pub struct Prover {
 }
 
 /// The four MSM sums of a proof before randomisation.
+#[derive(Clone, Copy)]
 struct Sums {
     a: G1Projective,
     b1: G1Projective,
