@@ -5,3 +5,4 @@ pub mod field;
 pub mod identity;
 pub mod poseidon;
 pub mod tree;
+pub mod waku;
