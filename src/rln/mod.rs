@@ -3,6 +3,7 @@
 
 pub mod field;
 pub mod identity;
+pub mod nullifier_log;
 pub mod poseidon;
 pub mod tree;
 pub mod waku;
