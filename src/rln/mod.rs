@@ -4,7 +4,9 @@
 pub mod circuit;
 pub mod field;
 pub mod identity;
+pub mod nullifier_log;
 pub mod poseidon;
 pub mod prover;
 pub mod tree;
 pub mod verifier;
+pub mod waku;
