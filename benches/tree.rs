@@ -1,6 +1,8 @@
 //! Poseidon and the membership tree: a single hash, one leaf update, and a batch build of
 //! 1,000,000 leaves (the size The Waku Network's tree is heading for).
 
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use wakurln::rln::{
     field::Fr,
