@@ -194,7 +194,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let (inputs, _) = random_inputs(&mut rng);
         graph.rln_witness(&inputs).unwrap();
-        let runs = 20;
+        let runs = 50;
         let start = Instant::now();
         for _ in 0..runs {
             std::hint::black_box(graph.rln_witness(std::hint::black_box(&inputs)).unwrap());
