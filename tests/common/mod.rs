@@ -25,3 +25,45 @@ pub fn shared_json(relative: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
+
+/// Runs `tests/js/<script>` with the machine's Node.js, feeding `stdin`, and returns its stdout.
+/// Panics (never skips) when Node.js or the npm packages of `tests/js` are missing, or when the
+/// script fails.
+pub fn run_node_script(script: &str, args: &[&std::path::Path], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    const SETUP: &str = "run `scripts/test`, which installs tests/js's npm packages (npm ci)";
+    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    assert!(
+        js.join("node_modules").is_dir(),
+        "{} is missing: {SETUP}",
+        js.join("node_modules").display()
+    );
+    let mut child = Command::new("node")
+        .arg(js.join(script))
+        .args(args)
+        .current_dir(&js)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `node` ({e}): install Node.js, then {SETUP}"));
+    let mut input = child.stdin.take().expect("piped stdin");
+    // Feed stdin from a thread so a script that writes before reading everything cannot
+    // deadlock against us.
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&stdin));
+    let output = child.wait_with_output().expect("node runs to completion");
+    writer
+        .join()
+        .expect("stdin writer")
+        .unwrap_or_else(|e| panic!("cannot write to node's stdin: {e}"));
+    assert!(
+        output.status.success(),
+        "node {script} failed ({}); if a package is missing, {SETUP}:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}

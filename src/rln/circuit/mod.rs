@@ -1,5 +1,6 @@
-//! The RLN v2 circuit: its artifacts (proving key, witness graph), their pinned digests, and
-//! the network's verifying key compiled into the binary.
+//! The RLN v2 circuit: its artifacts (proving key, witness graph), their pinned digests, the
+//! network's verifying key compiled into the binary, and the native witness calculator
+//! ([`graph`]).
 //!
 //! Files are located by the caller (the node's data dir, or `../shared/circuits/waku-rln-v2/`
 //! in tests). [`load_proving_key`] reads `rln_final.arkzkey`, falling back to
@@ -8,6 +9,7 @@
 
 mod arkzkey;
 mod artifacts;
+pub mod graph;
 mod key;
 mod reader;
 pub mod vk;
