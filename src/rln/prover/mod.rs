@@ -13,6 +13,7 @@
 
 mod msm;
 mod qap;
+mod rln;
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ use ark_ec::CurveGroup;
 use ark_ff::UniformRand;
 use ark_groth16::Proof;
 use rand::RngCore;
+
+pub use rln::{MemberInputs, MessageInputs, PreparedRln, RlnProof, RlnProveError, RlnProver};
 
 use crate::rln::{
     circuit::{NUM_WIRES, ProvingKey},
