@@ -14,7 +14,13 @@ fn main() -> ExitCode {
     match args.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            // Exit 2 is the user's input; exit 1 is an outcome such as an invalid proof, which
+            // the message states itself.
+            if err.exit_code() == 2 {
+                eprintln!("error: {err}");
+            } else {
+                eprintln!("{err}");
+            }
             ExitCode::from(err.exit_code())
         }
     }

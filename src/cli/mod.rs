@@ -1,7 +1,9 @@
 //! Command-line interface: one clap `Args` struct per command group, each a thin layer that
 //! parses, calls the library and prints.
 
+mod circuit;
 mod message;
+mod rln;
 mod topic;
 
 use std::{fmt, process::ExitCode};
@@ -10,6 +12,8 @@ use clap::{Parser, Subcommand, error::ErrorKind};
 
 /// Exit code for input the command cannot accept (bad flag, malformed value).
 const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for a command that ran and failed (an invalid proof, an unwritable file).
+const EXIT_FAILED: u8 = 1;
 
 /// wakurln: a Waku v2 node with RLN v2 spam protection, and its toolchain.
 #[derive(Debug, Parser)]
@@ -27,6 +31,12 @@ enum Command {
     /// Work with pubsub and content topics (autosharding).
     #[command(subcommand)]
     Topic(topic::TopicCommand),
+    /// RLN identities, proofs and verification.
+    #[command(subcommand)]
+    Rln(rln::RlnCommand),
+    /// Install the network's circuit files.
+    #[command(subcommand)]
+    Circuit(circuit::CircuitCommand),
 }
 
 impl Cli {
@@ -35,6 +45,8 @@ impl Cli {
         match self.command {
             Command::Message(cmd) => cmd.run(),
             Command::Topic(cmd) => cmd.run(),
+            Command::Rln(cmd) => cmd.run(),
+            Command::Circuit(cmd) => cmd.run(),
         }
     }
 }
@@ -52,6 +64,14 @@ impl CliError {
         Self {
             message: message.to_string(),
             code: EXIT_BAD_INPUT,
+        }
+    }
+
+    /// The command ran and failed (exit code 1).
+    pub fn failed(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            code: EXIT_FAILED,
         }
     }
 
