@@ -2,7 +2,9 @@
 //! parses, calls the library and prints.
 
 mod circuit;
+mod keystore;
 mod message;
+mod password;
 mod rln;
 mod topic;
 
@@ -37,6 +39,9 @@ enum Command {
     /// Install the network's circuit files.
     #[command(subcommand)]
     Circuit(circuit::CircuitCommand),
+    /// Manage encrypted RLN credentials (nwaku-compatible keystore).
+    #[command(subcommand)]
+    Keystore(keystore::KeystoreCommand),
 }
 
 impl Cli {
@@ -47,6 +52,7 @@ impl Cli {
             Command::Topic(cmd) => cmd.run(),
             Command::Rln(cmd) => cmd.run(),
             Command::Circuit(cmd) => cmd.run(),
+            Command::Keystore(cmd) => cmd.run(),
         }
     }
 }
