@@ -36,7 +36,10 @@ fn ok_json(out: &Output) -> Value {
 /// The exit code and the one error line (a progress line may precede it).
 fn failure(out: &Output) -> (i32, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let errors: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("deriving")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("deriving"))
+        .collect();
     assert_eq!(errors.len(), 1, "one error line: {stderr:?}");
     (out.status.code().unwrap(), errors[0].to_owned())
 }
