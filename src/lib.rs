@@ -8,6 +8,7 @@
 //! - [`topics`]: static-shard pubsub topics, content topics and autosharding;
 //! - [`protocols::codec`]: varint-length-prefixed framing for request/response protocols.
 
+pub mod chain;
 pub mod credentials;
 pub mod message;
 pub mod proto;

@@ -1,0 +1,18 @@
+//! The membership contract on an EVM chain: bindings, a client with failover across RPC
+//! endpoints, registration, and the sync engine that keeps the local membership tree equal to
+//! the contract's.
+//!
+//! The node never asks the chain about a message: it follows the contract's events into its
+//! own tree (privacy: no RPC call reveals which member is sending; speed: nothing on the hot
+//! path), persisted in SQLite so a restart resumes where it stopped.
+
+pub mod bindings;
+mod client;
+mod error;
+pub mod register;
+mod store;
+pub mod sync;
+
+pub use client::{ChainClient, Endpoint};
+pub use error::ChainError;
+pub use store::SyncStore;
