@@ -11,6 +11,16 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => return cli::report_parse_error(&err),
     };
+    // Warnings (a chain reorganisation, a failing RPC endpoint) go to stderr; RUST_LOG asks
+    // for more.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     match args.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

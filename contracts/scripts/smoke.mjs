@@ -49,7 +49,7 @@ const FUNCTIONS = [
   "function eraseMemberships(uint256[])",
   "function withdraw(address)",
   "function priceCalculator() view returns (address)",
-  "function calculate(uint256) view returns (address,uint256)",
+  "function calculate(uint32) view returns (address,uint256)",
 ];
 
 // ---------------------------------------------------------------- off-chain tree

@@ -303,8 +303,8 @@ contract WakuRlnMembership {
     }
 
     /// @notice Token and amount to approve before registering with `rateLimit`.
-    function calculate(uint256 rateLimit) external view returns (address, uint256) {
-        return (token, rateLimit * pricePerMessagePerEpoch);
+    function calculate(uint32 rateLimit) external view returns (address, uint256) {
+        return (token, uint256(rateLimit) * pricePerMessagePerEpoch);
     }
 
     // ---------------------------------------------------------------- internals

@@ -163,6 +163,26 @@ impl Keystore {
         Ok(key)
     }
 
+    /// Replaces the credential under `old_key` with `credential` (encrypted anew) in one
+    /// atomic write, as registration does when a pending identity gets its membership.
+    /// Returns the new key. Nothing is written if `old_key` is missing or the new key exists.
+    pub fn refile<R: RngCore>(
+        path: impl AsRef<Path>,
+        old_key: &str,
+        credential: &MembershipCredential,
+        password: &[u8],
+        kdf: Kdf,
+        rng: &mut R,
+    ) -> Result<String, KeystoreError> {
+        let key = credential.key();
+        let entry = encrypted_entry(credential, password, kdf, rng);
+        Self::modify(path, |ks| {
+            ks.remove(old_key)?;
+            ks.insert_raw(&key, entry)
+        })?;
+        Ok(key)
+    }
+
     /// Adds an already encrypted credential (import); refuses a key already present.
     pub fn insert_raw(&mut self, key: &str, entry: Value) -> Result<(), KeystoreError> {
         crypto::parse(key, crypto_of(key, &entry)?)?;

@@ -46,13 +46,39 @@ sol! {
         function isExpired(uint256 idCommitment) external view returns (bool);
         function isInGracePeriod(uint256 idCommitment) external view returns (bool);
         function isInMembershipSet(uint256 idCommitment) external view returns (bool);
-        function token() external view returns (address);
-        function pricePerMessagePerEpoch() external view returns (uint256);
+        function membershipExpirationTimestamp(uint256 idCommitment) external view returns (uint256);
+        function memberships(uint256 idCommitment) external view returns (
+            uint256 depositAmount,
+            uint32 activeDuration,
+            uint256 gracePeriodStartTimestamp,
+            uint32 gracePeriodDuration,
+            uint32 rateLimit,
+            uint32 index,
+            address holder,
+            address token
+        );
+        function depositsToWithdraw(address holder, address token) external view returns (uint256);
+        function priceCalculator() external view returns (address);
+    }
+
+    /// Where WakuRlnV2 looks up the deposit for a rate limit (our contract answers itself).
+    #[sol(rpc)]
+    interface IPriceCalculator {
+        function calculate(uint32 rateLimit) external view returns (address token, uint256 amount);
+    }
+
+    /// The test-only bulk registration of the testing variant of our contract.
+    #[sol(rpc)]
+    interface MembershipForTesting {
+        error OnlyDeployer();
+        function registerBatchForTesting(uint256[] calldata idCommitments, uint32 rateLimit) external;
     }
 
     /// The ERC-20 deposit token.
     #[sol(rpc)]
     interface IERC20 {
+        error ERC20InsufficientBalance(address sender, uint256 balance, uint256 needed);
+        error ERC20InsufficientAllowance(address spender, uint256 allowance, uint256 needed);
         function approve(address spender, uint256 amount) external returns (bool);
         function allowance(address owner, address spender) external view returns (uint256);
         function balanceOf(address owner) external view returns (uint256);

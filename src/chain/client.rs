@@ -19,6 +19,22 @@ use super::{ChainError, bindings::WakuRlnV2};
 /// How long one endpoint may take to answer before the next is tried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A provider that signs with `signer`. Nonces are asked of the node for every transaction
+/// rather than cached, so a transaction that failed before broadcast, or a chain
+/// reorganisation, never leaves later transactions waiting behind a nonce gap.
+pub fn signing_provider(
+    url: alloy::transports::http::reqwest::Url,
+    signer: PrivateKeySigner,
+) -> DynProvider {
+    ProviderBuilder::default()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url)
+        .erased()
+}
+
 /// A JSON-RPC endpoint URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint(pub String);
@@ -50,10 +66,7 @@ impl ChainClient {
                 detail: format!("not a valid URL: {e}"),
             })?;
             let provider = match &signer {
-                Some(s) => ProviderBuilder::new()
-                    .wallet(EthereumWallet::from(s.clone()))
-                    .connect_http(parsed)
-                    .erased(),
+                Some(s) => signing_provider(parsed, s.clone()),
                 None => ProviderBuilder::new().connect_http(parsed).erased(),
             };
             endpoints.push((url.clone(), provider));

@@ -1,5 +1,11 @@
 //! Errors of chain access, each phrased as what happened and what to do about it.
 
+use alloy::primitives::Address;
+
+use super::bindings::{
+    IERC20::IERC20Errors, MembershipForTesting::OnlyDeployer, WakuRlnV2::WakuRlnV2Errors,
+};
+
 /// Why a chain operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -75,10 +81,29 @@ pub enum ChainError {
     )]
     AlreadyRegistered,
     /// The membership does not exist (erase, extend).
-    #[error("no membership exists for this identity commitment on this contract")]
+    #[error(
+        "no membership exists for this identity commitment on this contract; check --contract \
+         and the credential"
+    )]
     NoSuchMembership,
+    /// The token allowance is short of the deposit.
+    #[error(
+        "the contract may take only {allowed} deposit tokens from {account} but needs {needed}; \
+         approve the deposit first (`membership register` does so unless the approval failed)"
+    )]
+    InsufficientAllowance {
+        /// The account.
+        account: String,
+        /// The allowance.
+        allowed: String,
+        /// The deposit.
+        needed: String,
+    },
+    /// The contract refused for a reason it named; the text says what to do.
+    #[error("the contract refused: {0}")]
+    Refused(String),
     /// The contract reverted for another reason.
-    #[error("the contract refused the transaction: {0}")]
+    #[error("the transaction failed: {0}")]
     Reverted(String),
     /// A call or transaction failed at the RPC level.
     #[error("RPC request failed ({context}): {detail}")]
@@ -109,6 +134,85 @@ pub enum ChainError {
         /// What failed.
         detail: String,
     },
+}
+
+/// Maps a failed call or transaction to an error a user can act on: the contract's typed
+/// errors first, then the node's messages for gas and funds.
+pub fn from_contract_error(e: &alloy::contract::Error, account: Address, chain: u64) -> ChainError {
+    if let Some(decoded) = e.as_decoded_interface_error::<WakuRlnV2Errors>() {
+        return from_membership_error(&decoded);
+    }
+    if let Some(decoded) = e.as_decoded_interface_error::<IERC20Errors>() {
+        return match decoded {
+            IERC20Errors::ERC20InsufficientBalance(b) => ChainError::InsufficientTokens {
+                token: "the deposit token".into(),
+                account: b.sender.to_string(),
+                needed: b.needed.to_string(),
+                held: b.balance.to_string(),
+            },
+            IERC20Errors::ERC20InsufficientAllowance(a) => ChainError::InsufficientAllowance {
+                account: account.to_string(),
+                allowed: a.allowance.to_string(),
+                needed: a.needed.to_string(),
+            },
+        };
+    }
+    if e.as_decoded_error::<OnlyDeployer>().is_some() {
+        return ChainError::Refused(
+            "only the account that deployed this testing contract may bulk-register".into(),
+        );
+    }
+    describe_send_error(&e.to_string(), account, chain)
+}
+
+fn from_membership_error(e: &WakuRlnV2Errors) -> ChainError {
+    use WakuRlnV2Errors as E;
+    let text = match e {
+        E::DuplicateIdCommitment(_) => return ChainError::AlreadyRegistered,
+        E::MembershipDoesNotExist(_) => return ChainError::NoSuchMembership,
+        E::InvalidIdCommitment(_) => {
+            "the identity commitment is 0 or not a field element; generate a new identity"
+        }
+        E::InvalidMembershipRateLimit(_) => {
+            "the rate limit is outside the contract's range; see `membership status` for it"
+        }
+        E::ExceededMaxTotalRateLimit(_) => {
+            "the contract's total rate limit is used up; pick a lower rate limit or erase \
+             expired memberships in the same registration"
+        }
+        E::MembershipSetFull(_) => "the membership set is full (2^20 members)",
+        E::CannotEraseMembership(_) => {
+            "only the holder may erase a membership in its grace period, and anyone once it \
+             has expired; an active membership cannot be erased"
+        }
+        E::NotInGracePeriod(_) => {
+            "a membership can be extended only in its grace period; `membership status` shows \
+             when that starts"
+        }
+        E::AttemptedExtensionByNonHolder(_) => {
+            "only the account that registered the membership can extend it; use its key"
+        }
+        E::NoDepositToWithdraw(_) => "this account has no deposit to withdraw in that token",
+    };
+    ChainError::Refused(text.into())
+}
+
+/// Maps an RPC node's message for a failed transaction (no decodable revert data).
+pub fn describe_send_error(text: &str, account: Address, chain: u64) -> ChainError {
+    let lower = text.to_lowercase();
+    if lower.contains("insufficient funds") || lower.contains("lack of funds") {
+        return ChainError::InsufficientFunds {
+            account: account.to_string(),
+            chain,
+        };
+    }
+    if lower.contains("error sending request") || lower.contains("connection refused") {
+        return ChainError::Unreachable {
+            url: "the RPC endpoint".into(),
+            detail: text.into(),
+        };
+    }
+    ChainError::Reverted(text.into())
 }
 
 impl ChainError {

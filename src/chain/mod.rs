@@ -8,8 +8,9 @@
 
 pub mod bindings;
 mod client;
+pub mod deploy;
 mod error;
-pub mod register;
+pub mod membership;
 mod store;
 pub mod sync;
 

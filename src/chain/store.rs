@@ -188,6 +188,84 @@ impl SyncStore {
         Ok(tree)
     }
 
+    /// The initial sync in progress: the block it reads at, that block's hash, and the next
+    /// leaf index to read. Leaves below that index are stored already.
+    pub fn initial_progress(&self) -> Result<Option<(u64, B256, u32)>, ChainError> {
+        let (Some(block), Some(hash), Some(next)) = (
+            self.meta("initial_block")?,
+            self.meta("initial_hash")?,
+            self.meta("initial_next")?,
+        ) else {
+            return Ok(None);
+        };
+        let damaged = |what: &str| ChainError::Store {
+            path: self.path.clone(),
+            detail: format!("{what} of the initial sync is damaged"),
+        };
+        Ok(Some((
+            block.parse().map_err(|_| damaged("the block"))?,
+            hash.parse().map_err(|_| damaged("the block hash"))?,
+            next.parse().map_err(|_| damaged("the next index"))?,
+        )))
+    }
+
+    /// Stores one batch of the initial sync, leaves `start..start + leaves.len()` read at
+    /// `block`, and the index to continue from, in one transaction: a process killed between
+    /// batches resumes after the last one stored.
+    pub fn commit_initial_batch(
+        &mut self,
+        (block, hash): (u64, B256),
+        start: u32,
+        leaves: &[Fr],
+    ) -> Result<(), ChainError> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| ChainError::Store {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut leaf = tx
+                .prepare_cached("INSERT OR REPLACE INTO leaves (idx, value) VALUES (?1, ?2)")
+                .map_err(err)?;
+            for (i, value) in leaves.iter().enumerate() {
+                if *value == Fr::from(0u64) {
+                    continue;
+                }
+                leaf.execute(params![
+                    start as usize + i,
+                    field::to_le_bytes(value).to_vec()
+                ])
+                .map_err(err)?;
+            }
+            let mut meta = tx
+                .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+                .map_err(err)?;
+            meta.execute(params!["initial_block", block.to_string()])
+                .map_err(err)?;
+            meta.execute(params!["initial_hash", hash.to_string()])
+                .map_err(err)?;
+            meta.execute(params![
+                "initial_next",
+                (start as usize + leaves.len()).to_string()
+            ])
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Ends the initial sync: `block` becomes the last synced block.
+    pub fn finish_initial(&mut self, last: (u64, B256)) -> Result<(), ChainError> {
+        self.commit(&[], &[], last)?;
+        self.conn
+            .execute(
+                "DELETE FROM meta WHERE key IN ('initial_block', 'initial_hash', 'initial_next')",
+                [],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
     /// Records a synced range: its leaf changes (in order), the hash of every block that had
     /// changes and of the range's last block, all in one transaction.
     pub fn commit(
@@ -302,7 +380,8 @@ impl SyncStore {
         self.conn
             .execute_batch(
                 "DELETE FROM leaves; DELETE FROM blocks; DELETE FROM undo;
-                 DELETE FROM meta WHERE key IN ('last_block', 'last_hash');",
+                 DELETE FROM meta WHERE key IN ('last_block', 'last_hash', 'initial_block',
+                                                'initial_hash', 'initial_next');",
             )
             .map_err(|e| self.err(&e))
     }

@@ -173,7 +173,15 @@ impl Syncer {
         let target = head.saturating_sub(self.config.follow_distance);
         let mut rolled_back = 0;
         let applied = match self.store.last_synced()? {
-            None => self.initial(target).await?,
+            None => {
+                let applied = self.initial(target).await?;
+                // The chain may have moved on while the leaves were read.
+                let (block, _) = self
+                    .store
+                    .last_synced()?
+                    .expect("the initial sync records its block");
+                applied + self.follow(block, target.max(block)).await?
+            }
             Some((last, hash)) => {
                 let resume = if self.block_hash(last).await? == hash {
                     last
@@ -211,8 +219,24 @@ impl Syncer {
         })
     }
 
-    /// Reads every leaf at `block` in bulk.
-    async fn initial(&mut self, block: u64) -> Result<usize, ChainError> {
+    /// Reads every leaf at one block in bulk, storing each batch as it arrives so a restart
+    /// continues after the last stored batch (at the same block, when the chain still has it).
+    async fn initial(&mut self, target: u64) -> Result<usize, ChainError> {
+        let (block, hash, mut start) = match self.store.initial_progress()? {
+            Some((block, hash, next)) if self.block_hash(block).await? == hash => {
+                tracing::info!(block, next, "resuming the initial sync");
+                (block, hash, next)
+            }
+            Some(_) => {
+                tracing::warn!(
+                    "the block of the interrupted initial sync was reorganised away; starting over"
+                );
+                self.store.reset()?;
+                self.tree = MerkleTree::new();
+                (target, self.block_hash(target).await?, 0)
+            }
+            None => (target, self.block_hash(target).await?, 0),
+        };
         let contract = self.client.contract();
         let count = self
             .client
@@ -222,8 +246,8 @@ impl Syncer {
             })
             .await?;
         let bar = progress(u64::from(count), "reading members");
-        let mut leaves = Vec::with_capacity(count as usize);
-        let mut start = 0u32;
+        bar.set_position(u64::from(start.min(count)));
+        let mut read = 0;
         while start < count {
             let end = (start + self.config.leaves_per_call).min(count) - 1;
             let batch = self
@@ -238,33 +262,29 @@ impl Syncer {
                     }
                 })
                 .await?;
-            for value in batch {
-                leaves.push(to_field(value, "a rate commitment")?);
+            let leaves = batch
+                .into_iter()
+                .map(|value| to_field(value, "a rate commitment"))
+                .collect::<Result<Vec<_>, _>>()?;
+            if leaves.len() != (end - start + 1) as usize {
+                return Err(ChainError::rpc(
+                    format!("leaves {start}..={end}"),
+                    format!("the contract returned {} leaves", leaves.len()),
+                ));
             }
-            bar.inc(u64::from(end - start + 1));
+            self.store
+                .commit_initial_batch((block, hash), start, &leaves)?;
+            self.tree
+                .set_range(start as usize, &leaves)
+                .map_err(|e| ChainError::rpc("building the tree", e))?;
+            read += leaves.len();
+            bar.inc(leaves.len() as u64);
             start = end + 1;
         }
         bar.finish_and_clear();
-        let hash = self.block_hash(block).await?;
-        let mut tree = MerkleTree::new();
-        tree.set_range(0, &leaves)
-            .map_err(|e| ChainError::rpc("building the tree", e))?;
-        let changes: Vec<(u64, LeafChange)> = leaves
-            .iter()
-            .enumerate()
-            .map(|(i, leaf)| {
-                let change = LeafChange {
-                    index: i as u32,
-                    old: Fr::from(0u64),
-                    new: *leaf,
-                };
-                (block, change)
-            })
-            .collect();
-        self.store.commit(&changes, &[], (block, hash))?;
-        self.tree = tree;
+        self.store.finish_initial((block, hash))?;
         self.roots.push(self.tree.root());
-        Ok(leaves.len())
+        Ok(read)
     }
 
     /// Applies the events of blocks `after + 1 ..= target`.

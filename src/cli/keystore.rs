@@ -145,7 +145,7 @@ impl KeystoreCommand {
 
 /// Maps keystore errors: damaged files and wrong passwords are the user's input (exit 2),
 /// I/O failures are failures (exit 1).
-fn keystore_error(e: KeystoreError) -> CliError {
+pub(super) fn keystore_error(e: KeystoreError) -> CliError {
     match e {
         KeystoreError::Io { .. } => CliError::failed(e),
         _ => CliError::bad_input(e),

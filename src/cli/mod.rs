@@ -1,6 +1,7 @@
 //! Command-line interface: one clap `Args` struct per command group, each a thin layer that
 //! parses, calls the library and prints.
 
+mod chain;
 mod circuit;
 mod keystore;
 mod message;
@@ -42,6 +43,15 @@ enum Command {
     /// Manage encrypted RLN credentials (nwaku-compatible keystore).
     #[command(subcommand)]
     Keystore(keystore::KeystoreCommand),
+    /// Deploy the membership contract (development chains).
+    #[command(subcommand)]
+    Contract(chain::ContractCommand),
+    /// Register, inspect, extend and erase memberships.
+    #[command(subcommand)]
+    Membership(chain::MembershipCommand),
+    /// Sync the membership tree from the contract.
+    #[command(subcommand)]
+    Tree(chain::TreeCommand),
 }
 
 impl Cli {
@@ -53,6 +63,9 @@ impl Cli {
             Command::Rln(cmd) => cmd.run(),
             Command::Circuit(cmd) => cmd.run(),
             Command::Keystore(cmd) => cmd.run(),
+            Command::Contract(cmd) => cmd.run(),
+            Command::Membership(cmd) => cmd.run(),
+            Command::Tree(cmd) => cmd.run(),
         }
     }
 }
