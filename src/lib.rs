@@ -11,6 +11,7 @@
 pub mod chain;
 pub mod credentials;
 pub mod message;
+pub mod node;
 pub mod proto;
 pub mod protocols;
 pub mod rln;

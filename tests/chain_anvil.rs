@@ -16,8 +16,9 @@ use alloy::{
     providers::{Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
-use common::{ANVIL_KEYS, Anvil};
+use common::{ANVIL_KEYS, anvil as start_anvil};
 use serde_json::Value;
+use wakurln::chain::anvil::Anvil;
 use wakurln::{
     chain::{
         ChainClient, ChainError, Endpoint,
@@ -127,7 +128,7 @@ fn sync_config() -> SyncConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_from_the_cli_then_find_the_member_in_a_synced_tree() {
-    let anvil = Anvil::start(&[]);
+    let anvil = start_anvil(&[]);
     let dir = temp_dir("register");
     let deployed = deploy(&anvil, &[]);
     let contract = deployed["contract"].as_str().unwrap().to_owned();
@@ -239,7 +240,7 @@ async fn register_from_the_cli_then_find_the_member_in_a_synced_tree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_users_meet_are_one_sentence_that_says_what_to_do() {
-    let anvil = Anvil::start(&[]);
+    let anvil = start_anvil(&[]);
     let dir = temp_dir("errors");
     let deployed = deploy(&anvil, &[]);
     let contract = deployed["contract"].as_str().unwrap().to_owned();
@@ -355,7 +356,7 @@ async fn errors_users_meet_are_one_sentence_that_says_what_to_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extend_in_the_grace_period_and_erase_zeroes_the_leaf() {
-    let anvil = Anvil::start(&[]);
+    let anvil = start_anvil(&[]);
     let dir = temp_dir("erase");
     let deployed = deploy(
         &anvil,
@@ -464,7 +465,7 @@ async fn register_direct(client: &ChainClient) -> (Fr, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorganisation_rolls_the_tree_back() {
-    let anvil = Anvil::start(&[]);
+    let anvil = start_anvil(&[]);
     let dir = temp_dir("reorg");
     let deployed = deploy(&anvil, &[]);
     let contract = deployed["contract"].as_str().unwrap().to_owned();
@@ -557,7 +558,7 @@ async fn bulk_register(client: &ChainClient, count: usize, per_tx: usize) -> Vec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_mid_way_resumes_and_reaches_the_contract_root() {
-    let anvil = Anvil::start(&["--gas-limit", "300000000"]);
+    let anvil = start_anvil(&["--gas-limit", "300000000"]);
     let dir = temp_dir("resume");
     let deployed = deploy(
         &anvil,

@@ -6,6 +6,7 @@
 //! own tree (privacy: no RPC call reveals which member is sending; speed: nothing on the hot
 //! path), persisted in SQLite so a restart resumes where it stopped.
 
+pub mod anvil;
 pub mod bindings;
 mod client;
 pub mod deploy;

@@ -79,7 +79,9 @@ pub struct SyncStatus {
 #[derive(Debug)]
 pub struct Syncer {
     client: ChainClient,
-    store: SyncStore,
+    // Behind a mutex only so the syncer is Sync and its futures Send; never held across an
+    // await.
+    store: std::sync::Mutex<SyncStore>,
     tree: MerkleTree,
     roots: RootWindow,
     config: SyncConfig,
@@ -114,11 +116,17 @@ impl Syncer {
         Ok(Self {
             log_range: config.initial_log_range,
             client,
-            store,
+            store: std::sync::Mutex::new(store),
             tree,
             roots,
             config,
         })
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, SyncStore> {
+        self.store
+            .lock()
+            .expect("the sync store lock is never poisoned")
     }
 
     /// The tree as of the last step.
@@ -172,12 +180,13 @@ impl Syncer {
             .await?;
         let target = head.saturating_sub(self.config.follow_distance);
         let mut rolled_back = 0;
-        let applied = match self.store.last_synced()? {
+        let last_synced = self.store().last_synced()?;
+        let applied = match last_synced {
             None => {
                 let applied = self.initial(target).await?;
                 // The chain may have moved on while the leaves were read.
                 let (block, _) = self
-                    .store
+                    .store()
                     .last_synced()?
                     .expect("the initial sync records its block");
                 applied + self.follow(block, target.max(block)).await?
@@ -194,7 +203,7 @@ impl Syncer {
             }
         };
         let (block, _) = self
-            .store
+            .store()
             .last_synced()?
             .expect("a step records its last block");
         let contract_root = self.contract_root(block).await?;
@@ -222,7 +231,8 @@ impl Syncer {
     /// Reads every leaf at one block in bulk, storing each batch as it arrives so a restart
     /// continues after the last stored batch (at the same block, when the chain still has it).
     async fn initial(&mut self, target: u64) -> Result<usize, ChainError> {
-        let (block, hash, mut start) = match self.store.initial_progress()? {
+        let interrupted = self.store().initial_progress()?;
+        let (block, hash, mut start) = match interrupted {
             Some((block, hash, next)) if self.block_hash(block).await? == hash => {
                 tracing::info!(block, next, "resuming the initial sync");
                 (block, hash, next)
@@ -231,7 +241,7 @@ impl Syncer {
                 tracing::warn!(
                     "the block of the interrupted initial sync was reorganised away; starting over"
                 );
-                self.store.reset()?;
+                self.store().reset()?;
                 self.tree = MerkleTree::new();
                 (target, self.block_hash(target).await?, 0)
             }
@@ -272,7 +282,7 @@ impl Syncer {
                     format!("the contract returned {} leaves", leaves.len()),
                 ));
             }
-            self.store
+            self.store()
                 .commit_initial_batch((block, hash), start, &leaves)?;
             self.tree
                 .set_range(start as usize, &leaves)
@@ -282,7 +292,7 @@ impl Syncer {
             start = end + 1;
         }
         bar.finish_and_clear();
-        self.store.finish_initial((block, hash))?;
+        self.store().finish_initial((block, hash))?;
         self.roots.push(self.tree.root());
         Ok(read)
     }
@@ -317,7 +327,7 @@ impl Syncer {
         if after >= target {
             // Nothing new: still record where we are so the reorg check has a fresh hash.
             let hash = self.block_hash(after).await?;
-            self.store.commit(&[], &[], (after, hash))?;
+            self.store().commit(&[], &[], (after, hash))?;
         }
         Ok(applied)
     }
@@ -360,7 +370,7 @@ impl Syncer {
             }
         }
         let last_hash = self.block_hash(last).await?;
-        self.store.commit(&changes, &hashes, (last, last_hash))?;
+        self.store().commit(&changes, &hashes, (last, last_hash))?;
         let mut finals: Vec<(u32, Fr)> = overlay.into_iter().collect();
         finals.sort_by_key(|(i, _)| *i);
         for run in runs(&finals) {
@@ -377,10 +387,11 @@ impl Syncer {
 
     /// Walks back to the newest stored block the chain still has, undoing what came after.
     async fn rollback(&mut self) -> Result<u64, ChainError> {
-        for number in self.store.recent_blocks()? {
-            let stored = self.store.block_hash(number)?;
+        let recent = self.store().recent_blocks()?;
+        for number in recent {
+            let stored = self.store().block_hash(number)?;
             if stored == Some(self.block_hash(number).await?) {
-                let restored = self.store.rollback_to(number)?;
+                let restored = self.store().rollback_to(number)?;
                 for (index, old) in restored {
                     self.tree
                         .set(index as usize, old)
@@ -397,7 +408,7 @@ impl Syncer {
             }
         }
         tracing::warn!("chain reorganisation deeper than the blocks kept: resyncing from scratch");
-        self.store.reset()?;
+        self.store().reset()?;
         self.tree = MerkleTree::new();
         Ok(0)
     }

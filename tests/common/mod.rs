@@ -69,11 +69,15 @@ pub fn run_node_script(script: &str, args: &[&std::path::Path], stdin: &[u8]) ->
 }
 
 /// A throwaway anvil chain on a free loopback port, from the npm package that `scripts/test`
-/// installs into contracts/. Killed when dropped.
-pub struct Anvil {
-    child: std::process::Child,
-    /// The JSON-RPC URL.
-    pub url: String,
+/// installs into contracts/. Panics (never skips) when it is missing.
+pub fn anvil(extra: &[&str]) -> wakurln::chain::anvil::Anvil {
+    let bin = wakurln::chain::anvil::project_binary();
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `scripts/test`, which installs contracts/'s npm packages",
+        bin.display()
+    );
+    wakurln::chain::anvil::Anvil::start(&bin, extra).expect("anvil starts")
 }
 
 /// The private keys of anvil's first accounts: anvil's published development keys, funded
@@ -83,53 +87,3 @@ pub const ANVIL_KEYS: [&str; 3] = [
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
 ];
-
-impl Anvil {
-    /// Starts anvil with its defaults (automine) plus `extra` arguments and waits until it
-    /// answers.
-    pub fn start(extra: &[&str]) -> Self {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-        assert!(
-            bin.is_file(),
-            "{} is missing: run `scripts/test`, which installs contracts/'s npm packages",
-            bin.display()
-        );
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free loopback port")
-                .port();
-            let mut child = std::process::Command::new(&bin)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(extra)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            let started = std::time::Instant::now();
-            while started.elapsed() < std::time::Duration::from_secs(20) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Self {
-                        child,
-                        url: format!("http://127.0.0.1:{port}"),
-                    };
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("anvil did not start listening on a loopback port");
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}

@@ -1,0 +1,106 @@
+//! The node's configuration as the library takes it; the CLI builds it from flags, the
+//! environment, a TOML file and presets.
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy::primitives::Address;
+use libp2p::{Multiaddr, identity::Keypair};
+use zeroize::Zeroizing;
+
+use super::{keys::KeyKind, validator::RlnRules};
+use crate::chain::Endpoint;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where the node keeps its key, sync store and message-id counter.
+    pub data_dir: PathBuf,
+    /// The node key; `None` loads or creates `data_dir/node.key` of `key_kind`.
+    pub key: Option<Keypair>,
+    /// The kind of a newly created node key.
+    pub key_kind: KeyKind,
+    /// Listen addresses (`/ip4/.../tcp/P` and `/ip4/.../tcp/P/ws`).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to keep connected to (redialled with backoff).
+    pub static_peers: Vec<Multiaddr>,
+    /// Cluster id.
+    pub cluster: u16,
+    /// Shards per cluster, for autosharding.
+    pub shard_count: u16,
+    /// Static shards to relay from the start.
+    pub shards: Vec<u16>,
+    /// Largest number of connections.
+    pub max_connections: u32,
+    /// RLN; `None` relays without RLN (private networks only).
+    pub rln: Option<RlnConfig>,
+}
+
+impl NodeConfig {
+    /// A configuration for tests and local networks: loopback TCP on a free port, cluster
+    /// `cluster`, shard 0, no RLN.
+    pub fn local(data_dir: PathBuf, cluster: u16) -> Self {
+        Self {
+            data_dir,
+            key: None,
+            key_kind: KeyKind::Secp256k1,
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("a valid multiaddr")],
+            static_peers: Vec::new(),
+            cluster,
+            shard_count: 8,
+            shards: vec![0],
+            max_connections: 50,
+            rln: None,
+        }
+    }
+}
+
+/// RLN enforcement.
+#[derive(Debug, Clone)]
+pub struct RlnConfig {
+    /// Epoch period and clock drift.
+    pub rules: RlnRules,
+    /// Recent roots accepted.
+    pub root_window: usize,
+    /// The membership contract.
+    pub chain: ChainConfig,
+    /// The node's own membership, to publish with.
+    pub membership: Option<MembershipConfig>,
+}
+
+/// The membership contract to sync from.
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoints (failover in order).
+    pub rpc: Vec<Endpoint>,
+    /// The contract.
+    pub contract: Address,
+    /// The expected chain id.
+    pub chain_id: Option<u64>,
+    /// Seconds between sync steps.
+    pub poll_interval: Duration,
+    /// Blocks to stay behind the head.
+    pub follow_distance: u64,
+}
+
+/// The node's own membership.
+#[derive(Clone)]
+pub struct MembershipConfig {
+    /// The keystore.
+    pub keystore: PathBuf,
+    /// The credential's key; `None` picks the only one registered with the contract.
+    pub key: Option<String>,
+    /// The keystore password.
+    pub password: Zeroizing<String>,
+    /// The circuit files (proving key and witness graph).
+    pub circuit_dir: PathBuf,
+}
+
+impl std::fmt::Debug for MembershipConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MembershipConfig")
+            .field("keystore", &self.keystore)
+            .field("key", &self.key)
+            .field("circuit_dir", &self.circuit_dir)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,322 @@
+//! The Waku relay node: libp2p (TCP and WebSockets, noise, yamux and mplex, identify, ping),
+//! gossipsub as Waku relay with every message validated off the swarm task, the metadata
+//! protocol, the chain sync feeding the root window, and publishing with the node's own
+//! membership.
+//!
+//! [`start`] returns a [`NodeHandle`]; the swarm runs on its own task and is driven by
+//! commands from the handle.
+
+mod behaviour;
+pub mod config;
+pub mod keys;
+pub mod metadata;
+pub mod publisher;
+pub mod relay;
+mod run;
+pub mod validator;
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, RwLock},
+};
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+pub use config::{ChainConfig, MembershipConfig, NodeConfig, RlnConfig};
+use publisher::{PublishError, Publisher};
+pub use run::start;
+
+use crate::{
+    message::{MessageHash, WakuMessage},
+    rln::{field::Fr, tree::MerkleProof},
+    topics::PubsubTopic,
+};
+
+/// A message delivered to local consumers after validation (or published by this node).
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// The pubsub topic it arrived on.
+    pub topic: PubsubTopic,
+    /// The message.
+    pub message: WakuMessage,
+    /// Its deterministic hash.
+    pub hash: MessageHash,
+}
+
+/// Something the node did that operators and tests want to see.
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// A relayed message was validated.
+    Validated {
+        /// The peer it came from.
+        from: PeerId,
+        /// The message hash, when it decoded.
+        hash: Option<MessageHash>,
+        /// The verdict's label (`valid`, `spam`, `invalid_proof`, ...).
+        verdict: &'static str,
+    },
+    /// A member exceeded its rate limit; its secret was recovered.
+    Spam {
+        /// The peer that sent the second message.
+        from: PeerId,
+        /// The offender's identity commitment.
+        commitment: Fr,
+        /// The offender's recovered identity secret.
+        secret: Fr,
+    },
+    /// A connection to a peer opened.
+    PeerConnected(PeerId),
+    /// The last connection to a peer closed.
+    PeerDisconnected(PeerId),
+    /// A peer of another cluster was disconnected.
+    ClusterMismatch {
+        /// The peer.
+        peer: PeerId,
+        /// Its cluster (None if it did not say).
+        cluster: Option<u32>,
+    },
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its id.
+    pub peer: PeerId,
+    /// The addresses we are connected on.
+    pub addresses: Vec<Multiaddr>,
+    /// Its protocols, as identify reported them.
+    pub protocols: Vec<String>,
+    /// Its cluster, as metadata reported it.
+    pub cluster: Option<u32>,
+    /// Its shards.
+    pub shards: Vec<u32>,
+}
+
+/// Where the chain sync stands, for health reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// Whether a sync step has completed (the root window is usable).
+    pub ready: bool,
+    /// The last synced block.
+    pub block: u64,
+    /// Members in the tree.
+    pub members: usize,
+    /// The last error, if the last step failed.
+    pub error: Option<String>,
+}
+
+/// Why a handle request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The node stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// Publishing failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// RLN is enforced and the message has no proof, and we have no membership to make one.
+    #[error(
+        "this network enforces RLN and the node has no membership to prove messages with; \
+         configure --rln-keystore or attach a proof"
+    )]
+    NoMembership,
+    /// The message is not acceptable.
+    #[error("{0}")]
+    BadMessage(String),
+    /// gossipsub refused to publish.
+    #[error("publishing failed: {0}")]
+    Relay(String),
+    /// Starting failed.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// Our Merkle path at the latest root: `(root, path, our leaf)`.
+pub(crate) type MemberPath = Option<(Fr, MerkleProof, Fr)>;
+
+pub(crate) enum Command {
+    Subscribe(PubsubTopic, oneshot::Sender<bool>),
+    Unsubscribe(PubsubTopic, oneshot::Sender<bool>),
+    Publish(
+        PubsubTopic,
+        Box<WakuMessage>,
+        oneshot::Sender<Result<MessageHash, NodeError>>,
+    ),
+    Dial(Multiaddr, oneshot::Sender<Result<(), String>>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Topics(oneshot::Sender<Vec<PubsubTopic>>),
+    MeshPeers(PubsubTopic, oneshot::Sender<usize>),
+    Shutdown,
+}
+
+/// Controls a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(crate) peer_id: PeerId,
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) delivered: broadcast::Sender<Delivered>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) publisher: Option<Arc<Publisher>>,
+    pub(crate) member_path: watch::Receiver<MemberPath>,
+    pub(crate) sync: watch::Receiver<SyncState>,
+    pub(crate) enforces_rln: bool,
+    pub(crate) cluster: u16,
+    pub(crate) shards: Arc<RwLock<HashSet<u16>>>,
+    pub(crate) shard_count: u16,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    /// The node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The cluster id.
+    pub fn cluster(&self) -> u16 {
+        self.cluster
+    }
+
+    /// Shards per cluster for autosharding.
+    pub fn shard_count(&self) -> u16 {
+        self.shard_count
+    }
+
+    /// Whether RLN is enforced.
+    pub fn enforces_rln(&self) -> bool {
+        self.enforces_rln
+    }
+
+    /// The membership this node publishes with, if any: `(index, rate limit)`.
+    pub fn membership(&self) -> Option<(u64, u64)> {
+        self.publisher
+            .as_ref()
+            .map(|p| (p.member().index, p.member().limit))
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Subscribes to a pubsub topic; false if already subscribed.
+    pub async fn subscribe(&self, topic: PubsubTopic) -> Result<bool, NodeError> {
+        self.ask(|tx| Command::Subscribe(topic, tx)).await
+    }
+
+    /// Unsubscribes; false if not subscribed.
+    pub async fn unsubscribe(&self, topic: PubsubTopic) -> Result<bool, NodeError> {
+        self.ask(|tx| Command::Unsubscribe(topic, tx)).await
+    }
+
+    /// The subscribed pubsub topics.
+    pub async fn topics(&self) -> Result<Vec<PubsubTopic>, NodeError> {
+        self.ask(Command::Topics).await
+    }
+
+    /// Peers in our mesh for `topic`.
+    pub async fn mesh_peers(&self, topic: PubsubTopic) -> Result<usize, NodeError> {
+        self.ask(|tx| Command::MeshPeers(topic, tx)).await
+    }
+
+    /// Publishes `message` on `topic`, proving it with our membership first when RLN is
+    /// enforced and it carries no proof. Returns its hash.
+    pub async fn publish(
+        &self,
+        topic: PubsubTopic,
+        message: WakuMessage,
+    ) -> Result<MessageHash, NodeError> {
+        let message = if self.enforces_rln && message.rate_limit_proof().is_none() {
+            let Some(publisher) = self.publisher.clone() else {
+                return Err(NodeError::NoMembership);
+            };
+            let path = self.member_path.borrow().clone();
+            tokio::task::spawn_blocking(move || publisher.prove(message, path))
+                .await
+                .map_err(|_| NodeError::Stopped)??
+        } else {
+            message
+        };
+        self.ask(|tx| Command::Publish(topic, Box::new(message), tx))
+            .await?
+    }
+
+    /// Dials a peer.
+    pub async fn dial(&self, address: Multiaddr) -> Result<(), NodeError> {
+        self.ask(|tx| Command::Dial(address, tx))
+            .await?
+            .map_err(NodeError::Relay)
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// The addresses the node listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        self.ask(Command::ListenAddrs).await
+    }
+
+    /// Messages delivered from now on.
+    pub fn delivered(&self) -> broadcast::Receiver<Delivered> {
+        self.delivered.subscribe()
+    }
+
+    /// Events from now on.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// The chain sync's state.
+    pub fn sync_state(&self) -> SyncState {
+        self.sync.borrow().clone()
+    }
+
+    /// Waits until the chain sync has completed a step (immediately without RLN).
+    pub async fn wait_ready(&self) -> Result<(), NodeError> {
+        if !self.enforces_rln {
+            return Ok(());
+        }
+        let mut sync = self.sync.clone();
+        sync.wait_for(|s| s.ready)
+            .await
+            .map(drop)
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Waits until the sync has reached `block` or later.
+    pub async fn wait_synced_to(&self, block: u64) -> Result<(), NodeError> {
+        let mut sync = self.sync.clone();
+        sync.wait_for(|s| s.ready && s.block >= block)
+            .await
+            .map(drop)
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Stops the node.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+
+    /// Whether `shard` is among those this node serves.
+    pub fn serves_shard(&self, shard: u16) -> bool {
+        self.shards.read().expect("never poisoned").contains(&shard)
+    }
+}

@@ -1,0 +1,278 @@
+//! Proving the node's own messages with its membership.
+//!
+//! Each message takes the next message id of the current epoch from a SQLite counter, written
+//! durably *before* the proof is made: a crash or restart can waste an id but never reuse one,
+//! so the node can never double-signal (and have its secret recovered) by restarting within
+//! an epoch. The member's share of every proof is prepared once per Merkle path.
+
+use std::{
+    path::Path,
+    sync::Mutex,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::{
+    message::WakuMessage,
+    rln::{
+        field::Fr,
+        identity::Identity,
+        prover::{MemberInputs, MessageInputs, PreparedRln, RlnProver},
+        tree::MerkleProof,
+        waku::{Epoch, RlnProofData, external_nullifier, rln_identifier, signal_x_of},
+    },
+};
+
+/// Why a message could not be proved.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Every message id of this epoch is used.
+    #[error(
+        "the membership's budget of {limit} messages in epoch {epoch} is spent; publishing \
+         frees up in {wait_secs} s, when the next epoch starts"
+    )]
+    BudgetSpent {
+        /// The rate limit.
+        limit: u64,
+        /// The current epoch.
+        epoch: u64,
+        /// Seconds until the next epoch.
+        wait_secs: u64,
+    },
+    /// The tree has not been synced up to our membership yet.
+    #[error(
+        "the membership tree is not synced up to our membership (index {index}) yet; wait for \
+         the chain sync"
+    )]
+    NotSynced {
+        /// Our leaf index.
+        index: u64,
+    },
+    /// Our leaf in the synced tree is not our rate commitment.
+    #[error(
+        "the synced tree does not hold our membership at index {index}: it was erased or \
+         expired, or the keystore credential belongs to another contract"
+    )]
+    NotAMember {
+        /// Our leaf index.
+        index: u64,
+    },
+    /// The message has no timestamp to prove for.
+    #[error("the message needs a timestamp")]
+    NoTimestamp,
+    /// Proving failed.
+    #[error("proving failed: {0}")]
+    Prove(String),
+    /// The message-id counter failed.
+    #[error("the message-id counter {path}: {detail}")]
+    Counter {
+        /// The SQLite file.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// The message ids used per epoch, persisted.
+#[derive(Debug)]
+pub struct MessageIdCounter {
+    conn: Mutex<Connection>,
+    path: String,
+}
+
+impl MessageIdCounter {
+    /// Opens (creating) the counter at `path`.
+    pub fn open(path: &Path) -> Result<Self, PublishError> {
+        let name = path.display().to_string();
+        let err = |e: rusqlite::Error| PublishError::Counter {
+            path: name.clone(),
+            detail: e.to_string(),
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        // Every reservation must survive a power cut, not only a crash.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS message_ids (
+                 membership INTEGER NOT NULL, epoch INTEGER NOT NULL, next INTEGER NOT NULL,
+                 PRIMARY KEY (membership, epoch))",
+        )
+        .map_err(err)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: name,
+        })
+    }
+
+    /// Reserves the next message id of `epoch` for membership `index`, below `limit`.
+    pub fn reserve(&self, index: u64, epoch: u64, limit: u64) -> Result<Option<u64>, PublishError> {
+        let err = |e: rusqlite::Error| PublishError::Counter {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        };
+        let mut conn = self
+            .conn
+            .lock()
+            .expect("the counter lock is never poisoned");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let next: u64 = tx
+            .query_row(
+                "SELECT next FROM message_ids WHERE membership = ?1 AND epoch = ?2",
+                params![index as i64, epoch as i64],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(err)?
+            .map_or(0, |n| n as u64);
+        if next >= limit {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO message_ids (membership, epoch, next) VALUES (?1, ?2, ?3)",
+            params![index as i64, epoch as i64, (next + 1) as i64],
+        )
+        .map_err(err)?;
+        // Old epochs can never be proved for again.
+        tx.execute(
+            "DELETE FROM message_ids WHERE membership = ?1 AND epoch < ?2",
+            params![index as i64, epoch.saturating_sub(2) as i64],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Some(next))
+    }
+
+    /// Message ids used in `epoch` by membership `index`.
+    pub fn used(&self, index: u64, epoch: u64) -> Result<u64, PublishError> {
+        let conn = self
+            .conn
+            .lock()
+            .expect("the counter lock is never poisoned");
+        conn.query_row(
+            "SELECT next FROM message_ids WHERE membership = ?1 AND epoch = ?2",
+            params![index as i64, epoch as i64],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map(|n| n.map_or(0, |n| n as u64))
+        .map_err(|e| PublishError::Counter {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// A membership able to prove messages.
+#[derive(Debug)]
+pub struct Member {
+    /// The identity.
+    pub identity: Identity,
+    /// The leaf index.
+    pub index: u64,
+    /// Messages per epoch.
+    pub limit: u64,
+}
+
+/// Proves the node's own messages.
+#[derive(Debug)]
+pub struct Publisher {
+    prover: RlnProver,
+    member: Member,
+    epoch_period: u64,
+    counter: MessageIdCounter,
+    prepared: Mutex<Option<(Fr, PreparedRln)>>,
+}
+
+impl Publisher {
+    /// A publisher for `member`, with its message-id counter at `counter`.
+    pub fn new(
+        prover: RlnProver,
+        member: Member,
+        epoch_period: u64,
+        counter: MessageIdCounter,
+    ) -> Self {
+        Self {
+            prover,
+            member,
+            epoch_period,
+            counter,
+            prepared: Mutex::new(None),
+        }
+    }
+
+    /// The membership.
+    pub fn member(&self) -> &Member {
+        &self.member
+    }
+
+    /// The message-id counter.
+    pub fn counter(&self) -> &MessageIdCounter {
+        &self.counter
+    }
+
+    /// Attaches a proof to `message` using the Merkle `path` of our leaf at `root`. Blocking
+    /// (tens of milliseconds): call it off async threads.
+    pub fn prove(
+        &self,
+        message: WakuMessage,
+        path: Option<(Fr, MerkleProof, Fr)>,
+    ) -> Result<WakuMessage, PublishError> {
+        let index = self.member.index;
+        let Some((root, path, leaf)) = path else {
+            return Err(PublishError::NotSynced { index });
+        };
+        if leaf != self.member.identity.rate_commitment(self.member.limit) {
+            return Err(PublishError::NotAMember { index });
+        }
+        let timestamp = message.timestamp().ok_or(PublishError::NoTimestamp)?;
+        let epoch = Epoch::from_timestamp_ns(timestamp, self.epoch_period);
+        let Some(message_id) = self.counter.reserve(index, epoch.0, self.member.limit)? else {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let next_start = (epoch.0 + 1) * self.epoch_period;
+            return Err(PublishError::BudgetSpent {
+                limit: self.member.limit,
+                epoch: epoch.0,
+                wait_secs: next_start.saturating_sub(now),
+            });
+        };
+        let mut prepared = self.prepared.lock().expect("never poisoned");
+        if prepared.as_ref().is_none_or(|(r, _)| *r != root) {
+            let inputs = MemberInputs {
+                identity_secret: self.member.identity.secret_hash,
+                user_message_limit: Fr::from(self.member.limit),
+                path_elements: path.elements,
+                identity_path_index: path.path_bits(),
+            };
+            let p = self
+                .prover
+                .prepare(&inputs)
+                .map_err(|e| PublishError::Prove(e.to_string()))?;
+            *prepared = Some((root, p));
+        }
+        let (_, member) = prepared.as_ref().expect("prepared above");
+        let rln_id = rln_identifier();
+        let inputs = MessageInputs {
+            x: signal_x_of(&message),
+            external_nullifier: external_nullifier(epoch, rln_id),
+            message_id: Fr::from(message_id),
+        };
+        let proof = self
+            .prover
+            .prove_prepared(member, inputs, &mut rand::thread_rng())
+            .map_err(|e| PublishError::Prove(e.to_string()))?;
+        drop(prepared);
+        let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_id)
+            .map_err(|e| PublishError::Prove(e.to_string()))?;
+        message
+            .with_rate_limit_proof(data.encode())
+            .map_err(|e| PublishError::Prove(e.to_string()))
+    }
+}
