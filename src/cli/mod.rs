@@ -5,6 +5,7 @@ mod chain;
 mod circuit;
 mod keystore;
 mod message;
+mod node;
 mod password;
 mod rln;
 mod topic;
@@ -52,6 +53,8 @@ enum Command {
     /// Sync the membership tree from the contract.
     #[command(subcommand)]
     Tree(chain::TreeCommand),
+    /// Run a relay node enforcing RLN.
+    Node(Box<node::NodeArgs>),
 }
 
 impl Cli {
@@ -66,6 +69,16 @@ impl Cli {
             Command::Contract(cmd) => cmd.run(),
             Command::Membership(cmd) => cmd.run(),
             Command::Tree(cmd) => cmd.run(),
+            Command::Node(args) => args.run(),
+        }
+    }
+
+    /// The log level when RUST_LOG does not say: a running node reports what it does; other
+    /// commands only warn.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Node(_) => "info,libp2p_gossipsub=warn",
+            _ => "warn",
         }
     }
 }

@@ -1,0 +1,385 @@
+//! `wakurln node`: runs a relay node. Options come from flags, then `WAKURLN_*` environment
+//! variables, then a TOML file (`--config`, keys named as the flags), then a preset (`twn` or
+//! `dev`), then defaults.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wakurln::{
+    chain::Endpoint,
+    node::{
+        self, ChainConfig, MembershipConfig, NodeConfig, NodeEvent, RlnConfig, keys::KeyKind,
+        validator::RlnRules,
+    },
+    rln::field,
+};
+
+use super::{CliError, circuit::default_circuit_dir, password::PASSWORD_ENV};
+
+/// Network presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// The Waku Network: cluster 1, 8 shards, RLN with 600 s epochs on Linea Sepolia.
+    Twn,
+    /// A local development network: cluster 66, shard 0, RLN against your own contract.
+    Dev,
+}
+
+/// The node key's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyType {
+    /// secp256k1 (as the Nim node).
+    Secp256k1,
+    /// Ed25519 (as the JS client).
+    Ed25519,
+}
+
+/// `wakurln node` options. Every one can also be set in the TOML file given with --config,
+/// under the flag's name without the dashes prefix (for example `tcp-port = 60000`).
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeArgs {
+    /// A TOML file with options (flags and environment variables override it).
+    #[arg(long, value_name = "FILE", env = "WAKURLN_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Network preset: `twn` (The Waku Network) or `dev`.
+    #[arg(long, value_enum, env = "WAKURLN_PRESET")]
+    preset: Option<Preset>,
+    /// Where the node keeps its key, membership tree and message-id counter
+    /// [default: ~/.wakurln/node].
+    #[arg(long, value_name = "DIR", env = "WAKURLN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A file holding the node's 32-byte secret key as hex; without it the key is kept in the
+    /// data directory (created on first start).
+    #[arg(long, value_name = "FILE", env = "WAKURLN_NODE_KEY_FILE")]
+    node_key_file: Option<PathBuf>,
+    /// Type of the node key [default: secp256k1].
+    #[arg(long, value_enum, env = "WAKURLN_KEY_TYPE")]
+    key_type: Option<KeyType>,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, value_name = "IP", env = "WAKURLN_LISTEN_ADDRESS")]
+    listen_address: Option<String>,
+    /// TCP port [default: 60000; 0 picks a free port].
+    #[arg(long, value_name = "PORT", env = "WAKURLN_TCP_PORT")]
+    tcp_port: Option<u16>,
+    /// WebSocket port (WebSockets are off without it).
+    #[arg(long, value_name = "PORT", env = "WAKURLN_WS_PORT")]
+    ws_port: Option<u16>,
+    /// A peer to stay connected to, as a multiaddr with /p2p/<peer id> (repeatable).
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        env = "WAKURLN_STATIC_PEERS",
+        value_delimiter = ','
+    )]
+    static_peer: Option<Vec<String>>,
+    /// Cluster id [default: from the preset, else 66].
+    #[arg(long, value_name = "ID", env = "WAKURLN_CLUSTER_ID")]
+    cluster_id: Option<u16>,
+    /// A static shard to relay (repeatable) [default: from the preset, else 0].
+    #[arg(long, value_name = "N", env = "WAKURLN_SHARDS", value_delimiter = ',')]
+    shard: Option<Vec<u16>>,
+    /// Shards per cluster for autosharding [default: 8].
+    #[arg(long, value_name = "N", env = "WAKURLN_SHARD_COUNT")]
+    shard_count: Option<u16>,
+    /// Largest number of connections [default: 50].
+    #[arg(long, value_name = "N", env = "WAKURLN_MAX_CONNECTIONS")]
+    max_connections: Option<u32>,
+    /// Relay without RLN: no rate limits, for private networks only.
+    #[arg(long, env = "WAKURLN_NO_RLN", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    no_rln: Option<bool>,
+    /// Ethereum JSON-RPC endpoint of the membership contract's chain (repeatable: failover).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WAKURLN_RLN_RPC",
+        value_delimiter = ','
+    )]
+    rln_rpc: Option<Vec<String>>,
+    /// The membership contract [default: from the preset].
+    #[arg(long, value_name = "ADDRESS", env = "WAKURLN_RLN_CONTRACT")]
+    rln_contract: Option<String>,
+    /// Refuse RPC endpoints of another chain [default: from the preset].
+    #[arg(long, value_name = "ID", env = "WAKURLN_RLN_CHAIN_ID")]
+    rln_chain_id: Option<u64>,
+    /// Seconds per RLN epoch [default: 600].
+    #[arg(long, value_name = "SECONDS", env = "WAKURLN_RLN_EPOCH_PERIOD")]
+    rln_epoch_period: Option<u64>,
+    /// Largest accepted clock difference of a message's timestamp, in seconds [default: 20].
+    #[arg(long, value_name = "SECONDS", env = "WAKURLN_RLN_MAX_CLOCK_DRIFT")]
+    rln_max_clock_drift: Option<u64>,
+    /// Recent membership roots accepted [default: 50].
+    #[arg(long, value_name = "N", env = "WAKURLN_RLN_ROOT_WINDOW")]
+    rln_root_window: Option<usize>,
+    /// Seconds between chain sync steps [default: 5; 1 with the dev preset].
+    #[arg(long, value_name = "SECONDS", env = "WAKURLN_RLN_POLL_INTERVAL")]
+    rln_poll_interval: Option<f64>,
+    /// Blocks to stay behind the chain head [default: 2; 0 with the dev preset].
+    #[arg(long, value_name = "N", env = "WAKURLN_RLN_FOLLOW_DISTANCE")]
+    rln_follow_distance: Option<u64>,
+    /// Keystore with this node's membership, to publish with (relaying needs none).
+    #[arg(long, value_name = "FILE", env = "WAKURLN_RLN_KEYSTORE")]
+    rln_keystore: Option<PathBuf>,
+    /// Which credential of the keystore [default: the only one of this contract].
+    #[arg(long, value_name = "KEY", env = "WAKURLN_RLN_KEY")]
+    rln_key: Option<String>,
+    /// File with the keystore password [default: WAKURLN_KEYSTORE_PASSWORD].
+    #[arg(long, value_name = "FILE", env = "WAKURLN_RLN_PASSWORD_FILE")]
+    rln_password_file: Option<PathBuf>,
+    /// The circuit files [default: ~/.wakurln/circuits/waku-rln-v2; see `wakurln circuit
+    /// install`].
+    #[arg(long, value_name = "DIR", env = "WAKURLN_CIRCUIT_DIR")]
+    circuit_dir: Option<PathBuf>,
+}
+
+/// The Waku Network's contract on Linea Sepolia, as the reference node uses it.
+const TWN_CONTRACT: &str = "0xB9cd878C90E49F797B4431fBF4fb333108CB90e6";
+const TWN_CHAIN_ID: u64 = 59_141;
+
+impl NodeArgs {
+    /// Flags and environment first, then the file: fields the flags left unset are taken from
+    /// the file.
+    fn merged(self) -> Result<Self, CliError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            CliError::bad_input(format!(
+                "cannot read the config file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let file: Self = toml::from_str(&text).map_err(|e| {
+            CliError::bad_input(format!(
+                "the config file {} is not valid: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        let mut ours = serde_json::to_value(&self).expect("options serialise");
+        let theirs = serde_json::to_value(&file).expect("options serialise");
+        if let (Value::Object(ours), Value::Object(theirs)) = (&mut ours, theirs) {
+            for (k, v) in theirs {
+                if ours.get(&k).is_none_or(Value::is_null) {
+                    ours.insert(k, v);
+                }
+            }
+        }
+        let mut merged: Self = serde_json::from_value(ours).expect("options deserialise");
+        merged.config = Some(path);
+        Ok(merged)
+    }
+
+    /// The library configuration, with presets and defaults applied and everything checked.
+    fn into_config(self) -> Result<NodeConfig, CliError> {
+        let preset = self.preset;
+        let twn = preset == Some(Preset::Twn);
+        let dev = preset == Some(Preset::Dev);
+        let data_dir = self.data_dir.unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map_or_else(|| PathBuf::from("."), PathBuf::from)
+                .join(".wakurln/node")
+        });
+        let key_kind = match self.key_type {
+            Some(KeyType::Ed25519) => KeyKind::Ed25519,
+            _ => KeyKind::Secp256k1,
+        };
+        let key = match &self.node_key_file {
+            Some(file) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    CliError::bad_input(format!(
+                        "cannot read --node-key-file {}: {e}",
+                        file.display()
+                    ))
+                })?;
+                Some(node::keys::from_hex(key_kind, &text).map_err(CliError::bad_input)?)
+            }
+            None => None,
+        };
+        let ip = self.listen_address.unwrap_or_else(|| "0.0.0.0".into());
+        let ip: std::net::IpAddr = ip.parse().map_err(|_| {
+            CliError::bad_input(format!("--listen-address {ip} is not an IP address"))
+        })?;
+        let ip_proto = match ip {
+            std::net::IpAddr::V4(_) => "ip4",
+            std::net::IpAddr::V6(_) => "ip6",
+        };
+        let mut listen = vec![format!(
+            "/{ip_proto}/{ip}/tcp/{}",
+            self.tcp_port.unwrap_or(60_000)
+        )];
+        if let Some(ws) = self.ws_port {
+            listen.push(format!("/{ip_proto}/{ip}/tcp/{ws}/ws"));
+        }
+        let listen = listen
+            .into_iter()
+            .map(|a| a.parse().expect("a well-formed multiaddr"))
+            .collect();
+        let static_peers = self
+            .static_peer
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                p.trim().parse().map_err(|e| {
+                    CliError::bad_input(format!("--static-peer {p} is not a multiaddr: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cluster = self.cluster_id.unwrap_or(if twn { 1 } else { 66 });
+        let shard_count = self.shard_count.unwrap_or(8);
+        if shard_count == 0 {
+            return Err(CliError::bad_input("--shard-count must be at least 1"));
+        }
+        let shards = self
+            .shard
+            .unwrap_or_else(|| if twn { (0..8).collect() } else { vec![0] });
+        if let Some(bad) = shards.iter().find(|s| **s >= shard_count) {
+            return Err(CliError::bad_input(format!(
+                "--shard {bad} is not below --shard-count {shard_count}"
+            )));
+        }
+        let rln = if self.no_rln.unwrap_or(false) {
+            if twn {
+                return Err(CliError::bad_input(
+                    "The Waku Network enforces RLN: --no-rln cannot be used with --preset twn",
+                ));
+            }
+            None
+        } else {
+            let rpc: Vec<Endpoint> = self
+                .rln_rpc
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| Endpoint(u.trim().to_owned()))
+                .collect();
+            let contract = self
+                .rln_contract
+                .or_else(|| twn.then(|| TWN_CONTRACT.to_owned()));
+            let (false, Some(contract)) = (rpc.is_empty(), contract) else {
+                return Err(CliError::bad_input(
+                    "RLN is on: give --rln-rpc and --rln-contract (with --preset twn, --rln-rpc \
+                     of Linea Sepolia), or --no-rln for a private network without rate limits",
+                ));
+            };
+            let contract = contract.trim().parse().map_err(|_| {
+                CliError::bad_input(format!("--rln-contract {contract} is not an address"))
+            })?;
+            let epoch_period = self.rln_epoch_period.unwrap_or(600);
+            if epoch_period == 0 {
+                return Err(CliError::bad_input(
+                    "--rln-epoch-period must be at least 1 s",
+                ));
+            }
+            let poll = self
+                .rln_poll_interval
+                .unwrap_or(if dev { 1.0 } else { 5.0 });
+            if !(poll > 0.0 && poll.is_finite()) {
+                return Err(CliError::bad_input("--rln-poll-interval must be positive"));
+            }
+            let membership = match self.rln_keystore {
+                None => None,
+                Some(keystore) => {
+                    if !keystore.is_file() {
+                        return Err(CliError::bad_input(format!(
+                            "--rln-keystore {} does not exist",
+                            keystore.display()
+                        )));
+                    }
+                    let password = super::password::obtain(
+                        self.rln_password_file.as_ref(),
+                        PASSWORD_ENV,
+                        "keystore password",
+                        false,
+                    )?;
+                    Some(MembershipConfig {
+                        keystore,
+                        key: self.rln_key,
+                        password,
+                        circuit_dir: self.circuit_dir.unwrap_or_else(default_circuit_dir),
+                    })
+                }
+            };
+            Some(RlnConfig {
+                rules: RlnRules {
+                    epoch_period,
+                    max_clock_drift: Duration::from_secs(self.rln_max_clock_drift.unwrap_or(20)),
+                },
+                root_window: self.rln_root_window.unwrap_or(50).max(1),
+                chain: ChainConfig {
+                    rpc,
+                    contract,
+                    chain_id: self.rln_chain_id.or(twn.then_some(TWN_CHAIN_ID)),
+                    poll_interval: Duration::from_secs_f64(poll),
+                    follow_distance: self.rln_follow_distance.unwrap_or(if dev { 0 } else { 2 }),
+                },
+                membership,
+            })
+        };
+        Ok(NodeConfig {
+            data_dir,
+            key,
+            key_kind,
+            listen,
+            static_peers,
+            cluster,
+            shard_count,
+            shards,
+            max_connections: self.max_connections.unwrap_or(50),
+            rln,
+        })
+    }
+
+    /// Runs the node until interrupted.
+    pub fn run(self) -> Result<(), CliError> {
+        let config = self.merged()?.into_config()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::failed(format!("cannot start the async runtime: {e}")))?;
+        rt.block_on(async move {
+            eprintln!("starting the node (data in {})...", config.data_dir.display());
+            let node = node::start(config)
+                .await
+                .map_err(|e| CliError::failed(format!("error: {e}")))?;
+            println!("peer id: {}", node.peer_id());
+            for a in node.listen_addrs().await.map_err(CliError::failed)? {
+                println!("listening on {a}/p2p/{}", node.peer_id());
+            }
+            if node.enforces_rln() {
+                eprintln!("syncing the membership tree...");
+                node.wait_ready().await.map_err(CliError::failed)?;
+                let s = node.sync_state();
+                eprintln!("membership tree synced: {} members at block {}", s.members, s.block);
+            } else {
+                eprintln!("warning: RLN is off (--no-rln): this node relays without rate limits");
+            }
+            let mut events = node.events();
+            let mut delivered = node.delivered();
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    Ok(d) = delivered.recv() => {
+                        tracing::info!(topic = %d.topic, hash = %d.hash, "message delivered");
+                    }
+                    Ok(e) = events.recv() => {
+                        if let NodeEvent::Spam { from, commitment, secret } = e {
+                            eprintln!(
+                                "spam from peer {from}: member {} exceeded its rate limit (secret {})",
+                                field::to_decimal(&commitment),
+                                field::to_decimal(&secret)
+                            );
+                        }
+                    }
+                }
+            }
+            eprintln!("stopping");
+            node.shutdown().await;
+            Ok(())
+        })
+    }
+}

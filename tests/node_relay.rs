@@ -1,0 +1,504 @@
+//! Relay nodes on loopback enforcing RLN against a real anvil chain and the network's circuit
+//! keys: honest delivery along a line of five nodes, an invalid proof rejected and not
+//! forwarded, double signalling detected with the secret recovered, a restarted publisher
+//! that does not reuse a message id, and a peer of another cluster disconnected.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{primitives::U256, signers::local::PrivateKeySigner};
+use common::{ANVIL_KEYS, anvil as start_anvil};
+use libp2p::Multiaddr;
+use tokio::sync::broadcast;
+use wakurln::{
+    chain::{
+        ChainClient, Endpoint,
+        anvil::Anvil,
+        deploy::{self, Terms, Variant},
+        membership,
+    },
+    credentials,
+    message::WakuMessage,
+    node::{
+        self, ChainConfig, Delivered, MembershipConfig, NodeConfig, NodeEvent, NodeHandle,
+        RlnConfig, validator::RlnRules,
+    },
+    rln::{
+        field::Fr,
+        identity::Identity,
+        prover::{MemberInputs, MessageInputs, RlnProver},
+        tree::MerkleTree,
+        waku::{Epoch, RlnProofData, external_nullifier, rln_identifier, signal_x_of},
+    },
+    topics::{ContentTopic, PubsubTopic, StaticShard},
+};
+use wakurln_keystore::{ChainId, Kdf, Keystore, MembershipContract, MembershipCredential};
+
+const CLUSTER: u16 = 42;
+const PASSWORD: &str = "relay test";
+/// A day-long epoch, so no test straddles an epoch boundary.
+const EPOCH: u64 = 86_400;
+
+struct Chain {
+    anvil: Anvil,
+    contract: alloy::primitives::Address,
+    dir: PathBuf,
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wakurln-node-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn circuit_dir() -> PathBuf {
+    common::shared_file("circuits/waku-rln-v2/README.md")
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+async fn chain(name: &str) -> Chain {
+    let anvil = start_anvil(&[]);
+    let signer = PrivateKeySigner::from_str(ANVIL_KEYS[0]).unwrap();
+    let terms = Terms {
+        min_rate_limit: 1,
+        ..Terms::waku_network(U256::ZERO)
+    };
+    let d = deploy::deploy(
+        &Endpoint(anvil.url.clone()),
+        signer,
+        terms,
+        Variant::Standard,
+        &[],
+        U256::ZERO,
+    )
+    .await
+    .unwrap();
+    Chain {
+        anvil,
+        contract: d.contract,
+        dir: temp_dir(name),
+    }
+}
+
+/// Registers a new identity with `limit` and files it in its own keystore.
+async fn member(chain: &Chain, name: &str, limit: u32) -> (PathBuf, Identity) {
+    let client = ChainClient::connect(
+        &[Endpoint(chain.anvil.url.clone())],
+        chain.contract,
+        None,
+        Some(PrivateKeySigner::from_str(ANVIL_KEYS[0]).unwrap()),
+    )
+    .await
+    .unwrap();
+    let identity = Identity::generate();
+    let plan = membership::plan_register(&client, identity.commitment, limit)
+        .await
+        .unwrap();
+    let registered = membership::register(&client, &plan).await.unwrap();
+    let credential = MembershipCredential {
+        membership_contract: MembershipContract {
+            chain_id: ChainId(client.chain_id().to_string()),
+            address: chain.contract.to_string(),
+        },
+        tree_index: u64::from(registered.index),
+        identity_credential: credentials::to_stored(&identity),
+        user_message_limit: Some(u64::from(limit)),
+    };
+    let path = chain.dir.join(format!("{name}.keystore.json"));
+    Keystore::add(
+        &path,
+        &credential,
+        PASSWORD.as_bytes(),
+        Kdf::default(),
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    (path, identity)
+}
+
+fn config(chain: &Chain, name: &str, keystore: Option<&Path>, peers: &[Multiaddr]) -> NodeConfig {
+    let mut c = NodeConfig::local(chain.dir.join(name), CLUSTER);
+    c.static_peers = peers.to_vec();
+    c.rln = Some(RlnConfig {
+        rules: RlnRules {
+            epoch_period: EPOCH,
+            max_clock_drift: Duration::from_secs(20),
+        },
+        root_window: 50,
+        chain: ChainConfig {
+            rpc: vec![Endpoint(chain.anvil.url.clone())],
+            contract: chain.contract,
+            chain_id: None,
+            poll_interval: Duration::from_millis(250),
+            follow_distance: 0,
+        },
+        membership: keystore.map(|k| MembershipConfig {
+            keystore: k.to_path_buf(),
+            key: None,
+            password: PASSWORD.to_owned().into(),
+            circuit_dir: circuit_dir(),
+        }),
+    });
+    c
+}
+
+async fn start(config: NodeConfig) -> NodeHandle {
+    let node = node::start(config).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), node.wait_ready())
+        .await
+        .expect("the chain sync completes a step")
+        .unwrap();
+    node
+}
+
+async fn address(node: &NodeHandle) -> Multiaddr {
+    let a = node.listen_addrs().await.unwrap()[0].clone();
+    a.with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
+}
+
+fn topic() -> PubsubTopic {
+    StaticShard::new(CLUSTER, 0).pubsub_topic()
+}
+
+fn message(text: &str) -> WakuMessage {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    WakuMessage::builder(
+        ContentTopic::from_str("/relay-test/1/chat/proto").unwrap(),
+        text.as_bytes().to_vec(),
+    )
+    .timestamp(now.as_nanos() as i64)
+    .build()
+    .unwrap()
+}
+
+/// Waits until every node has at least `min[i]` mesh peers on the topic.
+async fn wait_mesh(nodes: &[&NodeHandle], min: &[usize]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut ok = true;
+        for (node, m) in nodes.iter().zip(min) {
+            ok &= node.mesh_peers(topic()).await.unwrap() >= *m;
+        }
+        if ok {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gossipsub mesh did not form"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A line: node i dials node i-1.
+async fn line(chain: &Chain, n: usize, publisher: Option<&Path>) -> Vec<NodeHandle> {
+    let mut nodes: Vec<NodeHandle> = Vec::new();
+    for i in 0..n {
+        let peers = match nodes.last() {
+            Some(prev) => vec![address(prev).await],
+            None => Vec::new(),
+        };
+        let keystore = if i == 0 { publisher } else { None };
+        nodes.push(start(config(chain, &format!("node{i}"), keystore, &peers)).await);
+    }
+    let refs: Vec<&NodeHandle> = nodes.iter().collect();
+    let min: Vec<usize> = (0..n)
+        .map(|i| if i == 0 || i == n - 1 { 1 } else { 2 })
+        .collect();
+    wait_mesh(&refs, &min).await;
+    nodes
+}
+
+async fn next_delivered(
+    rx: &mut broadcast::Receiver<Delivered>,
+    within: Duration,
+) -> Option<Delivered> {
+    tokio::time::timeout(within, rx.recv())
+        .await
+        .ok()
+        .map(|r| r.unwrap())
+}
+
+async fn next_verdict(
+    rx: &mut broadcast::Receiver<NodeEvent>,
+    within: Duration,
+) -> Option<&'static str> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Ok(NodeEvent::Validated { verdict, .. })) => return Some(verdict),
+            Ok(Ok(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_messages_cross_a_line_of_five_nodes() {
+    let chain = chain("line").await;
+    let (keystore, _) = member(&chain, "alice", 10).await;
+    let nodes = line(&chain, 5, Some(&keystore)).await;
+    let mut far = nodes[4].delivered();
+    for text in ["first", "second", "third"] {
+        let hash = nodes[0].publish(topic(), message(text)).await.unwrap();
+        let got = next_delivered(&mut far, Duration::from_secs(20))
+            .await
+            .expect("the message crosses the line");
+        assert_eq!(got.hash, hash);
+        assert_eq!(got.message.payload().as_ref(), text.as_bytes());
+        assert!(got.message.rate_limit_proof().is_some());
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Proves `message` for `identity` at leaf `index` with message id `id`, bypassing any
+/// counter (as a misbehaving or broken client would).
+fn prove_raw(
+    prover: &RlnProver,
+    tree: &MerkleTree,
+    identity: &Identity,
+    index: usize,
+    limit: u64,
+    id: u64,
+    message: WakuMessage,
+) -> WakuMessage {
+    let path = tree.proof(index).unwrap();
+    let member = MemberInputs {
+        identity_secret: identity.secret_hash,
+        user_message_limit: Fr::from(limit),
+        path_elements: path.elements,
+        identity_path_index: path.path_bits(),
+    };
+    let epoch = Epoch::from_timestamp_ns(message.timestamp().unwrap(), EPOCH);
+    let inputs = MessageInputs {
+        x: signal_x_of(&message),
+        external_nullifier: external_nullifier(epoch, rln_identifier()),
+        message_id: Fr::from(id),
+    };
+    let prepared = prover.prepare(&member).unwrap();
+    let proof = prover
+        .prove_prepared(&prepared, inputs, &mut rand::thread_rng())
+        .unwrap();
+    let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_identifier()).unwrap();
+    message.with_rate_limit_proof(data.encode()).unwrap()
+}
+
+/// The membership tree as the nodes see it, from the contract's events.
+async fn tree_of(chain: &Chain) -> MerkleTree {
+    let client = ChainClient::connect(
+        &[Endpoint(chain.anvil.url.clone())],
+        chain.contract,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let mut syncer = wakurln::chain::sync::Syncer::open(
+        client,
+        &chain
+            .dir
+            .join(format!("tree-{}.sqlite", rand::random::<u32>())),
+        wakurln::chain::sync::SyncConfig {
+            follow_distance: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    syncer.step().await.unwrap();
+    syncer.tree().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_proofs_are_rejected_and_double_signalling_is_caught() {
+    let chain = chain("reject").await;
+    let (_, mallory) = member(&chain, "mallory", 5).await;
+    // Mallory is not a node: her messages enter through node 0, which relays what it is given.
+    let nodes = line(&chain, 3, None).await;
+    let tree = tree_of(&chain).await;
+    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let mut middle = nodes[1].events();
+    let mut far = nodes[2].delivered();
+
+    // A valid proof moved onto another message does not verify for it.
+    let honest = prove_raw(&prover, &tree, &mallory, 0, 5, 0, message("original"));
+    let moved = WakuMessage::builder(honest.content_topic().clone(), b"tampered payload".to_vec())
+        .timestamp(honest.timestamp().unwrap())
+        .build()
+        .unwrap()
+        .with_rate_limit_proof(honest.rate_limit_proof().unwrap().clone())
+        .unwrap();
+    nodes[0].publish(topic(), moved).await.unwrap();
+    assert_eq!(
+        next_verdict(&mut middle, Duration::from_secs(20)).await,
+        Some("invalid_proof")
+    );
+    // A node without a membership refuses to send a message unproved.
+    assert!(matches!(
+        nodes[0].publish(topic(), message("no proof")).await,
+        Err(node::NodeError::NoMembership)
+    ));
+
+    // Two different messages with the same message id in one epoch: the second is spam, and
+    // the middle node recovers Mallory's secret from the two shares.
+    let first = prove_raw(&prover, &tree, &mallory, 0, 5, 3, message("one"));
+    let second = prove_raw(&prover, &tree, &mallory, 0, 5, 3, message("two"));
+    nodes[0].publish(topic(), first.clone()).await.unwrap();
+    let got = next_delivered(&mut far, Duration::from_secs(20))
+        .await
+        .expect("the first message is delivered");
+    assert_eq!(got.message.payload().as_ref(), b"one");
+    nodes[0].publish(topic(), second).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (commitment, secret) = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, middle.recv()).await {
+            Ok(Ok(NodeEvent::Spam {
+                commitment, secret, ..
+            })) => break (commitment, secret),
+            Ok(Ok(_)) => {}
+            other => panic!("no double-signalling event: {other:?}"),
+        }
+    };
+    assert_eq!(commitment, mallory.commitment);
+    assert_eq!(secret, mallory.secret_hash);
+    // Neither the tampered message nor the spam reached the far node.
+    if let Some(d) = next_delivered(&mut far, Duration::from_secs(2)).await {
+        panic!("the far node got {:?}", d.message.payload());
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_publisher_does_not_reuse_a_message_id() {
+    let chain = chain("restart").await;
+    let (keystore, _) = member(&chain, "bob", 2).await;
+    let watcher = start(config(&chain, "watcher", None, &[])).await;
+    let watcher_addr = address(&watcher).await;
+    let mut events = watcher.events();
+
+    let publisher = start(config(
+        &chain,
+        "publisher",
+        Some(&keystore),
+        std::slice::from_ref(&watcher_addr),
+    ))
+    .await;
+    wait_mesh(&[&watcher, &publisher], &[1, 1]).await;
+    publisher
+        .publish(topic(), message("before restart"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_verdict(&mut events, Duration::from_secs(20)).await,
+        Some("valid")
+    );
+    publisher.shutdown().await;
+    drop(publisher);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Same data directory: the counter says message id 0 is used in this epoch.
+    let publisher = start(config(
+        &chain,
+        "publisher",
+        Some(&keystore),
+        &[watcher_addr],
+    ))
+    .await;
+    wait_mesh(&[&watcher, &publisher], &[1, 1]).await;
+    publisher
+        .publish(topic(), message("after restart"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_verdict(&mut events, Duration::from_secs(20)).await,
+        Some("valid")
+    );
+
+    // The budget of 2 is spent: publishing says so and says when it frees up.
+    let err = publisher
+        .publish(topic(), message("one too many"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("budget of 2 messages") && text.contains("frees up in"),
+        "{text}"
+    );
+    publisher.shutdown().await;
+    watcher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_cluster_is_disconnected() {
+    let dir = temp_dir("cluster");
+    let ours = node::start(NodeConfig::local(dir.join("ours"), CLUSTER))
+        .await
+        .unwrap();
+    let mut events = ours.events();
+    let theirs = node::start(NodeConfig::local(dir.join("theirs"), CLUSTER + 1))
+        .await
+        .unwrap();
+    let friend = node::start(NodeConfig::local(dir.join("friend"), CLUSTER))
+        .await
+        .unwrap();
+    let mut their_events = theirs.events();
+    theirs.dial(address(&ours).await).await.unwrap();
+    friend.dial(address(&ours).await).await.unwrap();
+    // Whichever side learns first disconnects; each names the other's cluster.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let event = tokio::select! {
+            e = events.recv() => e.map(|e| (true, e)),
+            e = their_events.recv() => e.map(|e| (false, e)),
+            () = tokio::time::sleep(left) => panic!("no cluster mismatch was reported"),
+        };
+        match event {
+            Ok((true, NodeEvent::ClusterMismatch { peer, cluster })) => {
+                assert_eq!(
+                    (peer, cluster),
+                    (theirs.peer_id(), Some(u32::from(CLUSTER + 1)))
+                );
+                break;
+            }
+            Ok((false, NodeEvent::ClusterMismatch { peer, cluster })) => {
+                assert_eq!((peer, cluster), (ours.peer_id(), Some(u32::from(CLUSTER))));
+                break;
+            }
+            _ => {}
+        }
+    }
+    // The friend of the same cluster stays; the other cluster's peer is gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let peers: Vec<_> = ours
+            .peers()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.peer)
+            .collect();
+        if peers == vec![friend.peer_id()] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "peers: {peers:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let info = ours.peers().await.unwrap().remove(0);
+    assert_eq!(info.cluster, Some(u32::from(CLUSTER)));
+    assert_eq!(info.shards, vec![0]);
+}

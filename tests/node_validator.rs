@@ -1,0 +1,248 @@
+//! The relay validator on real proofs made with the network's circuit keys: every rejection
+//! reason in the reference order, duplicates ignored, double signalling caught with the secret
+//! recovered, and a batch that singles out exactly its bad messages.
+
+mod common;
+
+use std::{
+    str::FromStr,
+    sync::{Arc, OnceLock, RwLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use wakurln::{
+    message::WakuMessage,
+    node::validator::{Ignored, Rejection, RlnRules, Validator, Verdict},
+    rln::{
+        field::Fr,
+        identity::Identity,
+        prover::{MemberInputs, MessageInputs, RlnProver},
+        tree::{MerkleTree, RootWindow},
+        waku::{Epoch, RlnProofData, external_nullifier, rln_identifier, signal_x_of},
+    },
+    topics::ContentTopic,
+};
+
+const PERIOD: u64 = 600;
+
+fn prover() -> &'static RlnProver {
+    static PROVER: OnceLock<RlnProver> = OnceLock::new();
+    PROVER.get_or_init(|| {
+        let dir = common::shared_file("circuits/waku-rln-v2/README.md")
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        RlnProver::load(&dir).unwrap()
+    })
+}
+
+struct Setup {
+    tree: MerkleTree,
+    member: Identity,
+    validator: Validator,
+}
+
+fn setup() -> Setup {
+    let member = Identity::from_seed(b"validator test member");
+    let mut tree = MerkleTree::new();
+    tree.set(0, Identity::from_seed(b"someone else").rate_commitment(10))
+        .unwrap();
+    tree.set(1, member.rate_commitment(10)).unwrap();
+    let mut window = RootWindow::new(50);
+    window.push(tree.root());
+    let validator = Validator::rln(
+        RlnRules {
+            epoch_period: PERIOD,
+            max_clock_drift: Duration::from_secs(20),
+        },
+        Arc::new(RwLock::new(window)),
+    );
+    Setup {
+        tree,
+        member,
+        validator,
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn message(text: &str, timestamp: i64) -> WakuMessage {
+    WakuMessage::builder(
+        ContentTopic::from_str("/validator/1/test/proto").unwrap(),
+        text.as_bytes().to_vec(),
+    )
+    .timestamp(timestamp)
+    .build()
+    .unwrap()
+}
+
+/// A proof for `message` by member 1 with message id `id`, for `epoch` (defaults to the
+/// message's epoch) and `rln_id`.
+fn proved(
+    s: &Setup,
+    message: WakuMessage,
+    id: u64,
+    epoch: Option<Epoch>,
+    rln_id: Fr,
+) -> WakuMessage {
+    let path = s.tree.proof(1).unwrap();
+    let member = MemberInputs {
+        identity_secret: s.member.secret_hash,
+        user_message_limit: Fr::from(10u64),
+        path_elements: path.elements,
+        identity_path_index: path.path_bits(),
+    };
+    let epoch =
+        epoch.unwrap_or_else(|| Epoch::from_timestamp_ns(message.timestamp().unwrap(), PERIOD));
+    let inputs = MessageInputs {
+        x: signal_x_of(&message),
+        external_nullifier: external_nullifier(epoch, rln_id),
+        message_id: Fr::from(id),
+    };
+    let prepared = prover().prepare(&member).unwrap();
+    let proof = prover()
+        .prove_prepared(&prepared, inputs, &mut rand::thread_rng())
+        .unwrap();
+    let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_id).unwrap();
+    message.with_rate_limit_proof(data.encode()).unwrap()
+}
+
+fn check(s: &Setup, m: &WakuMessage) -> Verdict {
+    s.validator.validate(&m.encode()).0
+}
+
+#[test]
+fn every_check_in_order() {
+    let s = setup();
+    let now = now_ns();
+    let rln_id = rln_identifier();
+
+    // Not a WakuMessage at all.
+    assert!(matches!(
+        s.validator.validate(&[0xff, 0xff, 0xff]).0,
+        Verdict::Reject(Rejection::MalformedMessage(_))
+    ));
+    // No proof.
+    assert_eq!(
+        check(&s, &message("bare", now)),
+        Verdict::Reject(Rejection::MissingProof)
+    );
+    // Garbage where the proof goes.
+    let garbage = message("garbage", now)
+        .with_rate_limit_proof(vec![1u8, 2, 3])
+        .unwrap();
+    assert!(matches!(
+        check(&s, &garbage),
+        Verdict::Reject(Rejection::MalformedProof(_))
+    ));
+    // A timestamp 30 s in the past (drift 20 s), proved honestly for its own epoch.
+    let old = proved(&s, message("old", now - 30_000_000_000), 0, None, rln_id);
+    assert_eq!(
+        check(&s, &old),
+        Verdict::Reject(Rejection::TimestampOutOfRange)
+    );
+    // A proof for the previous epoch attached to a current message.
+    let this_epoch = Epoch::from_timestamp_ns(now, PERIOD);
+    let stale = proved(
+        &s,
+        message("stale", now),
+        0,
+        Some(Epoch(this_epoch.0 - 1)),
+        rln_id,
+    );
+    assert_eq!(check(&s, &stale), Verdict::Reject(Rejection::EpochMismatch));
+    // Another application's RLN identifier.
+    let other_app = proved(&s, message("other app", now), 0, None, Fr::from(7u64));
+    assert_eq!(
+        check(&s, &other_app),
+        Verdict::Reject(Rejection::WrongRlnIdentifier)
+    );
+    // A root no one has seen: a member added locally but not in the validator's window.
+    let mut other = setup();
+    other
+        .tree
+        .set(2, Identity::from_seed(b"late").rate_commitment(10))
+        .unwrap();
+    let unknown_root = proved(&other, message("unknown root", now), 0, None, rln_id);
+    assert_eq!(
+        check(&s, &unknown_root),
+        Verdict::Reject(Rejection::UnknownRoot)
+    );
+    // A valid proof moved to another payload.
+    let good = proved(&s, message("good", now), 0, None, rln_id);
+    let moved = message("moved", good.timestamp().unwrap())
+        .with_rate_limit_proof(good.rate_limit_proof().unwrap().clone())
+        .unwrap();
+    assert_eq!(check(&s, &moved), Verdict::Reject(Rejection::InvalidProof));
+    // The good message, then its copy, then another message with the same id.
+    assert_eq!(check(&s, &good), Verdict::Accept);
+    assert_eq!(check(&s, &good), Verdict::Ignore(Ignored::Duplicate));
+    let again = proved(&s, message("again", now), 0, None, rln_id);
+    match check(&s, &again) {
+        Verdict::Reject(Rejection::DoubleSignal { secret, commitment }) => {
+            assert_eq!(secret, s.member.secret_hash);
+            assert_eq!(commitment, s.member.commitment);
+        }
+        other => panic!("expected double signalling, got {other:?}"),
+    }
+    // A different message id is fine.
+    let next = proved(&s, message("next", now), 1, None, rln_id);
+    assert_eq!(check(&s, &next), Verdict::Accept);
+}
+
+#[test]
+fn a_batch_singles_out_its_bad_messages() {
+    let s = setup();
+    let now = now_ns();
+    let mut batch = Vec::new();
+    for i in 0..8u64 {
+        let m = proved(
+            &s,
+            message(&format!("m{i}"), now),
+            i,
+            None,
+            rln_identifier(),
+        );
+        let m = if i == 2 || i == 5 {
+            message(&format!("swapped {i}"), m.timestamp().unwrap())
+                .with_rate_limit_proof(m.rate_limit_proof().unwrap().clone())
+                .unwrap()
+        } else {
+            m
+        };
+        batch.push(m.encode());
+    }
+    let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    let verdicts: Vec<Verdict> = s
+        .validator
+        .validate_batch(&refs)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    for (i, v) in verdicts.iter().enumerate() {
+        let expected = if i == 2 || i == 5 {
+            Verdict::Reject(Rejection::InvalidProof)
+        } else {
+            Verdict::Accept
+        };
+        assert_eq!(*v, expected, "message {i}");
+    }
+}
+
+#[test]
+fn without_rln_only_the_message_is_checked() {
+    let v = Validator::without_rln();
+    assert_eq!(
+        v.validate(&message("plain", now_ns()).encode()).0,
+        Verdict::Accept
+    );
+    assert!(matches!(
+        v.validate(b"\x0a").0,
+        Verdict::Reject(Rejection::MalformedMessage(_))
+    ));
+}
