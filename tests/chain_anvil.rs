@@ -655,3 +655,63 @@ fn initial_next(db: &Path) -> Option<u32> {
     .parse()
     .ok()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_endpoint_fails_over_and_a_damaged_store_is_reported_loudly() {
+    let anvil = start_anvil(&[]);
+    let dir = temp_dir("failover");
+    let deployed = deploy(&anvil, &[]);
+    let contract = deployed["contract"].as_str().unwrap().to_owned();
+    let member = client(&anvil, &contract, Some(ANVIL_KEYS[1])).await;
+    register_direct(&member).await;
+    let db = dir.join("tree.sqlite");
+    // The first endpoint refuses connections; the second answers.
+    let synced = ok_json(&wakurln(
+        &[
+            "tree",
+            "sync",
+            "--rpc",
+            "http://127.0.0.1:1",
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+            "--db",
+            s(&db),
+            "--follow-distance",
+            "0",
+        ],
+        None,
+    ));
+    assert_eq!(synced["members"], 1);
+
+    // Damage a stored leaf behind the syncer's back: the next step says the roots differ.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE leaves SET value = ?1 WHERE idx = 0",
+        [vec![7u8; 32]],
+    )
+    .unwrap();
+    drop(conn);
+    let out = wakurln(
+        &[
+            "tree",
+            "sync",
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+            "--db",
+            s(&db),
+            "--follow-distance",
+            "0",
+        ],
+        None,
+    );
+    let (code, line) = failure(&out);
+    assert_eq!(code, 1);
+    assert!(
+        line.contains("disagrees with the contract") && line.contains("delete it to resync"),
+        "{line}"
+    );
+}

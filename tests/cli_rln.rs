@@ -271,3 +271,26 @@ fn circuit_install_checks_digests_and_the_installed_keys_prove() {
         String::from_utf8_lossy(&proved.stderr)
     );
 }
+
+#[test]
+fn circuit_install_fetches_the_published_package_with_cargo() {
+    let target = temp_dir("install-crates-io");
+    let out = wakurln(&[
+        "circuit",
+        "install",
+        "--circuit-dir",
+        target.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The files are the network's: the same bytes as the shared, pinned ones.
+    for name in ["rln_final.arkzkey", "graph.bin"] {
+        let installed = std::fs::read(target.join(name)).unwrap();
+        let shared =
+            std::fs::read(common::shared_file(&format!("circuits/waku-rln-v2/{name}"))).unwrap();
+        assert!(installed == shared, "{name} differs from the pinned file");
+    }
+}

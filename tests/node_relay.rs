@@ -320,31 +320,98 @@ async fn tree_of(chain: &Chain) -> MerkleTree {
     syncer.tree().clone()
 }
 
+/// A gossipsub peer speaking Waku relay that forwards whatever it is given, unvalidated: a
+/// misbehaving or broken client. Returns a sender of encoded messages to publish.
+fn rogue_peer(dial: Multiaddr) -> tokio::sync::mpsc::Sender<Vec<u8>> {
+    use futures::StreamExt;
+    use libp2p::{gossipsub, noise, tcp, yamux};
+    let config = gossipsub::ConfigBuilder::default()
+        .protocol_id(node::relay::PROTOCOL, gossipsub::Version::V1_1)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .message_id_fn(|m: &gossipsub::Message| node::relay::message_id(&m.data))
+        .heartbeat_interval(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            gossipsub::Behaviour::<
+                gossipsub::IdentityTransform,
+                gossipsub::AllowAllSubscriptionFilter,
+            >::new(gossipsub::MessageAuthenticity::Anonymous, config)
+            .unwrap()
+        })
+        .unwrap()
+        .build();
+    let t = gossipsub::IdentTopic::new(topic().as_str());
+    swarm.behaviour_mut().subscribe(&t).unwrap();
+    swarm.dial(dial).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::spawn(async move {
+        let mut queue: Vec<Vec<u8>> = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = swarm.select_next_some() => {}
+                m = rx.recv() => match m {
+                    Some(m) => queue.push(m),
+                    None => return,
+                },
+                _ = tick.tick() => {}
+            }
+            // Publish in order once the node's subscription is known.
+            while let Some(m) = queue.first() {
+                match swarm.behaviour_mut().publish(t.clone(), m.clone()) {
+                    Ok(_) => {
+                        queue.remove(0);
+                    }
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => break,
+                    Err(e) => panic!("the rogue peer cannot publish: {e}"),
+                }
+            }
+        }
+    });
+    tx
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_proofs_are_rejected_and_double_signalling_is_caught() {
     let chain = chain("reject").await;
     let (_, mallory) = member(&chain, "mallory", 5).await;
-    // Mallory is not a node: her messages enter through node 0, which relays what it is given.
     let nodes = line(&chain, 3, None).await;
     let tree = tree_of(&chain).await;
     let prover = RlnProver::load(&circuit_dir()).unwrap();
     let mut middle = nodes[1].events();
     let mut far = nodes[2].delivered();
+    // Mallory's broken client relays straight into the middle node.
+    let rogue = rogue_peer(address(&nodes[1]).await);
 
-    // A valid proof moved onto another message does not verify for it.
+    // A valid proof moved onto another message does not verify for it: rejected by the
+    // middle node and not forwarded.
     let honest = prove_raw(&prover, &tree, &mallory, 0, 5, 0, message("original"));
-    let moved = WakuMessage::builder(honest.content_topic().clone(), b"tampered payload".to_vec())
+    let moved = WakuMessage::builder(honest.content_topic().clone(), b"tampered".to_vec())
         .timestamp(honest.timestamp().unwrap())
         .build()
         .unwrap()
         .with_rate_limit_proof(honest.rate_limit_proof().unwrap().clone())
         .unwrap();
-    nodes[0].publish(topic(), moved).await.unwrap();
+    rogue.send(moved.encode()).await.unwrap();
     assert_eq!(
         next_verdict(&mut middle, Duration::from_secs(20)).await,
         Some("invalid_proof")
     );
-    // A node without a membership refuses to send a message unproved.
+    // Our own nodes refuse to send it at all, and refuse unproved messages without a
+    // membership.
+    assert!(matches!(
+        nodes[0].publish(topic(), moved).await,
+        Err(node::NodeError::Rejected("invalid_proof"))
+    ));
     assert!(matches!(
         nodes[0].publish(topic(), message("no proof")).await,
         Err(node::NodeError::NoMembership)
@@ -354,12 +421,12 @@ async fn invalid_proofs_are_rejected_and_double_signalling_is_caught() {
     // the middle node recovers Mallory's secret from the two shares.
     let first = prove_raw(&prover, &tree, &mallory, 0, 5, 3, message("one"));
     let second = prove_raw(&prover, &tree, &mallory, 0, 5, 3, message("two"));
-    nodes[0].publish(topic(), first.clone()).await.unwrap();
+    rogue.send(first.encode()).await.unwrap();
     let got = next_delivered(&mut far, Duration::from_secs(20))
         .await
         .expect("the first message is delivered");
     assert_eq!(got.message.payload().as_ref(), b"one");
-    nodes[0].publish(topic(), second).await.unwrap();
+    rogue.send(second.encode()).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let (commitment, secret) = loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -377,6 +444,12 @@ async fn invalid_proofs_are_rejected_and_double_signalling_is_caught() {
     if let Some(d) = next_delivered(&mut far, Duration::from_secs(2)).await {
         panic!("the far node got {:?}", d.message.payload());
     }
+    // A third message with the same id, handed to an entry node, is refused there as spam.
+    let third = prove_raw(&prover, &tree, &mallory, 0, 5, 3, message("three"));
+    assert!(matches!(
+        nodes[2].publish(topic(), third).await,
+        Err(node::NodeError::Rejected("spam"))
+    ));
     for n in &nodes {
         n.shutdown().await;
     }

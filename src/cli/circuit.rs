@@ -23,9 +23,11 @@ pub enum CircuitCommand {
 /// Installation source and target.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    /// A directory holding the network's files (rln_final.arkzkey or rln_final.zkey, graph.bin).
+    /// A directory holding the network's files (rln_final.arkzkey or rln_final.zkey,
+    /// graph.bin). Without it, the files come from the published crates.io package `rln`
+    /// 3.0.0, fetched with cargo.
     #[arg(long, value_name = "DIR")]
-    from: PathBuf,
+    from: Option<PathBuf>,
     #[command(flatten)]
     target: super::rln::CircuitDirArgs,
 }
@@ -33,12 +35,85 @@ pub struct InstallArgs {
 impl CircuitCommand {
     pub fn run(self) -> Result<(), CliError> {
         match self {
-            Self::Install(args) => install(&args.from, &args.target.dir),
+            Self::Install(args) => {
+                let from = match args.from {
+                    Some(dir) => dir,
+                    None => fetch_from_crates_io()?,
+                };
+                install(&from, &args.target.dir)
+            }
         }
     }
 }
 
-fn install(from: &Path, to: &Path) -> Result<(), CliError> {
+/// The package whose sources carry the network's circuit files.
+const KEYS_PACKAGE: (&str, &str) = ("rln", "3.0.0");
+
+/// Fetches the published `rln` package with cargo (in a throw-away project, so nothing is
+/// built) and returns the folder of its circuit files.
+pub fn fetch_from_crates_io() -> Result<PathBuf, CliError> {
+    let (name, version) = KEYS_PACKAGE;
+    let project =
+        std::env::temp_dir().join(format!("wakurln-circuit-fetch-{}", std::process::id()));
+    let io =
+        |e: std::io::Error| CliError::failed(format!("cannot prepare {}: {e}", project.display()));
+    std::fs::create_dir_all(project.join("src")).map_err(io)?;
+    std::fs::write(
+        project.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"wakurln-circuit-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\n{name} = {{ version = \"={version}\", default-features = false }}\n"
+        ),
+    )
+    .map_err(io)?;
+    std::fs::write(project.join("src/lib.rs"), "").map_err(io)?;
+    let manifest = project.join("Cargo.toml");
+    eprintln!("fetching the circuit files from crates.io (package {name} {version}) with cargo...");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(&cargo)
+        .args(["fetch", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .status()
+        .map_err(|e| {
+            CliError::failed(format!(
+                "cannot run cargo ({e}); install Rust's cargo or give --from DIR"
+            ))
+        })?;
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&project);
+        return Err(CliError::failed(
+            "cargo could not fetch the package from crates.io; check the network or give --from DIR",
+        ));
+    }
+    let out = std::process::Command::new(&cargo)
+        .args([
+            "metadata",
+            "--offline",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .output()
+        .map_err(|e| CliError::failed(format!("cannot run cargo metadata: {e}")))?;
+    let _ = std::fs::remove_dir_all(&project);
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| CliError::failed(format!("cargo metadata gave no JSON: {e}")))?;
+    let manifest_path = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == name && p["version"] == version)
+        .and_then(|p| p["manifest_path"].as_str())
+        .ok_or_else(|| CliError::failed(format!("cargo did not fetch {name} {version}")))?;
+    Ok(Path::new(manifest_path)
+        .parent()
+        .expect("a manifest lies in its package folder")
+        .join("resources/tree_depth_20"))
+}
+
+/// Checks the files in `from` against the pins and copies them to `to`.
+pub fn install(from: &Path, to: &Path) -> Result<(), CliError> {
     // Check every file before writing any, so a bad source leaves the target untouched.
     let mut found = Vec::new();
     for artifact in Artifact::ALL {

@@ -3,6 +3,7 @@
 
 mod chain;
 mod circuit;
+mod demo;
 mod keystore;
 mod message;
 mod node;
@@ -55,6 +56,9 @@ enum Command {
     Tree(chain::TreeCommand),
     /// Run a relay node enforcing RLN.
     Node(Box<node::NodeArgs>),
+    /// Start a local network (chain, contract, members, relay nodes), show honest delivery
+    /// and spam detection, and exit.
+    Demo(demo::DemoArgs),
 }
 
 impl Cli {
@@ -70,6 +74,7 @@ impl Cli {
             Command::Membership(cmd) => cmd.run(),
             Command::Tree(cmd) => cmd.run(),
             Command::Node(args) => args.run(),
+            Command::Demo(args) => args.run(),
         }
     }
 

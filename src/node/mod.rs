@@ -124,6 +124,9 @@ pub enum NodeError {
     /// The message is not acceptable.
     #[error("{0}")]
     BadMessage(String),
+    /// The message's own proof did not pass validation.
+    #[error("the message was refused by RLN validation: {0}")]
+    Rejected(&'static str),
     /// gossipsub refused to publish.
     #[error("publishing failed: {0}")]
     Relay(String),
@@ -155,6 +158,7 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct NodeHandle {
     pub(crate) peer_id: PeerId,
+    pub(crate) validator: Arc<validator::Validator>,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) delivered: broadcast::Sender<Delivered>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
@@ -235,14 +239,44 @@ impl NodeHandle {
         self.ask(|tx| Command::MeshPeers(topic, tx)).await
     }
 
-    /// Publishes `message` on `topic`, proving it with our membership first when RLN is
-    /// enforced and it carries no proof. Returns its hash.
+    /// Publishes `message` on `topic`. When RLN is enforced, a message without a proof is
+    /// proved with our membership, and a message that brings its own proof is validated as a
+    /// relayed one would be (never re-proved): spam is refused here, not sent on. Returns its
+    /// hash.
     pub async fn publish(
         &self,
         topic: PubsubTopic,
         message: WakuMessage,
     ) -> Result<MessageHash, NodeError> {
-        let message = if self.enforces_rln && message.rate_limit_proof().is_none() {
+        if self.enforces_rln && message.rate_limit_proof().is_some() {
+            let validator = self.validator.clone();
+            let data = message.encode();
+            let verdict = tokio::task::spawn_blocking(move || validator.validate(&data).0)
+                .await
+                .map_err(|_| NodeError::Stopped)?;
+            if let validator::Verdict::Reject(validator::Rejection::DoubleSignal {
+                secret,
+                commitment,
+            }) = &verdict
+            {
+                tracing::warn!(
+                    "double signalling refused at publish: {}",
+                    validator::describe_spam(secret, commitment)
+                );
+                let _ = self.events.send(NodeEvent::Spam {
+                    from: self.peer_id,
+                    commitment: *commitment,
+                    secret: *secret,
+                });
+            }
+            if verdict != validator::Verdict::Accept {
+                return Err(NodeError::Rejected(verdict.label()));
+            }
+            return self
+                .ask(|tx| Command::Publish(topic, Box::new(message), tx))
+                .await?;
+        }
+        let message = if self.enforces_rln {
             let Some(publisher) = self.publisher.clone() else {
                 return Err(NodeError::NoMembership);
             };

@@ -178,6 +178,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     tokio::spawn(runner.run());
     Ok(NodeHandle {
         peer_id,
+        validator,
         commands: commands_tx,
         delivered,
         events,

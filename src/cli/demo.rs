@@ -1,0 +1,523 @@
+//! `wakurln demo`: a local network in one command. An anvil chain with the membership contract,
+//! three members who register with deposits, a line of relay nodes on loopback enforcing RLN,
+//! honest traffic delivered everywhere, and one member who double-signals and has her secret
+//! recovered. Installs what it lacks (anvil through npm, the circuit keys through cargo).
+
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{primitives::U256, signers::local::PrivateKeySigner};
+use clap::Args;
+use tokio::sync::broadcast;
+use wakurln::{
+    chain::{
+        ChainClient, Endpoint,
+        anvil::{Anvil, project_binary},
+        deploy::{self, Terms, Variant},
+        membership,
+    },
+    credentials,
+    message::WakuMessage,
+    node::{
+        self, ChainConfig, Delivered, MembershipConfig, NodeConfig, NodeEvent, NodeHandle,
+        RlnConfig, validator::RlnRules,
+    },
+    rln::{
+        field::{self, Fr},
+        identity::Identity,
+        prover::{MemberInputs, MessageInputs, RlnProver},
+        tree::MerkleTree,
+        waku::{Epoch, RlnProofData, external_nullifier, rln_identifier, signal_x_of},
+    },
+    topics::{ContentTopic, PubsubTopic, StaticShard},
+};
+use wakurln_keystore::{ChainId, Kdf, Keystore, MembershipContract, MembershipCredential};
+
+use super::{CliError, circuit};
+
+/// anvil's published development keys (funded with ETH on every fresh anvil chain).
+const DEV_KEYS: [&str; 4] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+];
+const CLUSTER: u16 = 66;
+const EPOCH: u64 = 600;
+const PASSWORD: &str = "demo password";
+
+/// `wakurln demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Relay nodes in the line (at least 3).
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Circuit files [default: ~/.wakurln/circuits/waku-rln-v2, installed from crates.io
+    /// through cargo when missing].
+    #[arg(long, value_name = "DIR", env = "WAKURLN_CIRCUIT_DIR")]
+    circuit_dir: Option<PathBuf>,
+    /// Keep the demo's files (keystores, node data) instead of deleting them.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn failed(e: impl std::fmt::Display) -> CliError {
+    CliError::failed(format!("error: {e}"))
+}
+
+fn step(n: usize, text: &str) {
+    println!("\n[{n}/6] {text}");
+}
+
+/// anvil: WAKURLN_ANVIL, the project's npm install, `anvil` on PATH, or installed now.
+fn find_anvil() -> Result<PathBuf, CliError> {
+    if let Some(path) = std::env::var_os("WAKURLN_ANVIL") {
+        return Ok(PathBuf::from(path));
+    }
+    let project = project_binary();
+    if project.is_file() {
+        return Ok(project);
+    }
+    if let Some(on_path) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("anvil"))
+            .find(|p| p.is_file())
+    }) {
+        return Ok(on_path);
+    }
+    let contracts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contracts");
+    if !contracts.join("package.json").is_file() {
+        return Err(CliError::failed(
+            "error: anvil is needed: install it (npm i @foundry-rs/anvil-linux-amd64) and set \
+             WAKURLN_ANVIL to its path",
+        ));
+    }
+    println!("      anvil is missing: installing it with npm (npm ci --prefix contracts)...");
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&contracts)
+        .status()
+        .map_err(|e| failed(format!("cannot run npm ({e}); install Node.js and npm")))?;
+    if !status.success() || !project.is_file() {
+        return Err(failed("npm could not install anvil"));
+    }
+    Ok(project)
+}
+
+/// The circuit keys, installed from crates.io when missing.
+fn circuit_keys(dir: Option<PathBuf>) -> Result<(PathBuf, RlnProver), CliError> {
+    let dir = dir.unwrap_or_else(circuit::default_circuit_dir);
+    if let Ok(prover) = RlnProver::load(&dir) {
+        return Ok((dir, prover));
+    }
+    println!(
+        "      circuit keys are missing in {}: installing them",
+        dir.display()
+    );
+    let from = circuit::fetch_from_crates_io()?;
+    circuit::install(&from, &dir)?;
+    let prover = RlnProver::load(&dir).map_err(failed)?;
+    Ok((dir, prover))
+}
+
+struct Member {
+    name: &'static str,
+    identity: Identity,
+    index: u32,
+    limit: u32,
+    keystore: PathBuf,
+}
+
+async fn register(
+    url: &str,
+    contract: alloy::primitives::Address,
+    name: &'static str,
+    key: &str,
+    limit: u32,
+    dir: &Path,
+) -> Result<Member, CliError> {
+    let client = ChainClient::connect(
+        &[Endpoint(url.to_owned())],
+        contract,
+        None,
+        Some(PrivateKeySigner::from_str(key).expect("a development key")),
+    )
+    .await
+    .map_err(failed)?;
+    let identity = Identity::generate();
+    let plan = membership::plan_register(&client, identity.commitment, limit)
+        .await
+        .map_err(failed)?;
+    let r = membership::register(&client, &plan).await.map_err(failed)?;
+    let credential = MembershipCredential {
+        membership_contract: MembershipContract {
+            chain_id: ChainId(client.chain_id().to_string()),
+            address: contract.to_string(),
+        },
+        tree_index: u64::from(r.index),
+        identity_credential: credentials::to_stored(&identity),
+        user_message_limit: Some(u64::from(limit)),
+    };
+    let keystore = dir.join(format!("{name}.keystore.json"));
+    Keystore::add(
+        &keystore,
+        &credential,
+        PASSWORD.as_bytes(),
+        Kdf::default(),
+        &mut rand::rngs::OsRng,
+    )
+    .map_err(failed)?;
+    println!(
+        "      {name}: registered at index {} with {limit} message(s) per epoch, deposit {} \
+         (tx {})",
+        r.index, plan.deposit, r.transaction
+    );
+    Ok(Member {
+        name,
+        identity,
+        index: r.index,
+        limit,
+        keystore,
+    })
+}
+
+fn topic() -> PubsubTopic {
+    StaticShard::new(CLUSTER, 0).pubsub_topic()
+}
+
+fn message(text: &str) -> WakuMessage {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    WakuMessage::builder(
+        ContentTopic::from_str("/demo/1/chat/proto").expect("a valid content topic"),
+        text.as_bytes().to_vec(),
+    )
+    .timestamp(now)
+    .build()
+    .expect("a valid message")
+}
+
+/// What one node saw.
+#[derive(Default)]
+struct Seen {
+    delivered: Vec<String>,
+    spam: Vec<(Fr, Fr)>,
+    rejected: usize,
+}
+
+fn drain(
+    delivered: &mut broadcast::Receiver<Delivered>,
+    events: &mut broadcast::Receiver<NodeEvent>,
+    seen: &mut Seen,
+) {
+    while let Ok(d) = delivered.try_recv() {
+        seen.delivered
+            .push(String::from_utf8_lossy(d.message.payload()).into_owned());
+    }
+    while let Ok(e) = events.try_recv() {
+        match e {
+            NodeEvent::Spam {
+                commitment, secret, ..
+            } => seen.spam.push((commitment, secret)),
+            NodeEvent::Validated { verdict, .. }
+                if verdict != "valid" && verdict != "duplicate" =>
+            {
+                seen.rejected += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Proves `message` for `member` with message id 0, as a client that lost its counter would.
+fn forgetful_proof(
+    prover: &RlnProver,
+    tree: &MerkleTree,
+    member: &Member,
+    message: WakuMessage,
+) -> Result<WakuMessage, CliError> {
+    let path = tree.proof(member.index as usize).map_err(failed)?;
+    let inputs = MemberInputs {
+        identity_secret: member.identity.secret_hash,
+        user_message_limit: Fr::from(u64::from(member.limit)),
+        path_elements: path.elements,
+        identity_path_index: path.path_bits(),
+    };
+    let epoch = Epoch::from_timestamp_ns(message.timestamp().unwrap_or(0), EPOCH);
+    let prepared = prover.prepare(&inputs).map_err(failed)?;
+    let proof = prover
+        .prove_prepared(
+            &prepared,
+            MessageInputs {
+                x: signal_x_of(&message),
+                external_nullifier: external_nullifier(epoch, rln_identifier()),
+                message_id: Fr::from(0u64),
+            },
+            &mut rand::thread_rng(),
+        )
+        .map_err(failed)?;
+    let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_identifier())
+        .map_err(failed)?;
+    message.with_rate_limit_proof(data.encode()).map_err(failed)
+}
+
+async fn wait_mesh(nodes: &[NodeHandle]) -> Result<(), CliError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut ok = true;
+        for (i, n) in nodes.iter().enumerate() {
+            let want = if i == 0 || i == nodes.len() - 1 { 1 } else { 2 };
+            ok &= n.mesh_peers(topic()).await.map_err(failed)? >= want;
+        }
+        if ok {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(failed("the relay mesh did not form within 30 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl DemoArgs {
+    /// Runs the demo.
+    pub fn run(self) -> Result<(), CliError> {
+        if self.nodes < 3 {
+            return Err(CliError::bad_input("--nodes must be at least 3"));
+        }
+        let dir = std::env::temp_dir().join(format!("wakurln-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(failed)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(failed)?;
+        let result = rt.block_on(self.demo(&dir));
+        if self.keep {
+            println!("\nthe demo's files are in {}", dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    async fn demo(&self, dir: &Path) -> Result<(), CliError> {
+        println!("wakurln demo: a local Waku network enforcing RLN v2");
+        step(1, "local chain and circuit keys");
+        let bin = find_anvil()?;
+        let anvil = Anvil::start(&bin, &[]).map_err(failed)?;
+        println!("      anvil on {}", anvil.url);
+        let circuit_dir = self.circuit_dir.clone();
+        let (circuit_dir, prover) = tokio::task::spawn_blocking(move || circuit_keys(circuit_dir))
+            .await
+            .map_err(failed)??;
+        println!("      circuit keys in {}", circuit_dir.display());
+
+        step(2, "membership contract");
+        let deployer = PrivateKeySigner::from_str(DEV_KEYS[0]).expect("a development key");
+        let funded: Vec<_> = DEV_KEYS[1..]
+            .iter()
+            .map(|k| {
+                PrivateKeySigner::from_str(k)
+                    .expect("a development key")
+                    .address()
+            })
+            .collect();
+        let terms = Terms {
+            min_rate_limit: 1,
+            ..Terms::waku_network(U256::from(10u64).pow(U256::from(15u64)))
+        };
+        let d = deploy::deploy(
+            &Endpoint(anvil.url.clone()),
+            deployer,
+            terms,
+            Variant::Standard,
+            &funded,
+            U256::from(10u64).pow(U256::from(21u64)),
+        )
+        .await
+        .map_err(failed)?;
+        println!(
+            "      contract {} (deposit token {}), members funded with test tokens",
+            d.contract, d.token
+        );
+
+        step(
+            3,
+            "members register (approve the deposit, register, keystore)",
+        );
+        let alice = register(&anvil.url, d.contract, "alice", DEV_KEYS[1], 10, dir).await?;
+        let bob = register(&anvil.url, d.contract, "bob", DEV_KEYS[2], 10, dir).await?;
+        let mallory = register(&anvil.url, d.contract, "mallory", DEV_KEYS[3], 1, dir).await?;
+
+        step(
+            4,
+            "relay nodes in a line on loopback, each syncing the tree from the chain",
+        );
+        let n = self.nodes;
+        let mut nodes: Vec<NodeHandle> = Vec::new();
+        for i in 0..n {
+            let mut config = NodeConfig::local(dir.join(format!("node{i}")), CLUSTER);
+            if let Some(prev) = nodes.last() {
+                let addr = prev.listen_addrs().await.map_err(failed)?[0]
+                    .clone()
+                    .with(libp2p::multiaddr::Protocol::P2p(prev.peer_id()));
+                config.static_peers = vec![addr];
+            }
+            let member = match i {
+                0 => Some(&alice),
+                x if x == n - 1 => Some(&bob),
+                _ => None,
+            };
+            config.rln = Some(RlnConfig {
+                rules: RlnRules {
+                    epoch_period: EPOCH,
+                    max_clock_drift: Duration::from_secs(20),
+                },
+                root_window: 50,
+                chain: ChainConfig {
+                    rpc: vec![Endpoint(anvil.url.clone())],
+                    contract: d.contract,
+                    chain_id: None,
+                    poll_interval: Duration::from_millis(500),
+                    follow_distance: 0,
+                },
+                membership: member.map(|m| MembershipConfig {
+                    keystore: m.keystore.clone(),
+                    key: None,
+                    password: PASSWORD.to_owned().into(),
+                    circuit_dir: circuit_dir.clone(),
+                }),
+            });
+            let node = node::start(config).await.map_err(failed)?;
+            node.wait_ready().await.map_err(failed)?;
+            let role = member.map_or("relays".to_owned(), |m| format!("publishes as {}", m.name));
+            println!("      node{i} {} ({role})", node.peer_id());
+            nodes.push(node);
+        }
+        wait_mesh(&nodes).await?;
+        let mut delivered: Vec<_> = nodes.iter().map(NodeHandle::delivered).collect();
+        let mut events: Vec<_> = nodes.iter().map(NodeHandle::events).collect();
+        let mut seen: Vec<Seen> = (0..n).map(|_| Seen::default()).collect();
+
+        step(
+            5,
+            "honest traffic: every message carries an RLN proof and is validated at each hop",
+        );
+        let mut honest = Vec::new();
+        for (who, node, text) in [
+            ("alice", 0, "hello from alice"),
+            ("bob", n - 1, "hi alice, bob here"),
+            ("alice", 0, "RLN keeps this network spam-free"),
+        ] {
+            let started = Instant::now();
+            nodes[node]
+                .publish(topic(), message(text))
+                .await
+                .map_err(failed)?;
+            println!(
+                "      {who} published {text:?} (proof made in {} ms)",
+                started.elapsed().as_millis()
+            );
+            honest.push(text);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for (i, s) in seen.iter_mut().enumerate() {
+            drain(&mut delivered[i], &mut events[i], s);
+        }
+
+        step(
+            6,
+            "mallory (1 message per epoch) sends two messages with the same message id",
+        );
+        let tree = {
+            let client =
+                ChainClient::connect(&[Endpoint(anvil.url.clone())], d.contract, None, None)
+                    .await
+                    .map_err(failed)?;
+            let mut syncer = wakurln::chain::sync::Syncer::open(
+                client,
+                &dir.join("mallory-tree.sqlite"),
+                wakurln::chain::sync::SyncConfig {
+                    follow_distance: 0,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(failed)?;
+            syncer.step().await.map_err(failed)?;
+            syncer.tree().clone()
+        };
+        let middle = n / 2;
+        for text in ["mallory's first message", "mallory's second message"] {
+            let m = forgetful_proof(&prover, &tree, &mallory, message(text))?;
+            match nodes[middle].publish(topic(), m).await {
+                Ok(_) => println!("      mallory sent {text:?} through node{middle}: relayed"),
+                Err(e) => {
+                    println!("      mallory sent {text:?} through node{middle}: refused ({e})")
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for (i, s) in seen.iter_mut().enumerate() {
+            drain(&mut delivered[i], &mut events[i], s);
+        }
+
+        println!("\nwhat each node did:");
+        let mut caught = false;
+        for (i, s) in seen.iter().enumerate() {
+            let got_honest = honest
+                .iter()
+                .filter(|h| s.delivered.iter().any(|d| d == *h))
+                .count();
+            let spam_delivered = s.delivered.iter().filter(|d| d.contains("second")).count();
+            print!(
+                "  node{i}: delivered {got_honest}/{} honest messages",
+                honest.len()
+            );
+            if s.delivered.iter().any(|d| d.contains("first")) {
+                print!(", mallory's first");
+            }
+            if spam_delivered > 0 {
+                print!(", MALLORY'S SPAM (unexpected)");
+            }
+            for (commitment, secret) in &s.spam {
+                let matches = *commitment == mallory.identity.commitment
+                    && *secret == mallory.identity.secret_hash;
+                caught |= matches;
+                print!(
+                    "; rejected spam from member {}…, recovered her secret {}… ({})",
+                    &field::to_decimal(commitment)[..12],
+                    &field::to_decimal(secret)[..12],
+                    if matches {
+                        "it is mallory's"
+                    } else {
+                        "UNEXPECTED"
+                    }
+                );
+            }
+            println!();
+        }
+        for n in &nodes {
+            n.shutdown().await;
+        }
+        drop(anvil);
+        let all_honest = seen
+            .iter()
+            .all(|s| honest.iter().all(|h| s.delivered.iter().any(|d| d == h)));
+        if !all_honest || !caught {
+            return Err(failed(
+                "the demo did not go as expected (see above): honest delivery or spam detection failed",
+            ));
+        }
+        println!(
+            "\ndone: honest messages reached every node; the double signal was rejected and mallory's secret recovered"
+        );
+        Ok(())
+    }
+}
