@@ -131,6 +131,15 @@ pub struct NodeArgs {
     /// File with the keystore password [default: WAKURLN_KEYSTORE_PASSWORD].
     #[arg(long, value_name = "FILE", env = "WAKURLN_RLN_PASSWORD_FILE")]
     rln_password_file: Option<PathBuf>,
+    /// Address of the REST API (and /metrics) [default: 127.0.0.1].
+    #[arg(long, value_name = "IP", env = "WAKURLN_REST_ADDRESS")]
+    rest_address: Option<String>,
+    /// Port of the REST API [default: 8645; 0 picks a free port].
+    #[arg(long, value_name = "PORT", env = "WAKURLN_REST_PORT")]
+    rest_port: Option<u16>,
+    /// Do not serve the REST API.
+    #[arg(long, env = "WAKURLN_NO_REST", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    no_rest: Option<bool>,
     /// The circuit files [default: ~/.wakurln/circuits/waku-rln-v2; see `wakurln circuit
     /// install`].
     #[arg(long, value_name = "DIR", env = "WAKURLN_CIRCUIT_DIR")]
@@ -334,9 +343,26 @@ impl NodeArgs {
         })
     }
 
+    /// Where to serve the REST API, if at all.
+    fn rest(&self) -> Result<Option<std::net::SocketAddr>, CliError> {
+        if self.no_rest.unwrap_or(false) {
+            return Ok(None);
+        }
+        let ip = self
+            .rest_address
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let ip: std::net::IpAddr = ip.parse().map_err(|_| {
+            CliError::bad_input(format!("--rest-address {ip} is not an IP address"))
+        })?;
+        Ok(Some((ip, self.rest_port.unwrap_or(8645)).into()))
+    }
+
     /// Runs the node until interrupted.
     pub fn run(self) -> Result<(), CliError> {
-        let config = self.merged()?.into_config()?;
+        let merged = self.merged()?;
+        let rest = merged.rest()?;
+        let config = merged.into_config()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -347,6 +373,12 @@ impl NodeArgs {
                 .await
                 .map_err(|e| CliError::failed(format!("error: {e}")))?;
             println!("peer id: {}", node.peer_id());
+            if let Some(address) = rest {
+                let bound = node::rest::serve(node.clone(), address).await.map_err(|e| {
+                    CliError::failed(format!("error: cannot serve the REST API on {address}: {e}"))
+                })?;
+                println!("REST API on http://{bound} (OpenAPI at /openapi.json, metrics at /metrics)");
+            }
             for a in node.listen_addrs().await.map_err(CliError::failed)? {
                 println!("listening on {a}/p2p/{}", node.peer_id());
             }

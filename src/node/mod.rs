@@ -10,8 +10,10 @@ mod behaviour;
 pub mod config;
 pub mod keys;
 pub mod metadata;
+pub mod metrics;
 pub mod publisher;
 pub mod relay;
+pub mod rest;
 mod run;
 pub mod validator;
 
@@ -159,6 +161,7 @@ pub(crate) enum Command {
 pub struct NodeHandle {
     pub(crate) peer_id: PeerId,
     pub(crate) validator: Arc<validator::Validator>,
+    pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) delivered: broadcast::Sender<Delivered>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
@@ -183,6 +186,11 @@ impl NodeHandle {
     /// The node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
     }
 
     /// The cluster id.
@@ -281,9 +289,14 @@ impl NodeHandle {
                 return Err(NodeError::NoMembership);
             };
             let path = self.member_path.borrow().clone();
-            tokio::task::spawn_blocking(move || publisher.prove(message, path))
+            let started = std::time::Instant::now();
+            let proved = tokio::task::spawn_blocking(move || publisher.prove(message, path))
                 .await
-                .map_err(|_| NodeError::Stopped)??
+                .map_err(|_| NodeError::Stopped)??;
+            self.metrics
+                .proof_generation
+                .observe(started.elapsed().as_secs_f64());
+            proved
         } else {
             message
         };

@@ -20,6 +20,7 @@ use super::{
     behaviour::{Behaviour, BehaviourEvent},
     keys,
     metadata::Metadata,
+    metrics::Metrics,
     publisher::{Member, MessageIdCounter, Publisher},
     validator::{Ignored, Rejection, Validator, Verdict, describe_spam},
 };
@@ -71,6 +72,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             .map_err(start_error)?,
     };
     let peer_id = key.public().to_peer_id();
+    let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (sync_tx, sync_rx) = watch::channel(SyncState::default());
     let (path_tx, path_rx) = watch::channel::<MemberPath>(None);
@@ -101,12 +103,16 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             .await
             .map_err(start_error)?;
             let ours = publisher.as_ref().map(|p| p.member().index as usize);
+            let outputs = SyncOutputs {
+                roots: roots.clone(),
+                state: sync_tx,
+                path: path_tx,
+                metrics: metrics.clone(),
+            };
             tokio::spawn(sync_task(
                 syncer,
-                roots.clone(),
                 ours,
-                sync_tx,
-                path_tx,
+                outputs,
                 rln.chain.poll_interval,
                 stop_rx.clone(),
             ));
@@ -146,6 +152,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             validator.clone(),
             jobs_rx.clone(),
             outcomes_tx.clone(),
+            metrics.clone(),
         ));
     }
     let shards = Arc::new(RwLock::new(HashSet::new()));
@@ -170,6 +177,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         cluster: config.cluster,
         shards: shards.clone(),
         stop: stop_tx,
+        metrics: metrics.clone(),
     };
     for shard in &config.shards {
         runner.subscribe(&StaticShard::new(config.cluster, *shard).pubsub_topic());
@@ -179,6 +187,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     Ok(NodeHandle {
         peer_id,
         validator,
+        metrics,
         commands: commands_tx,
         delivered,
         events,
@@ -298,19 +307,34 @@ async fn build_swarm(
 }
 
 /// Steps the chain sync, publishing the root window, our Merkle path and the sync state.
-async fn sync_task(
-    mut syncer: Syncer,
+/// Where the sync task publishes what it learns.
+struct SyncOutputs {
     roots: Arc<RwLock<RootWindow>>,
-    ours: Option<usize>,
     state: watch::Sender<SyncState>,
     path: watch::Sender<MemberPath>,
+    metrics: Arc<Metrics>,
+}
+
+async fn sync_task(
+    mut syncer: Syncer,
+    ours: Option<usize>,
+    outputs: SyncOutputs,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let SyncOutputs {
+        roots,
+        state,
+        path,
+        metrics,
+    } = outputs;
     loop {
         match syncer.step().await {
             Ok(status) => {
                 *roots.write().expect("never poisoned") = syncer.roots().clone();
+                metrics.root_window.set(syncer.roots().len() as i64);
+                metrics.sync_block.set(status.block as i64);
+                metrics.members.set(status.members as i64);
                 if let Some(index) = ours {
                     let tree = syncer.tree();
                     let member = tree
@@ -343,6 +367,7 @@ async fn validation_worker(
     validator: Arc<Validator>,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     outcomes: mpsc::Sender<Outcome>,
+    metrics: Arc<Metrics>,
 ) {
     loop {
         let batch = {
@@ -360,6 +385,7 @@ async fn validation_worker(
             batch
         };
         let v = validator.clone();
+        let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let data: Vec<&[u8]> = batch.iter().map(|j| j.data.as_slice()).collect();
             let verdicts = v.validate_batch(&data);
@@ -369,6 +395,11 @@ async fn validation_worker(
         let Ok((batch, verdicts)) = result else {
             return;
         };
+        let per_proof = started.elapsed().as_secs_f64() / batch.len() as f64;
+        metrics.batch_size.observe(batch.len() as f64);
+        for _ in 0..batch.len() {
+            metrics.proof_verification.observe(per_proof);
+        }
         for (job, (verdict, message)) in batch.into_iter().zip(verdicts) {
             if outcomes
                 .send(Outcome {
@@ -411,6 +442,7 @@ struct Runner {
     cluster: u16,
     shards: Arc<RwLock<HashSet<u16>>>,
     stop: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
 }
 
 impl Runner {
@@ -590,6 +622,7 @@ impl Runner {
             }
             Verdict::Ignore(_) => {}
         }
+        self.metrics.count_verdict(verdict.label());
         let _ = self.events.send(NodeEvent::Validated {
             from: job.source,
             hash,
@@ -655,6 +688,7 @@ impl Runner {
                     state.addresses.push(address);
                 }
                 if num_established.get() == 1 {
+                    self.metrics.peers.set(self.peers.len() as i64);
                     let ours = self.my_metadata();
                     self.swarm
                         .behaviour_mut()
@@ -669,6 +703,7 @@ impl Runner {
                 ..
             } => {
                 self.peers.remove(&peer_id);
+                self.metrics.peers.set(self.peers.len() as i64);
                 let _ = self.events.send(NodeEvent::PeerDisconnected(peer_id));
                 for s in &mut self.static_peers {
                     if s.peer == Some(peer_id) && s.failures != u32::MAX {
