@@ -31,9 +31,8 @@ use wakurln::{
     rln::{
         field::Fr,
         identity::Identity,
-        prover::{MemberInputs, MessageInputs, RlnProver},
+        prover::{MemberInputs, RlnProver},
         tree::MerkleTree,
-        waku::{Epoch, RlnProofData, external_nullifier, rln_identifier, signal_x_of},
     },
     topics::{ContentTopic, PubsubTopic, StaticShard},
 };
@@ -280,18 +279,8 @@ fn prove_raw(
         path_elements: path.elements,
         identity_path_index: path.path_bits(),
     };
-    let epoch = Epoch::from_timestamp_ns(message.timestamp().unwrap(), EPOCH);
-    let inputs = MessageInputs {
-        x: signal_x_of(&message),
-        external_nullifier: external_nullifier(epoch, rln_identifier()),
-        message_id: Fr::from(id),
-    };
     let prepared = prover.prepare(&member).unwrap();
-    let proof = prover
-        .prove_prepared(&prepared, inputs, &mut rand::thread_rng())
-        .unwrap();
-    let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_identifier()).unwrap();
-    message.with_rate_limit_proof(data.encode()).unwrap()
+    node::publisher::attach_proof(prover, &prepared, message, EPOCH, id).unwrap()
 }
 
 /// The membership tree as the nodes see it, from the contract's events.

@@ -54,6 +54,12 @@ impl SyncStore {
             path: name.clone(),
             detail: e.to_string(),
         };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| ChainError::Store {
+                path: name.clone(),
+                detail: format!("cannot create its folder: {e}"),
+            })?;
+        }
         let mut conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;

@@ -23,14 +23,13 @@ use wakurln::{
     message::WakuMessage,
     node::{
         self, ChainConfig, Delivered, MembershipConfig, NodeConfig, NodeEvent, NodeHandle,
-        RlnConfig, validator::RlnRules,
+        RlnConfig, publisher::attach_proof, validator::RlnRules,
     },
     rln::{
         field::{self, Fr},
         identity::Identity,
-        prover::{MemberInputs, MessageInputs, RlnProver},
+        prover::{MemberInputs, RlnProver},
         tree::MerkleTree,
-        waku::{Epoch, RlnProofData, external_nullifier, rln_identifier, signal_x_of},
     },
     topics::{ContentTopic, PubsubTopic, StaticShard},
 };
@@ -248,22 +247,8 @@ fn forgetful_proof(
         path_elements: path.elements,
         identity_path_index: path.path_bits(),
     };
-    let epoch = Epoch::from_timestamp_ns(message.timestamp().unwrap_or(0), EPOCH);
     let prepared = prover.prepare(&inputs).map_err(failed)?;
-    let proof = prover
-        .prove_prepared(
-            &prepared,
-            MessageInputs {
-                x: signal_x_of(&message),
-                external_nullifier: external_nullifier(epoch, rln_identifier()),
-                message_id: Fr::from(0u64),
-            },
-            &mut rand::thread_rng(),
-        )
-        .map_err(failed)?;
-    let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_identifier())
-        .map_err(failed)?;
-    message.with_rate_limit_proof(data.encode()).map_err(failed)
+    attach_proof(prover, &prepared, message, EPOCH, 0).map_err(failed)
 }
 
 async fn wait_mesh(nodes: &[NodeHandle]) -> Result<(), CliError> {

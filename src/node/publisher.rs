@@ -74,6 +74,34 @@ pub enum PublishError {
     },
 }
 
+/// Attaches an RLN proof to `message` for a prepared member, with `message_id` in the epoch
+/// of the message's timestamp. The caller answers for the message id: [`Publisher`] takes it
+/// from its durable counter; tests and tools may pick one.
+pub fn attach_proof(
+    prover: &RlnProver,
+    member: &PreparedRln,
+    message: WakuMessage,
+    epoch_period: u64,
+    message_id: u64,
+) -> Result<WakuMessage, PublishError> {
+    let timestamp = message.timestamp().ok_or(PublishError::NoTimestamp)?;
+    let epoch = Epoch::from_timestamp_ns(timestamp, epoch_period);
+    let rln_id = rln_identifier();
+    let inputs = MessageInputs {
+        x: signal_x_of(&message),
+        external_nullifier: external_nullifier(epoch, rln_id),
+        message_id: Fr::from(message_id),
+    };
+    let proof = prover
+        .prove_prepared(member, inputs, &mut rand::thread_rng())
+        .map_err(|e| PublishError::Prove(e.to_string()))?;
+    let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_id)
+        .map_err(|e| PublishError::Prove(e.to_string()))?;
+    message
+        .with_rate_limit_proof(data.encode())
+        .map_err(|e| PublishError::Prove(e.to_string()))
+}
+
 /// The message ids used per epoch, persisted.
 #[derive(Debug)]
 pub struct MessageIdCounter {
@@ -258,21 +286,6 @@ impl Publisher {
             *prepared = Some((root, p));
         }
         let (_, member) = prepared.as_ref().expect("prepared above");
-        let rln_id = rln_identifier();
-        let inputs = MessageInputs {
-            x: signal_x_of(&message),
-            external_nullifier: external_nullifier(epoch, rln_id),
-            message_id: Fr::from(message_id),
-        };
-        let proof = self
-            .prover
-            .prove_prepared(member, inputs, &mut rand::thread_rng())
-            .map_err(|e| PublishError::Prove(e.to_string()))?;
-        drop(prepared);
-        let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_id)
-            .map_err(|e| PublishError::Prove(e.to_string()))?;
-        message
-            .with_rate_limit_proof(data.encode())
-            .map_err(|e| PublishError::Prove(e.to_string()))
+        attach_proof(&self.prover, member, message, self.epoch_period, message_id)
     }
 }

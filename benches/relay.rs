@@ -1,0 +1,273 @@
+//! The relay path: validated messages per second through the node's validator (batches, two
+//! workers as a node on two cores runs them), and per-hop latency of a proved message across a
+//! line of five RLN nodes on loopback, synced from a local anvil.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
+use std::{
+    path::PathBuf,
+    str::FromStr,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{primitives::U256, signers::local::PrivateKeySigner};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wakurln::{
+    chain::{
+        ChainClient, Endpoint,
+        anvil::{Anvil, project_binary},
+        deploy::{self, Terms, Variant},
+        membership,
+        sync::{SyncConfig, Syncer},
+    },
+    message::WakuMessage,
+    node::{
+        self, ChainConfig, NodeConfig, NodeHandle, RlnConfig,
+        publisher::attach_proof,
+        validator::{RlnRules, Validator},
+    },
+    rln::{
+        field::Fr,
+        identity::Identity,
+        prover::{MemberInputs, PreparedRln, RlnProver},
+        tree::{MerkleTree, RootWindow},
+    },
+    topics::{ContentTopic, StaticShard},
+};
+
+const EPOCH: u64 = 86_400;
+const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+fn circuit_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/circuits/waku-rln-v2");
+    assert!(
+        dir.is_dir(),
+        "missing {}: benches need ../shared",
+        dir.display()
+    );
+    dir
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn message(i: u64) -> WakuMessage {
+    WakuMessage::builder(
+        ContentTopic::from_str("/bench/1/relay/proto").unwrap(),
+        format!("message {i}").into_bytes(),
+    )
+    .timestamp(now_ns())
+    .build()
+    .unwrap()
+}
+
+fn prepare(
+    prover: &RlnProver,
+    tree: &MerkleTree,
+    identity: &Identity,
+    index: usize,
+    limit: u64,
+) -> PreparedRln {
+    let path = tree.proof(index).unwrap();
+    prover
+        .prepare(&MemberInputs {
+            identity_secret: identity.secret_hash,
+            user_message_limit: Fr::from(limit),
+            path_elements: path.elements,
+            identity_path_index: path.path_bits(),
+        })
+        .unwrap()
+}
+
+fn prove(prover: &RlnProver, prepared: &PreparedRln, id: u64, message: WakuMessage) -> WakuMessage {
+    attach_proof(prover, prepared, message, EPOCH, id).unwrap()
+}
+
+fn validator_throughput(c: &mut Criterion) {
+    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let identity = Identity::from_seed(b"bench member");
+    let mut tree = MerkleTree::new();
+    tree.set(7, identity.rate_commitment(1000)).unwrap();
+    let prepared = prepare(&prover, &tree, &identity, 7, 1000);
+    let messages: Vec<Vec<u8>> = (0..128)
+        .map(|i| prove(&prover, &prepared, i, message(i)).encode())
+        .collect();
+    let mut window = RootWindow::new(50);
+    window.push(tree.root());
+    let validator = Validator::rln(
+        RlnRules {
+            epoch_period: EPOCH,
+            max_clock_drift: Duration::from_secs(3600),
+        },
+        Arc::new(RwLock::new(window)),
+    );
+    let mut group = c.benchmark_group("validator");
+    group.sample_size(10);
+    for (workers, per_batch) in [(1usize, 64usize), (2, 64)] {
+        group.throughput(Throughput::Elements((workers * per_batch) as u64));
+        group.bench_function(format!("{workers} worker(s) x batch of {per_batch}"), |b| {
+            b.iter(|| {
+                std::thread::scope(|s| {
+                    for w in 0..workers {
+                        let refs: Vec<&[u8]> = messages[w * per_batch..(w + 1) * per_batch]
+                            .iter()
+                            .map(Vec::as_slice)
+                            .collect();
+                        let v = &validator;
+                        s.spawn(move || v.validate_batch(&refs));
+                    }
+                });
+            });
+        });
+    }
+    group.finish();
+}
+
+struct Line {
+    _anvil: Anvil,
+    nodes: Vec<NodeHandle>,
+    prover: RlnProver,
+    prepared: PreparedRln,
+}
+
+async fn line() -> Line {
+    let anvil =
+        Anvil::start(&project_binary(), &[]).expect("anvil from `npm ci --prefix contracts`");
+    let signer = PrivateKeySigner::from_str(DEV_KEY).unwrap();
+    let d = deploy::deploy(
+        &Endpoint(anvil.url.clone()),
+        signer.clone(),
+        Terms {
+            min_rate_limit: 1,
+            ..Terms::waku_network(U256::ZERO)
+        },
+        Variant::Standard,
+        &[],
+        U256::ZERO,
+    )
+    .await
+    .unwrap();
+    let client = ChainClient::connect(
+        &[Endpoint(anvil.url.clone())],
+        d.contract,
+        None,
+        Some(signer),
+    )
+    .await
+    .unwrap();
+    let identity = Identity::generate();
+    let plan = membership::plan_register(&client, identity.commitment, 600)
+        .await
+        .unwrap();
+    let r = membership::register(&client, &plan).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("wakurln-relay-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut syncer = Syncer::open(
+        client,
+        &dir.join("tree.sqlite"),
+        SyncConfig {
+            follow_distance: 0,
+            ..SyncConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    syncer.step().await.unwrap();
+    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let prepared = prepare(&prover, syncer.tree(), &identity, r.index as usize, 600);
+    let mut nodes: Vec<NodeHandle> = Vec::new();
+    for i in 0..5 {
+        let mut config = NodeConfig::local(dir.join(format!("node{i}")), 42);
+        if let Some(prev) = nodes.last() {
+            config.static_peers = vec![
+                prev.listen_addrs().await.unwrap()[0]
+                    .clone()
+                    .with(libp2p::multiaddr::Protocol::P2p(prev.peer_id())),
+            ];
+        }
+        config.rln = Some(RlnConfig {
+            rules: RlnRules {
+                epoch_period: EPOCH,
+                max_clock_drift: Duration::from_secs(20),
+            },
+            root_window: 50,
+            chain: ChainConfig {
+                rpc: vec![Endpoint(anvil.url.clone())],
+                contract: d.contract,
+                chain_id: None,
+                poll_interval: Duration::from_secs(1),
+                follow_distance: 0,
+            },
+            membership: None,
+        });
+        let node = node::start(config).await.unwrap();
+        node.wait_ready().await.unwrap();
+        nodes.push(node);
+    }
+    let topic = StaticShard::new(42, 0).pubsub_topic();
+    loop {
+        let mut ok = true;
+        for (i, n) in nodes.iter().enumerate() {
+            let want = if i == 0 || i == 4 { 1 } else { 2 };
+            ok &= n.mesh_peers(topic.clone()).await.unwrap() >= want;
+        }
+        if ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Line {
+        _anvil: anvil,
+        nodes,
+        prover,
+        prepared,
+    }
+}
+
+fn line_latency(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let line = rt.block_on(line());
+    let topic = StaticShard::new(42, 0).pubsub_topic();
+    let mut next_id = 0u64;
+    let mut group = c.benchmark_group("relay line of 5 nodes");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    group.bench_function("per-hop latency of a proved message", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                assert!(
+                    next_id < 600,
+                    "the member's budget of 600 message ids is spent"
+                );
+                let m = prove(&line.prover, &line.prepared, next_id, message(next_id));
+                next_id += 1;
+                total += rt.block_on(async {
+                    let mut far = line.nodes[4].delivered();
+                    let started = Instant::now();
+                    line.nodes[0].publish(topic.clone(), m).await.unwrap();
+                    far.recv().await.unwrap();
+                    started.elapsed()
+                }) / 4;
+            }
+            total
+        });
+    });
+    group.finish();
+    for n in &line.nodes {
+        rt.block_on(n.shutdown());
+    }
+}
+
+criterion_group!(benches, validator_throughput, line_latency);
+criterion_main!(benches);
