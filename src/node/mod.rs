@@ -362,6 +362,19 @@ impl NodeHandle {
         let _ = self.commands.send(Command::Shutdown).await;
     }
 
+    /// The static shards this node relays, sorted.
+    pub fn shards(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = self
+            .shards
+            .read()
+            .expect("never poisoned")
+            .iter()
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Whether `shard` is among those this node serves.
     pub fn serves_shard(&self, shard: u16) -> bool {
         self.shards.read().expect("never poisoned").contains(&shard)

@@ -269,9 +269,13 @@ async fn info(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
         .into_iter()
         .map(|a| format!("{a}/p2p/{peer}"))
         .collect();
-    Ok(Json(
-        json!({"listenAddresses": addrs, "enrUri": null, "peerId": peer.to_string()}),
-    ))
+    Ok(Json(json!({
+        "listenAddresses": addrs,
+        "enrUri": null,
+        "peerId": peer.to_string(),
+        "clusterId": api.node.cluster(),
+        "shards": api.node.shards(),
+    })))
 }
 
 async fn version() -> Json<String> {
