@@ -15,4 +15,5 @@ pub mod node;
 pub mod proto;
 pub mod protocols;
 pub mod rln;
+pub mod store;
 pub mod topics;

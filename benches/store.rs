@@ -1,0 +1,154 @@
+//! The Store v3 archive at scale: insert throughput (batches of 1,000 in one transaction, as
+//! the node archives relayed messages) and query latency on an archive of 1,000,000 messages.
+//! The million-row archive is built once and kept in target/ for later runs.
+//!
+//! Besides criterion's figures, a timing loop prints the p50 and p99 of single queries.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wakurln::{
+    message::WakuMessage,
+    store::{Archive, Query},
+};
+
+const ROWS: i64 = 1_000_000;
+const T0: i64 = 1_700_000_000_000_000_000;
+const TOPICS: [&str; 4] = [
+    "/waku/2/rs/1/0",
+    "/waku/2/rs/1/1",
+    "/waku/2/rs/1/2",
+    "/waku/2/rs/1/3",
+];
+
+fn message(i: i64) -> WakuMessage {
+    let content = format!("/bench/1/topic-{}/proto", i % 50);
+    WakuMessage::builder(content.parse().unwrap(), vec![(i % 251) as u8; 300])
+        .timestamp(T0 + i * 1_000_000)
+        .meta(i.to_le_bytes().to_vec())
+        .build()
+        .unwrap()
+}
+
+fn insert_batch(archive: &Archive, from: i64, n: i64) {
+    let msgs: Vec<WakuMessage> = (from..from + n).map(message).collect();
+    let refs: Vec<(&str, &WakuMessage)> = msgs
+        .iter()
+        .enumerate()
+        .map(|(k, m)| (TOPICS[(from as usize + k) % 4], m))
+        .collect();
+    archive.insert(&refs).unwrap();
+}
+
+fn big_archive() -> Archive {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-archive-1m.sqlite");
+    let archive = Archive::open(&path).unwrap();
+    let have = archive.count().unwrap() as i64;
+    if have < ROWS {
+        eprintln!(
+            "building the 1,000,000-message archive once (kept in {})...",
+            path.display()
+        );
+        let started = Instant::now();
+        let mut i = have;
+        while i < ROWS {
+            insert_batch(&archive, i, 10_000);
+            i += 10_000;
+        }
+        eprintln!(
+            "built in {:.1} s ({:.0} inserts/s)",
+            started.elapsed().as_secs_f64(),
+            (ROWS - have) as f64 / started.elapsed().as_secs_f64()
+        );
+    }
+    archive
+}
+
+fn queries() -> Vec<(&'static str, Query)> {
+    let page = |forward| Query {
+        include_data: true,
+        pubsub_topic: Some(TOPICS[1].into()),
+        content_topics: vec![
+            "/bench/1/topic-7/proto".into(),
+            "/bench/1/topic-21/proto".into(),
+        ],
+        forward,
+        limit: Some(20),
+        ..Query::default()
+    };
+    vec![
+        ("two content topics, newest page", page(false)),
+        ("two content topics, oldest page", page(true)),
+        (
+            "time range in the middle",
+            Query {
+                include_data: true,
+                pubsub_topic: Some(TOPICS[2].into()),
+                time_start: Some(T0 + 500_000 * 1_000_000),
+                time_end: Some(T0 + 510_000 * 1_000_000),
+                forward: true,
+                limit: Some(100),
+                ..Query::default()
+            },
+        ),
+        (
+            "by message hash",
+            Query {
+                message_hashes: vec![message(777_777).hash(TOPICS[777_777 % 4])],
+                ..Query::default()
+            },
+        ),
+    ]
+}
+
+fn store(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("wakurln-store-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fresh = Archive::open(&dir.join("insert.sqlite")).unwrap();
+    let mut next = 0i64;
+    let mut group = c.benchmark_group("archive insert");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1_000));
+    group.bench_function("batch of 1,000", |b| {
+        b.iter(|| {
+            insert_batch(&fresh, next, 1_000);
+            next += 1_000;
+        });
+    });
+    group.finish();
+
+    let archive = big_archive();
+    let mut group = c.benchmark_group("archive query at 1M messages");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(3));
+    for (name, q) in queries() {
+        group.bench_function(name, |b| b.iter(|| archive.query(&q).unwrap()));
+    }
+    group.finish();
+
+    // Percentiles of single queries, all shapes mixed, as a server sees them.
+    let qs = queries();
+    let mut times: Vec<f64> = (0..2_000)
+        .map(|i| {
+            let started = Instant::now();
+            archive.query(&qs[i % qs.len()].1).unwrap();
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "single queries on 1M messages: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+        times[times.len() - 1]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, store);
+criterion_main!(benches);

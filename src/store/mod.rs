@@ -1,0 +1,5 @@
+//! Store v3: the message archive (SQLite) behind the store protocol.
+
+pub mod archive;
+
+pub use archive::{Archive, ArchiveError, Entry, Page, Query, Retention};
