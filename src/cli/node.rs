@@ -10,10 +10,11 @@ use serde_json::Value;
 use wakurln::{
     chain::Endpoint,
     node::{
-        self, ChainConfig, MembershipConfig, NodeConfig, NodeEvent, RlnConfig, keys::KeyKind,
-        validator::RlnRules,
+        self, ChainConfig, MembershipConfig, NodeConfig, NodeEvent, RlnConfig, StoreConfig,
+        keys::KeyKind, validator::RlnRules,
     },
     rln::field,
+    store::Retention,
 };
 
 use super::{CliError, circuit::default_circuit_dir, password::PASSWORD_ENV};
@@ -131,6 +132,21 @@ pub struct NodeArgs {
     /// File with the keystore password [default: WAKURLN_KEYSTORE_PASSWORD].
     #[arg(long, value_name = "FILE", env = "WAKURLN_RLN_PASSWORD_FILE")]
     rln_password_file: Option<PathBuf>,
+    /// Keep an archive of relayed messages and serve Store v3 queries.
+    #[arg(long, env = "WAKURLN_STORE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    store: Option<bool>,
+    /// The archive's SQLite file [default: <data dir>/archive.sqlite].
+    #[arg(long, value_name = "FILE", env = "WAKURLN_STORE_PATH")]
+    store_path: Option<PathBuf>,
+    /// Delete archived messages older than this many seconds [default: 172800, two days].
+    #[arg(long, value_name = "SECONDS", env = "WAKURLN_STORE_RETENTION_TIME")]
+    store_retention_time: Option<u64>,
+    /// Keep at most this many archived messages.
+    #[arg(long, value_name = "N", env = "WAKURLN_STORE_MAX_MESSAGES")]
+    store_max_messages: Option<u64>,
+    /// Keep the archived message bytes under this size.
+    #[arg(long, value_name = "BYTES", env = "WAKURLN_STORE_MAX_SIZE")]
+    store_max_size: Option<u64>,
     /// Address of the REST API (and /metrics) [default: 127.0.0.1].
     #[arg(long, value_name = "IP", env = "WAKURLN_REST_ADDRESS")]
     rest_address: Option<String>,
@@ -330,7 +346,6 @@ impl NodeArgs {
             })
         };
         Ok(NodeConfig {
-            data_dir,
             key,
             key_kind,
             listen,
@@ -340,6 +355,18 @@ impl NodeArgs {
             shards,
             max_connections: self.max_connections.unwrap_or(50),
             rln,
+            store: self.store.unwrap_or(false).then(|| StoreConfig {
+                path: self
+                    .store_path
+                    .unwrap_or_else(|| data_dir.join("archive.sqlite")),
+                retention: Retention {
+                    max_age_secs: Some(self.store_retention_time.unwrap_or(172_800)),
+                    max_messages: self.store_max_messages,
+                    max_bytes: self.store_max_size,
+                },
+                retention_interval: Duration::from_secs(60),
+            }),
+            data_dir,
         })
     }
 

@@ -11,6 +11,7 @@ use super::{
     metadata::{self, MetadataCodec},
     relay,
 };
+use crate::store::protocol::{self as store, StoreCodec};
 
 /// identify's protocol version string.
 const IDENTIFY_PROTOCOL: &str = "/ipfs/id/1.0.0";
@@ -21,6 +22,7 @@ pub(crate) struct Behaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub metadata: request_response::Behaviour<MetadataCodec>,
+    pub store: request_response::Behaviour<StoreCodec>,
     pub limits: connection_limits::Behaviour,
 }
 
@@ -37,6 +39,10 @@ impl Behaviour {
             [(metadata::PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
         );
+        let store = request_response::Behaviour::new(
+            [(store::PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+        );
         let limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(max_connections))
@@ -47,6 +53,7 @@ impl Behaviour {
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             metadata,
+            store,
             limits,
         }
     }

@@ -33,6 +33,19 @@ pub struct NodeConfig {
     pub max_connections: u32,
     /// RLN; `None` relays without RLN (private networks only).
     pub rln: Option<RlnConfig>,
+    /// The Store v3 archive; `None` serves no store queries (and answers 503).
+    pub store: Option<StoreConfig>,
+}
+
+/// The message archive.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The SQLite file.
+    pub path: PathBuf,
+    /// What to delete, checked every `retention_interval`.
+    pub retention: crate::store::Retention,
+    /// How often retention runs.
+    pub retention_interval: Duration,
 }
 
 impl NodeConfig {
@@ -50,6 +63,7 @@ impl NodeConfig {
             shards: vec![0],
             max_connections: 50,
             rln: None,
+            store: None,
         }
     }
 }

@@ -25,7 +25,7 @@ use std::{
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use config::{ChainConfig, MembershipConfig, NodeConfig, RlnConfig};
+pub use config::{ChainConfig, MembershipConfig, NodeConfig, RlnConfig, StoreConfig};
 use publisher::{PublishError, Publisher};
 pub use run::start;
 
@@ -135,6 +135,14 @@ pub enum NodeError {
     /// Starting failed.
     #[error("{0}")]
     Start(String),
+    /// A store query failed.
+    #[error("store query failed: {0}")]
+    Store(String),
+}
+
+/// A request id: 16 random bytes in hex.
+fn random_request_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
 }
 
 /// Our Merkle path at the latest root: `(root, path, our leaf)`.
@@ -153,6 +161,11 @@ pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Topics(oneshot::Sender<Vec<PubsubTopic>>),
     MeshPeers(PubsubTopic, oneshot::Sender<usize>),
+    StoreQuery(
+        PeerId,
+        Box<crate::proto::store::StoreQueryRequest>,
+        oneshot::Sender<Result<crate::proto::store::StoreQueryResponse, String>>,
+    ),
     Shutdown,
 }
 
@@ -162,6 +175,7 @@ pub struct NodeHandle {
     pub(crate) peer_id: PeerId,
     pub(crate) validator: Arc<validator::Validator>,
     pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) archive: Option<Arc<crate::store::Archive>>,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) delivered: broadcast::Sender<Delivered>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
@@ -302,6 +316,40 @@ impl NodeHandle {
         };
         self.ask(|tx| Command::Publish(topic, Box::new(message), tx))
             .await?
+    }
+
+    /// Queries the store of `peer` (which must be connected or dialable from the peer
+    /// store), checking every returned message against its hash.
+    pub async fn store_query(
+        &self,
+        peer: PeerId,
+        query: &crate::store::Query,
+    ) -> Result<crate::store::Page, NodeError> {
+        let request = crate::store::protocol::request_of(random_request_id(), query);
+        let response = self
+            .ask(|tx| Command::StoreQuery(peer, Box::new(request), tx))
+            .await?
+            .map_err(NodeError::Store)?;
+        crate::store::protocol::page_of(&response).map_err(NodeError::Store)
+    }
+
+    /// Queries this node's own archive.
+    pub async fn local_store_query(
+        &self,
+        query: crate::store::Query,
+    ) -> Result<crate::store::Page, NodeError> {
+        let Some(archive) = self.archive.clone() else {
+            return Err(NodeError::Store(
+                "this node keeps no message archive".into(),
+            ));
+        };
+        tokio::task::spawn_blocking(move || archive.query(&query))
+            .await
+            .map_err(|_| NodeError::Stopped)?
+            .map_err(|e| match e {
+                crate::store::ArchiveError::BadQuery(text) => NodeError::BadMessage(text),
+                other => NodeError::Store(other.to_string()),
+            })
     }
 
     /// Dials a peer.

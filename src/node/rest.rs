@@ -25,7 +25,8 @@ use serde_json::{Value, json};
 
 use super::{Delivered, NodeError, NodeHandle, publisher::PublishError};
 use crate::{
-    message::WakuMessage,
+    message::{MessageHash, WakuMessage},
+    store::Query,
     topics::{ContentTopic, PubsubTopic},
 };
 
@@ -116,6 +117,11 @@ impl From<NodeError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             NodeError::Publish(PublishError::NotAMember { .. }) => StatusCode::FORBIDDEN,
+            NodeError::Store(t) if t.contains("400") => StatusCode::BAD_REQUEST,
+            NodeError::Store(t) if t.contains("no message archive") || t.contains("503") => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            NodeError::Store(_) => StatusCode::BAD_GATEWAY,
             NodeError::BadMessage(_)
             | NodeError::Rejected(_)
             | NodeError::Publish(PublishError::NoTimestamp) => StatusCode::BAD_REQUEST,
@@ -187,6 +193,7 @@ pub fn router(node: NodeHandle) -> Router {
         )
         .route("/relay/v1/auto/messages/{topic}", get(auto_messages))
         .route("/relay/v1/auto/messages", axum::routing::post(auto_publish))
+        .route("/store/v3/messages", get(store_messages))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(api)
 }
@@ -457,7 +464,125 @@ async fn auto_publish(
     Ok("OK")
 }
 
+/// Query parameters of `GET /store/v3/messages`, named as the reference node names them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoreParams {
+    peer_addr: Option<String>,
+    include_data: Option<bool>,
+    pubsub_topic: Option<String>,
+    content_topics: Option<String>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    hashes: Option<String>,
+    cursor: Option<String>,
+    ascending: Option<bool>,
+    page_size: Option<u64>,
+}
+
+fn parse_hash(text: &str) -> Result<MessageHash, ApiError> {
+    let digits = text.trim().trim_start_matches("0x");
+    let bytes = hex::decode(digits)
+        .map_err(|_| ApiError::bad(format!("{text:?} is not a hex message hash")))?;
+    let array: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| ApiError::bad(format!("{text:?} is not 32 bytes")))?;
+    Ok(MessageHash(array))
+}
+
+fn list(text: Option<&str>) -> Vec<String> {
+    text.map(|t| {
+        t.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+async fn store_messages(
+    State(api): State<Api>,
+    params: Result<axum::extract::Query<StoreParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let axum::extract::Query(p) = params.map_err(|e| ApiError::bad(e.to_string()))?;
+    let query = Query {
+        include_data: p.include_data.unwrap_or(true),
+        pubsub_topic: p.pubsub_topic.clone(),
+        content_topics: list(p.content_topics.as_deref()),
+        time_start: p.start_time,
+        time_end: p.end_time,
+        message_hashes: list(p.hashes.as_deref())
+            .iter()
+            .map(|h| parse_hash(h))
+            .collect::<Result<_, _>>()?,
+        cursor: p.cursor.as_deref().map(parse_hash).transpose()?,
+        forward: p.ascending.unwrap_or(false),
+        limit: p.page_size,
+    };
+    let page = match &p.peer_addr {
+        None => api.node.local_store_query(query).await?,
+        Some(addr) => {
+            let addr: libp2p::Multiaddr = addr
+                .parse()
+                .map_err(|e| ApiError::bad(format!("peerAddr: {e}")))?;
+            let Some(peer) = addr.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                _ => None,
+            }) else {
+                return Err(ApiError::bad("peerAddr must end in /p2p/<peer id>"));
+            };
+            let connected = api.node.peers().await?.iter().any(|i| i.peer == peer);
+            if !connected {
+                api.node.dial(addr).await?;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while !api.node.peers().await?.iter().any(|i| i.peer == peer) {
+                    if std::time::Instant::now() > deadline {
+                        return Err(ApiError(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "cannot connect to the store peer".into(),
+                        ));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+            api.node.store_query(peer, &query).await?
+        }
+    };
+    let messages: Vec<Value> = page
+        .entries
+        .iter()
+        .map(|e| {
+            json!({
+                "messageHash": format!("0x{}", hex::encode(e.hash.as_bytes())),
+                "message": e.message.as_ref().map(RestMessage::from_message),
+                "pubsubTopic": e.pubsub_topic,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "statusCode": 200,
+        "statusDesc": "OK",
+        "messages": messages,
+        "paginationCursor": page.cursor.map(|c| format!("0x{}", hex::encode(c.as_bytes()))),
+    })))
+}
+
 async fn openapi() -> Json<Value> {
+    let store_params: Vec<Value> = [
+        "peerAddr",
+        "includeData",
+        "pubsubTopic",
+        "contentTopics",
+        "startTime",
+        "endTime",
+        "hashes",
+        "cursor",
+        "ascending",
+        "pageSize",
+    ]
+    .iter()
+    .map(|n| json!({"name": n, "in": "query", "required": false, "schema": {"type": "string"}}))
+    .collect();
     let message = json!({
         "type": "object",
         "required": ["payload", "contentTopic"],
@@ -501,7 +626,12 @@ async fn openapi() -> Json<Value> {
                 "delete": {"summary": "unsubscribe", "requestBody": {"content": {"application/json": {"schema": topics}}}, "responses": ok}
             },
             "/relay/v1/auto/messages/{contentTopic}": {"get": {"summary": "messages received since the last call", "responses": {"200": {"description": "OK"}, "404": {"description": "not subscribed"}}}},
-            "/relay/v1/auto/messages": {"post": {"summary": "publish on the content topic's shard", "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/WakuMessage"}}}}, "responses": publish}}
+            "/relay/v1/auto/messages": {"post": {"summary": "publish on the content topic's shard", "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/WakuMessage"}}}}, "responses": publish}},
+            "/store/v3/messages": {"get": {
+                "summary": "Store v3 query of this node's archive, or of peerAddr's",
+                "parameters": store_params,
+                "responses": {"200": {"description": "a page; paginationCursor when more follow"}, "400": {"description": "a bad query"}, "503": {"description": "no archive"}}
+            }}
         }
     }))
 }

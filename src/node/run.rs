@@ -8,11 +8,12 @@ use std::{
 };
 
 use futures::StreamExt;
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::{
     Multiaddr, PeerId, Swarm, SwarmBuilder, gossipsub, identify, multiaddr::Protocol, noise,
     request_response, swarm::SwarmEvent, tcp, yamux,
 };
-use tokio::sync::{Mutex, broadcast, mpsc, watch};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 
 use super::{
     Command, Delivered, MemberPath, NodeConfig, NodeError, NodeEvent, NodeHandle, PeerInfo,
@@ -31,9 +32,47 @@ use crate::{
     },
     credentials,
     message::WakuMessage,
+    proto::store::{StoreQueryRequest, StoreQueryResponse},
     rln::{prover::RlnProver, tree::RootWindow},
+    store::{
+        Archive, ArchiveError, Retention,
+        protocol::{self as store_protocol, status},
+    },
     topics::{PubsubTopic, StaticShard},
 };
+
+/// Only messages this close to the local clock are archived.
+const ARCHIVE_DRIFT_NS: u64 = 20_000_000_000;
+
+/// Answers one store request from the archive (on the blocking pool).
+async fn answer_store(
+    archive: Option<Arc<Archive>>,
+    request: StoreQueryRequest,
+) -> StoreQueryResponse {
+    let id = request.request_id.clone();
+    let Some(archive) = archive else {
+        return store_protocol::error_of(
+            id,
+            status::UNAVAILABLE,
+            "this node keeps no message archive",
+        );
+    };
+    let query = match store_protocol::query_of(&request) {
+        Ok(q) => q,
+        Err(reason) => return store_protocol::error_of(id, status::BAD_REQUEST, reason),
+    };
+    match tokio::task::spawn_blocking(move || archive.query(&query)).await {
+        Ok(Ok(page)) => store_protocol::response_of(id, &page),
+        Ok(Err(ArchiveError::BadQuery(reason))) => {
+            store_protocol::error_of(id, status::BAD_REQUEST, reason)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "store query failed");
+            store_protocol::error_of(id, status::INTERNAL, "the archive failed")
+        }
+        Err(_) => store_protocol::error_of(id, status::INTERNAL, "the node is stopping"),
+    }
+}
 
 /// Messages waiting for validation before new ones are ignored.
 const VALIDATION_QUEUE: usize = 4_096;
@@ -120,6 +159,17 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         }
     };
     let enforces_rln = validator.enforces_rln();
+    let archive = match &config.store {
+        None => None,
+        Some(store) => {
+            let path = store.path.clone();
+            let archive = tokio::task::spawn_blocking(move || Archive::open(&path))
+                .await
+                .map_err(start_error)?
+                .map_err(start_error)?;
+            Some(Arc::new(archive))
+        }
+    };
     let mut swarm = build_swarm(key, config.max_connections).await?;
     for address in &config.listen {
         swarm
@@ -155,6 +205,16 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             metrics.clone(),
         ));
     }
+    if let (Some(archive), Some(store)) = (&archive, &config.store) {
+        tokio::spawn(archiver(archive.clone(), delivered.subscribe()));
+        tokio::spawn(retention_task(
+            archive.clone(),
+            store.retention,
+            store.retention_interval,
+            stop_rx.clone(),
+        ));
+    }
+    let (store_tx, store_rx) = mpsc::channel(256);
     let shards = Arc::new(RwLock::new(HashSet::new()));
     let mut runner = Runner {
         swarm,
@@ -178,6 +238,9 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         shards: shards.clone(),
         stop: stop_tx,
         metrics: metrics.clone(),
+        archive: archive.clone(),
+        store_responses: (store_tx, store_rx),
+        store_pending: HashMap::new(),
     };
     for shard in &config.shards {
         runner.subscribe(&StaticShard::new(config.cluster, *shard).pubsub_topic());
@@ -188,6 +251,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         peer_id,
         validator,
         metrics,
+        archive,
         commands: commands_tx,
         delivered,
         events,
@@ -443,6 +507,90 @@ struct Runner {
     shards: Arc<RwLock<HashSet<u16>>>,
     stop: watch::Sender<bool>,
     metrics: Arc<Metrics>,
+    archive: Option<Arc<Archive>>,
+    store_responses: (mpsc::Sender<StoreAnswer>, mpsc::Receiver<StoreAnswer>),
+    store_pending: HashMap<OutboundRequestId, oneshot::Sender<Result<StoreQueryResponse, String>>>,
+}
+
+/// A store response ready to be written on its stream.
+type StoreAnswer = (ResponseChannel<StoreQueryResponse>, StoreQueryResponse);
+
+/// Archives delivered messages in batches: non-ephemeral ones whose timestamp is within 20 s of
+/// the local clock, as the protocol asks.
+async fn archiver(archive: Arc<Archive>, mut delivered: broadcast::Receiver<Delivered>) {
+    loop {
+        let first = match delivered.recv().await {
+            Ok(d) => d,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "the archiver fell behind; messages were not archived"
+                );
+                continue;
+            }
+            Err(_) => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < 1_000 {
+            match delivered.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        batch.retain(|d| {
+            !d.message.ephemeral()
+                && d.message
+                    .timestamp()
+                    .is_some_and(|t| t.abs_diff(now) <= ARCHIVE_DRIFT_NS)
+        });
+        if batch.is_empty() {
+            continue;
+        }
+        let a = archive.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let refs: Vec<(&str, &WakuMessage)> = batch
+                .iter()
+                .map(|d| (d.topic.as_str(), &d.message))
+                .collect();
+            a.insert(&refs)
+        })
+        .await;
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "archiving failed"),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Deletes what the retention limits exclude, in small batches so queries are not held up.
+async fn retention_task(
+    archive: Arc<Archive>,
+    retention: Retention,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let a = archive.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        match tokio::task::spawn_blocking(move || a.enforce(retention, now, 5_000)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, "archive retention"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "archive retention failed"),
+            Err(_) => return,
+        }
+    }
 }
 
 impl Runner {
@@ -456,6 +604,9 @@ impl Runner {
                     Some(c) => self.on_command(c),
                 },
                 Some(outcome) = self.outcomes.recv() => self.on_outcome(outcome),
+                Some((channel, response)) = self.store_responses.1.recv() => {
+                    let _ = self.swarm.behaviour_mut().store.send_response(channel, response);
+                }
                 _ = tick.tick() => self.redial_due(),
             }
         }
@@ -550,6 +701,14 @@ impl Runner {
             Command::MeshPeers(topic, reply) => {
                 let hash = gossipsub::TopicHash::from_raw(topic.as_str());
                 let _ = reply.send(self.swarm.behaviour().relay.mesh_peers(&hash).count());
+            }
+            Command::StoreQuery(peer, request, reply) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .store
+                    .send_request(&peer, *request);
+                self.store_pending.insert(id, reply);
             }
             Command::Shutdown => {}
         }
@@ -669,6 +828,7 @@ impl Runner {
                 state.protocols = info.protocols.iter().map(ToString::to_string).collect();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.on_metadata(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Store(event)) => self.on_store(event),
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
@@ -784,6 +944,48 @@ impl Runner {
         }
         if let Some(state) = self.peers.get_mut(&peer) {
             state.metadata = Some(theirs);
+        }
+    }
+
+    fn on_store(&mut self, event: request_response::Event<StoreQueryRequest, StoreQueryResponse>) {
+        match event {
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let respond = self.store_responses.0.clone();
+                let archive = self.archive.clone();
+                tokio::spawn(async move {
+                    let response = answer_store(archive, request).await;
+                    let _ = respond.send((channel, response)).await;
+                });
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.store_pending.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.store_pending.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound store request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 

@@ -1,5 +1,6 @@
 //! Store v3: the message archive (SQLite) behind the store protocol.
 
 pub mod archive;
+pub mod protocol;
 
 pub use archive::{Archive, ArchiveError, Entry, Page, Query, Retention};

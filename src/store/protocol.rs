@@ -1,0 +1,243 @@
+//! The Store v3 wire protocol (`/vac/waku/store-query/3.0.0`): one request and one response
+//! per stream, varint-length-prefixed protobufs, and the conversion between the wire form and
+//! archive queries.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncWrite};
+use libp2p::{StreamProtocol, request_response};
+
+use super::archive::{MAX_CRITERIA, Page, Query};
+use crate::{
+    message::{MessageHash, WakuMessage},
+    proto::store::{StoreQueryRequest, StoreQueryResponse, WakuMessageKeyValue},
+    protocols::codec::{CodecError, read_message, write_message},
+};
+
+/// The protocol id.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/store-query/3.0.0");
+
+/// Largest request accepted: 100 hashes and 100 topics fit with room to spare.
+const MAX_REQUEST: usize = 64 * 1024;
+/// Largest response read: a page of 100 maximal messages.
+const MAX_RESPONSE: usize = 100 * 160 * 1024;
+
+/// Status codes of Store v3.
+pub mod status {
+    /// Success.
+    pub const OK: u32 = 200;
+    /// A malformed or unacceptable query.
+    pub const BAD_REQUEST: u32 = 400;
+    /// The client asks too often.
+    pub const TOO_MANY_REQUESTS: u32 = 429;
+    /// The archive failed.
+    pub const INTERNAL: u32 = 500;
+    /// This node keeps no archive.
+    pub const UNAVAILABLE: u32 = 503;
+}
+
+/// Reads and writes Store v3 frames.
+#[derive(Debug, Clone, Default)]
+pub struct StoreCodec;
+
+#[allow(clippy::needless_pass_by_value)] // used as map_err(io_error)
+fn io_error(e: CodecError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the stream closed before a store frame",
+    )
+}
+
+impl request_response::Codec for StoreCodec {
+    type Protocol = StreamProtocol;
+    type Request = StoreQueryRequest;
+    type Response = StoreQueryResponse;
+
+    async fn read_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<StoreQueryRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_message(io, MAX_REQUEST)
+            .await
+            .map_err(io_error)?
+            .ok_or_else(closed)
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<StoreQueryResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_message(io, MAX_RESPONSE)
+            .await
+            .map_err(io_error)?
+            .ok_or_else(closed)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: StoreQueryRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_message(io, &req).await.map_err(io_error)
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: StoreQueryResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_message(io, &res).await.map_err(io_error)
+    }
+}
+
+fn hash(bytes: &[u8], what: &str) -> Result<MessageHash, String> {
+    let array: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| format!("{what} must be 32 bytes, not {}", bytes.len()))?;
+    Ok(MessageHash(array))
+}
+
+/// The archive query a request asks for, or the reason it is refused (status 400).
+pub fn query_of(req: &StoreQueryRequest) -> Result<Query, String> {
+    if req.content_topics.len() > MAX_CRITERIA || req.message_hashes.len() > MAX_CRITERIA {
+        return Err(format!(
+            "at most {MAX_CRITERIA} content topics or message hashes per query"
+        ));
+    }
+    Ok(Query {
+        include_data: req.include_data,
+        pubsub_topic: req.pubsub_topic.clone().filter(|t| !t.is_empty()),
+        content_topics: req.content_topics.clone(),
+        time_start: req.time_start,
+        time_end: req.time_end,
+        message_hashes: req
+            .message_hashes
+            .iter()
+            .map(|h| hash(h, "a message hash"))
+            .collect::<Result<_, _>>()?,
+        cursor: req
+            .pagination_cursor
+            .as_ref()
+            .map(|c| hash(c, "the pagination cursor"))
+            .transpose()?,
+        forward: req.pagination_forward.unwrap_or(false),
+        limit: req.pagination_limit,
+    })
+}
+
+/// The request for an archive query.
+pub fn request_of(request_id: String, q: &Query) -> StoreQueryRequest {
+    StoreQueryRequest {
+        request_id,
+        include_data: q.include_data,
+        pubsub_topic: q.pubsub_topic.clone(),
+        content_topics: q.content_topics.clone(),
+        time_start: q.time_start,
+        time_end: q.time_end,
+        message_hashes: q
+            .message_hashes
+            .iter()
+            .map(|h| h.as_bytes().to_vec().into())
+            .collect(),
+        pagination_cursor: q.cursor.map(|c| c.as_bytes().to_vec().into()),
+        pagination_forward: Some(q.forward),
+        pagination_limit: q.limit,
+    }
+}
+
+/// A successful response.
+pub fn response_of(request_id: String, page: &Page) -> StoreQueryResponse {
+    StoreQueryResponse {
+        request_id,
+        status_code: status::OK,
+        status_desc: Some("OK".into()),
+        messages: page
+            .entries
+            .iter()
+            .map(|e| WakuMessageKeyValue {
+                message_hash: Some(e.hash.as_bytes().to_vec().into()),
+                message: e.message.as_ref().map(WakuMessage::to_proto),
+                pubsub_topic: e.pubsub_topic.clone(),
+            })
+            .collect(),
+        pagination_cursor: page.cursor.map(|c| c.as_bytes().to_vec().into()),
+    }
+}
+
+/// An error response.
+pub fn error_of(
+    request_id: String,
+    code: u32,
+    description: impl Into<String>,
+) -> StoreQueryResponse {
+    StoreQueryResponse {
+        request_id,
+        status_code: code,
+        status_desc: Some(description.into()),
+        messages: Vec::new(),
+        pagination_cursor: None,
+    }
+}
+
+/// The page a response carries, checking every message against its hash.
+pub fn page_of(res: &StoreQueryResponse) -> Result<Page, String> {
+    if res.status_code != status::OK {
+        return Err(format!(
+            "the store answered {}: {}",
+            res.status_code,
+            res.status_desc.clone().unwrap_or_default()
+        ));
+    }
+    let mut entries = Vec::with_capacity(res.messages.len());
+    for kv in &res.messages {
+        let h = hash(
+            kv.message_hash.as_deref().unwrap_or_default(),
+            "a message hash",
+        )?;
+        let message = match &kv.message {
+            Some(m) => Some(
+                WakuMessage::try_from(m.clone())
+                    .map_err(|e| format!("the store sent a bad message: {e}"))?,
+            ),
+            None => None,
+        };
+        if let (Some(m), Some(t)) = (&message, &kv.pubsub_topic)
+            && m.hash(t) != h
+        {
+            return Err("the store sent a message that does not match its hash".into());
+        }
+        entries.push(super::archive::Entry {
+            hash: h,
+            message,
+            pubsub_topic: kv.pubsub_topic.clone(),
+        });
+    }
+    Ok(Page {
+        entries,
+        cursor: res
+            .pagination_cursor
+            .as_deref()
+            .map(|c| hash(c, "the pagination cursor"))
+            .transpose()?,
+    })
+}

@@ -1,0 +1,213 @@
+//! Store v3 between two nodes on loopback: the service node archives what it relays, and a
+//! client pages through 250 messages in both directions over `/vac/waku/store-query/3.0.0`,
+//! by content topic, time range and hash; bad queries get status 400, and a node without an
+//! archive answers 503.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use wakurln::{
+    message::WakuMessage,
+    node::{self, NodeConfig, NodeError, NodeHandle, StoreConfig},
+    store::{Query, Retention},
+    topics::StaticShard,
+};
+
+const CLUSTER: u16 = 42;
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+async fn connected(a: &NodeHandle, b: &NodeHandle) {
+    let addr = b.listen_addrs().await.unwrap()[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(b.peer_id()));
+    a.dial(addr).await.unwrap();
+    let topic = StaticShard::new(CLUSTER, 0).pubsub_topic();
+    for _ in 0..200 {
+        if a.mesh_peers(topic.clone()).await.unwrap() >= 1
+            && b.mesh_peers(topic.clone()).await.unwrap() >= 1
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no mesh");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pages_through_the_archive_of_a_service_node() {
+    let dir = std::env::temp_dir().join(format!("wakurln-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut service = NodeConfig::local(dir.join("service"), CLUSTER);
+    service.store = Some(StoreConfig {
+        path: dir.join("service/archive.sqlite"),
+        retention: Retention::default(),
+        retention_interval: Duration::from_secs(3600),
+    });
+    let service = node::start(service).await.unwrap();
+    let client = node::start(NodeConfig::local(dir.join("client"), CLUSTER))
+        .await
+        .unwrap();
+    connected(&client, &service).await;
+
+    let topic = StaticShard::new(CLUSTER, 0).pubsub_topic();
+    let start = now_ns();
+    let mut hashes = Vec::new();
+    let mut delivered = service.delivered();
+    for i in 0..250i64 {
+        let content = if i % 5 == 0 {
+            "/store-test/1/fives/proto"
+        } else {
+            "/store-test/1/rest/proto"
+        };
+        let m = WakuMessage::builder(content.parse().unwrap(), format!("m{i:03}").into_bytes())
+            .timestamp(start + i * 1_000)
+            .build()
+            .unwrap();
+        hashes.push(client.publish(topic.clone(), m).await.unwrap());
+    }
+    // An ephemeral message is relayed but not archived.
+    let ephemeral = WakuMessage::builder(
+        "/store-test/1/rest/proto".parse().unwrap(),
+        b"gone".to_vec(),
+    )
+    .timestamp(start + 999_999)
+    .ephemeral(true)
+    .build()
+    .unwrap();
+    client.publish(topic.clone(), ephemeral).await.unwrap();
+    let mut seen = 0;
+    while seen < 251 {
+        tokio::time::timeout(Duration::from_secs(20), delivered.recv())
+            .await
+            .expect("the service node receives everything")
+            .unwrap();
+        seen += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // the archiver's last batch
+
+    // Page through everything, newest first (the default), 100 at a time.
+    let mut q = Query {
+        include_data: true,
+        pubsub_topic: Some(topic.as_str().into()),
+        content_topics: vec![
+            "/store-test/1/fives/proto".into(),
+            "/store-test/1/rest/proto".into(),
+        ],
+        limit: Some(100),
+        ..Query::default()
+    };
+    let mut pages = Vec::new();
+    loop {
+        let page = client.store_query(service.peer_id(), &q).await.unwrap();
+        let payloads: Vec<String> = page
+            .entries
+            .iter()
+            .map(|e| String::from_utf8(e.message.as_ref().unwrap().payload().to_vec()).unwrap())
+            .collect();
+        pages.push(payloads);
+        match page.cursor {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![100, 100, 50]
+    );
+    assert_eq!(
+        pages[0][0], "m150",
+        "the newest page first, in time order within"
+    );
+    assert_eq!(pages[0][99], "m249");
+    assert_eq!(pages[2][0], "m000");
+
+    // Forward, one content topic, a time window (start inclusive, end exclusive).
+    let fives = client
+        .store_query(
+            service.peer_id(),
+            &Query {
+                include_data: true,
+                pubsub_topic: Some(topic.as_str().into()),
+                content_topics: vec!["/store-test/1/fives/proto".into()],
+                time_start: Some(start + 10_000),
+                time_end: Some(start + 50_000),
+                forward: true,
+                ..Query::default()
+            },
+        )
+        .await
+        .unwrap();
+    let got: Vec<String> = fives
+        .entries
+        .iter()
+        .map(|e| String::from_utf8(e.message.as_ref().unwrap().payload().to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "m010", "m015", "m020", "m025", "m030", "m035", "m040", "m045"
+        ]
+    );
+
+    // By hash, without data.
+    let by_hash = client
+        .store_query(
+            service.peer_id(),
+            &Query {
+                message_hashes: vec![hashes[42], hashes[7]],
+                ..Query::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut found: Vec<_> = by_hash.entries.iter().map(|e| e.hash).collect();
+    found.sort();
+    let mut wanted = vec![hashes[42], hashes[7]];
+    wanted.sort();
+    assert_eq!(found, wanted);
+    assert!(by_hash.entries.iter().all(|e| e.message.is_none()));
+
+    // Bad queries are answered 400; a node without archive answers 503.
+    let err = client
+        .store_query(
+            service.peer_id(),
+            &Query {
+                content_topics: vec!["/store-test/1/rest/proto".into()],
+                ..Query::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Store(t) if t.contains("400")),
+        "{err}"
+    );
+    let err = service
+        .store_query(client.peer_id(), &Query::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Store(t) if t.contains("503")),
+        "{err}"
+    );
+    // The local archive holds the 250 non-ephemeral messages.
+    let all = service
+        .local_store_query(Query {
+            limit: Some(100),
+            time_start: Some(start + 999_000),
+            ..Query::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        all.entries.is_empty(),
+        "the ephemeral message was not archived"
+    );
+    client.shutdown().await;
+    service.shutdown().await;
+}
