@@ -564,3 +564,68 @@ async fn a_peer_of_another_cluster_is_disconnected() {
     assert_eq!(info.cluster, Some(u32::from(CLUSTER)));
     assert_eq!(info.shards, vec![0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lightpush_relays_proved_messages_and_answers_with_status_codes() {
+    use node::lightpush::status;
+    let chain = chain("lightpush").await;
+    let (_, carol) = member(&chain, "carol", 5).await;
+    let nodes = line(&chain, 3, None).await;
+    let tree = tree_of(&chain).await;
+    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let (client, service) = (&nodes[0], nodes[1].peer_id());
+    let mut far = nodes[2].delivered();
+
+    let proved = prove_raw(&prover, &tree, &carol, 0, 5, 0, message("pushed"));
+    let ok = client
+        .lightpush(service, Some(topic()), &proved)
+        .await
+        .unwrap();
+    assert_eq!(ok.status_code, status::OK, "{ok:?}");
+    assert!(ok.relay_peer_count.unwrap() >= 1, "{ok:?}");
+    let got = next_delivered(&mut far, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(got.message.payload().as_ref(), b"pushed");
+
+    // Autosharding picks the topic when the request names none: this node relays shard 0
+    // only, so a content topic on another shard is unsupported.
+    let other = client.lightpush(service, None, &proved).await.unwrap();
+    let shard = proved.content_topic().autoshard(CLUSTER, 8).unwrap().shard;
+    if shard == 0 {
+        assert_eq!(
+            other.status_code,
+            status::INVALID_MESSAGE,
+            "a copy: {other:?}"
+        );
+    } else {
+        assert_eq!(
+            other.status_code,
+            status::UNSUPPORTED_PUBSUB_TOPIC,
+            "{other:?}"
+        );
+    }
+    let foreign: PubsubTopic = "/waku/2/rs/7/0".parse().unwrap();
+    let r = client
+        .lightpush(service, Some(foreign), &proved)
+        .await
+        .unwrap();
+    assert_eq!(r.status_code, status::UNSUPPORTED_PUBSUB_TOPIC);
+    let r = client
+        .lightpush(service, Some(topic()), &message("bare"))
+        .await
+        .unwrap();
+    assert_eq!(r.status_code, status::OUT_OF_RLN_PROOF, "{r:?}");
+    let forged = message("forged")
+        .with_rate_limit_proof(proved.rate_limit_proof().unwrap().clone())
+        .unwrap();
+    let r = client
+        .lightpush(service, Some(topic()), &forged)
+        .await
+        .unwrap();
+    assert_eq!(r.status_code, status::INVALID_MESSAGE, "{r:?}");
+    assert!(r.status_desc.unwrap().contains("invalid_proof"));
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}

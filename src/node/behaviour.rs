@@ -8,6 +8,7 @@ use libp2p::{
 };
 
 use super::{
+    lightpush::{self, LightpushCodec},
     metadata::{self, MetadataCodec},
     relay,
 };
@@ -23,6 +24,7 @@ pub(crate) struct Behaviour {
     pub ping: ping::Behaviour,
     pub metadata: request_response::Behaviour<MetadataCodec>,
     pub store: request_response::Behaviour<StoreCodec>,
+    pub lightpush: request_response::Behaviour<LightpushCodec>,
     pub limits: connection_limits::Behaviour,
 }
 
@@ -43,6 +45,10 @@ impl Behaviour {
             [(store::PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
         );
+        let lightpush = request_response::Behaviour::new(
+            [(lightpush::PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+        );
         let limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(max_connections))
@@ -54,6 +60,7 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             metadata,
             store,
+            lightpush,
             limits,
         }
     }

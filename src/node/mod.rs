@@ -9,6 +9,7 @@
 mod behaviour;
 pub mod config;
 pub mod keys;
+pub mod lightpush;
 pub mod metadata;
 pub mod metrics;
 pub mod publisher;
@@ -165,6 +166,11 @@ pub(crate) enum Command {
         PeerId,
         Box<crate::proto::store::StoreQueryRequest>,
         oneshot::Sender<Result<crate::proto::store::StoreQueryResponse, String>>,
+    ),
+    Lightpush(
+        PeerId,
+        Box<crate::proto::lightpush::LightpushRequest>,
+        oneshot::Sender<Result<crate::proto::lightpush::LightpushResponse, String>>,
     ),
     Shutdown,
 }
@@ -331,6 +337,24 @@ impl NodeHandle {
             .await?
             .map_err(NodeError::Store)?;
         crate::store::protocol::page_of(&response).map_err(NodeError::Store)
+    }
+
+    /// Pushes `message` to the lightpush service `peer` (on `topic`, or the content topic's
+    /// shard when `None`) and returns its answer.
+    pub async fn lightpush(
+        &self,
+        peer: PeerId,
+        topic: Option<PubsubTopic>,
+        message: &WakuMessage,
+    ) -> Result<crate::proto::lightpush::LightpushResponse, NodeError> {
+        let request = crate::proto::lightpush::LightpushRequest {
+            request_id: random_request_id(),
+            pubsub_topic: topic.map(|t| t.as_str().to_owned()),
+            message: message.to_proto(),
+        };
+        self.ask(|tx| Command::Lightpush(peer, Box::new(request), tx))
+            .await?
+            .map_err(NodeError::Relay)
     }
 
     /// Queries this node's own archive.

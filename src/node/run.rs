@@ -32,7 +32,10 @@ use crate::{
     },
     credentials,
     message::WakuMessage,
-    proto::store::{StoreQueryRequest, StoreQueryResponse},
+    proto::{
+        lightpush::{LightpushRequest, LightpushResponse},
+        store::{StoreQueryRequest, StoreQueryResponse},
+    },
     rln::{prover::RlnProver, tree::RootWindow},
     store::{
         Archive, ArchiveError, Retention,
@@ -241,13 +244,14 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         archive: archive.clone(),
         store_responses: (store_tx, store_rx),
         store_pending: HashMap::new(),
+        lightpush_responses: mpsc::channel(256),
+        lightpush_pending: HashMap::new(),
+        handle: None,
     };
     for shard in &config.shards {
         runner.subscribe(&StaticShard::new(config.cluster, *shard).pubsub_topic());
     }
-    runner.redial_due();
-    tokio::spawn(runner.run());
-    Ok(NodeHandle {
+    let handle = NodeHandle {
         peer_id,
         validator,
         metrics,
@@ -262,7 +266,11 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         cluster: config.cluster,
         shards,
         shard_count: config.shard_count,
-    })
+    };
+    runner.handle = Some(handle.clone());
+    runner.redial_due();
+    tokio::spawn(runner.run());
+    Ok(handle)
 }
 
 async fn load_publisher(
@@ -510,7 +518,18 @@ struct Runner {
     archive: Option<Arc<Archive>>,
     store_responses: (mpsc::Sender<StoreAnswer>, mpsc::Receiver<StoreAnswer>),
     store_pending: HashMap<OutboundRequestId, oneshot::Sender<Result<StoreQueryResponse, String>>>,
+    lightpush_responses: (
+        mpsc::Sender<LightpushAnswer>,
+        mpsc::Receiver<LightpushAnswer>,
+    ),
+    lightpush_pending:
+        HashMap<OutboundRequestId, oneshot::Sender<Result<LightpushResponse, String>>>,
+    /// The node's own handle, for services that publish (set right after start).
+    handle: Option<NodeHandle>,
 }
+
+/// A lightpush response ready to be written on its stream.
+type LightpushAnswer = (ResponseChannel<LightpushResponse>, LightpushResponse);
 
 /// A store response ready to be written on its stream.
 type StoreAnswer = (ResponseChannel<StoreQueryResponse>, StoreQueryResponse);
@@ -606,6 +625,9 @@ impl Runner {
                 Some(outcome) = self.outcomes.recv() => self.on_outcome(outcome),
                 Some((channel, response)) = self.store_responses.1.recv() => {
                     let _ = self.swarm.behaviour_mut().store.send_response(channel, response);
+                }
+                Some((channel, response)) = self.lightpush_responses.1.recv() => {
+                    let _ = self.swarm.behaviour_mut().lightpush.send_response(channel, response);
                 }
                 _ = tick.tick() => self.redial_due(),
             }
@@ -709,6 +731,14 @@ impl Runner {
                     .store
                     .send_request(&peer, *request);
                 self.store_pending.insert(id, reply);
+            }
+            Command::Lightpush(peer, request, reply) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .lightpush
+                    .send_request(&peer, *request);
+                self.lightpush_pending.insert(id, reply);
             }
             Command::Shutdown => {}
         }
@@ -829,6 +859,7 @@ impl Runner {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.on_metadata(event),
             SwarmEvent::Behaviour(BehaviourEvent::Store(event)) => self.on_store(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Lightpush(event)) => self.on_lightpush(event),
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
@@ -984,6 +1015,53 @@ impl Runner {
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound store request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_lightpush(
+        &mut self,
+        event: request_response::Event<LightpushRequest, LightpushResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let Some(handle) = self.handle.clone() else {
+                    return;
+                };
+                let respond = self.lightpush_responses.0.clone();
+                tokio::spawn(async move {
+                    let response = super::lightpush::serve(handle, request).await;
+                    let _ = respond.send((channel, response)).await;
+                });
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.lightpush_pending.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.lightpush_pending.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound lightpush request failed");
             }
             request_response::Event::ResponseSent { .. } => {}
         }

@@ -1,0 +1,210 @@
+//! Lightpush v3 (`/vac/waku/lightpush/3.0.0`): a light client hands a message to a service
+//! node, which validates it and relays it, answering with a status code and the number of
+//! relay peers it reached.
+//!
+//! A message that carries an RLN proof is validated, never re-proved. A message without one
+//! needs a proof lent by the service; this node does not lend proofs yet and answers 504.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncWrite};
+use libp2p::{StreamProtocol, request_response};
+
+use super::{NodeError, NodeHandle, publisher::PublishError};
+use crate::{
+    message::WakuMessage,
+    proto::lightpush::{LightpushRequest, LightpushResponse},
+    protocols::codec::{CodecError, read_message, write_message},
+    topics::PubsubTopic,
+};
+
+/// The protocol id.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/lightpush/3.0.0");
+
+/// A request holds one message of at most 150 KiB plus its envelope.
+const MAX_FRAME: usize = 160 * 1024;
+
+/// Status codes of lightpush v3.
+pub mod status {
+    /// Relayed.
+    pub const OK: u32 = 200;
+    /// Malformed request.
+    pub const BAD_REQUEST: u32 = 400;
+    /// Message too large.
+    pub const PAYLOAD_TOO_LARGE: u32 = 413;
+    /// The message failed validation (RLN or otherwise).
+    pub const INVALID_MESSAGE: u32 = 420;
+    /// This node does not serve the topic.
+    pub const UNSUPPORTED_PUBSUB_TOPIC: u32 = 421;
+    /// The client sends too often.
+    pub const TOO_MANY_REQUESTS: u32 = 429;
+    /// The service failed.
+    pub const INTERNAL: u32 = 500;
+    /// The service cannot relay now (not synced).
+    pub const SERVICE_UNAVAILABLE: u32 = 503;
+    /// No RLN proof available for a message without one.
+    pub const OUT_OF_RLN_PROOF: u32 = 504;
+    /// No relay peer to send to.
+    pub const NO_PEERS_TO_RELAY: u32 = 505;
+}
+
+/// Reads and writes lightpush v3 frames.
+#[derive(Debug, Clone, Default)]
+pub struct LightpushCodec;
+
+#[allow(clippy::needless_pass_by_value)] // used as map_err(io_error)
+fn io_error(e: CodecError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the stream closed before a lightpush frame",
+    )
+}
+
+impl request_response::Codec for LightpushCodec {
+    type Protocol = StreamProtocol;
+    type Request = LightpushRequest;
+    type Response = LightpushResponse;
+
+    async fn read_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<LightpushRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_message(io, MAX_FRAME)
+            .await
+            .map_err(io_error)?
+            .ok_or_else(closed)
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<LightpushResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_message(io, 16 * 1024)
+            .await
+            .map_err(io_error)?
+            .ok_or_else(closed)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: LightpushRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_message(io, &req).await.map_err(io_error)
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: LightpushResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_message(io, &res).await.map_err(io_error)
+    }
+}
+
+fn response(
+    request_id: String,
+    code: u32,
+    desc: impl Into<String>,
+    peers: Option<u32>,
+) -> LightpushResponse {
+    LightpushResponse {
+        request_id,
+        status_code: code,
+        status_desc: Some(desc.into()),
+        relay_peer_count: peers,
+    }
+}
+
+/// Serves one request through `node`.
+pub async fn serve(node: NodeHandle, req: LightpushRequest) -> LightpushResponse {
+    let id = req.request_id.clone();
+    let message = match WakuMessage::try_from(req.message) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = if e.to_string().contains("too large") {
+                status::PAYLOAD_TOO_LARGE
+            } else {
+                status::BAD_REQUEST
+            };
+            return response(id, code, format!("not a valid message: {e}"), None);
+        }
+    };
+    let topic: PubsubTopic = match req.pubsub_topic.filter(|t| !t.is_empty()) {
+        Some(t) => match t.parse() {
+            Ok(t) => t,
+            Err(e) => return response(id, status::BAD_REQUEST, format!("pubsub topic: {e}"), None),
+        },
+        None => match message
+            .content_topic()
+            .autoshard(node.cluster(), node.shard_count())
+        {
+            Ok(shard) => shard.pubsub_topic(),
+            Err(e) => return response(id, status::BAD_REQUEST, format!("autosharding: {e}"), None),
+        },
+    };
+    let served = topic
+        .static_shard()
+        .is_some_and(|s| s.cluster == node.cluster() && node.serves_shard(s.shard));
+    if !served {
+        return response(
+            id,
+            status::UNSUPPORTED_PUBSUB_TOPIC,
+            format!("this node does not relay {topic}"),
+            None,
+        );
+    }
+    let peers = node.mesh_peers(topic.clone()).await.unwrap_or(0) as u32;
+    if peers == 0 {
+        return response(
+            id,
+            status::NO_PEERS_TO_RELAY,
+            "no relay peers on the topic",
+            Some(0),
+        );
+    }
+    if node.enforces_rln() && message.rate_limit_proof().is_none() {
+        return response(
+            id,
+            status::OUT_OF_RLN_PROOF,
+            "the message has no RLN proof and this service lends none",
+            Some(peers),
+        );
+    }
+    match node.publish(topic, message).await {
+        Ok(_) => response(id, status::OK, "OK", Some(peers)),
+        Err(NodeError::Rejected(reason)) => response(
+            id,
+            status::INVALID_MESSAGE,
+            format!("refused by validation: {reason}"),
+            Some(peers),
+        ),
+        Err(NodeError::Publish(PublishError::NotSynced { .. })) => response(
+            id,
+            status::SERVICE_UNAVAILABLE,
+            "the membership tree is not synced yet",
+            Some(peers),
+        ),
+        Err(e) => response(id, status::INTERNAL, e.to_string(), Some(peers)),
+    }
+}
