@@ -204,6 +204,7 @@ async fn line() -> Line {
                 poll_interval: Duration::from_secs(1),
                 follow_distance: 0,
             },
+            lending: None,
             membership: None,
         });
         let node = node::start(config).await.unwrap();

@@ -139,6 +139,7 @@ fn config(chain: &Chain, name: &str, keystore: Option<&Path>, peers: &[Multiaddr
             poll_interval: Duration::from_millis(250),
             follow_distance: 0,
         },
+        lending: None,
         membership: keystore.map(|k| MembershipConfig {
             keystore: k.to_path_buf(),
             key: None,
@@ -626,6 +627,113 @@ async fn lightpush_relays_proved_messages_and_answers_with_status_codes() {
     assert_eq!(r.status_code, status::INVALID_MESSAGE, "{r:?}");
     assert!(r.status_desc.unwrap().contains("invalid_proof"));
     for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_lends_proofs_fairly_from_its_own_pool() {
+    use node::{LendingConfig, lending::LendingRules, lightpush::status};
+    let chain = chain("lending").await;
+    // The pool: two memberships of 2 messages per epoch in one keystore (capacity 4).
+    let (pool, _) = member(&chain, "pool", 2).await;
+    member(&chain, "pool", 2).await;
+    let mut service_config = config(&chain, "service", None, &[]);
+    service_config.rln.as_mut().unwrap().lending = Some(LendingConfig {
+        keystore: pool,
+        keys: Vec::new(),
+        password: PASSWORD.to_owned().into(),
+        circuit_dir: circuit_dir(),
+        rules: LendingRules {
+            per_client_quota: 3,
+            reserve: 1,
+        },
+    });
+    let service = start(service_config).await;
+    let service_addr = address(&service).await;
+    let watcher = start(config(
+        &chain,
+        "watcher",
+        None,
+        std::slice::from_ref(&service_addr),
+    ))
+    .await;
+    let heavy = start(config(
+        &chain,
+        "heavy",
+        None,
+        std::slice::from_ref(&service_addr),
+    ))
+    .await;
+    let newcomer = start(config(
+        &chain,
+        "newcomer",
+        None,
+        std::slice::from_ref(&service_addr),
+    ))
+    .await;
+    let late = start(config(
+        &chain,
+        "late",
+        None,
+        std::slice::from_ref(&service_addr),
+    ))
+    .await;
+    wait_mesh(&[&service, &watcher], &[1, 1]).await;
+    let mut delivered = watcher.delivered();
+    let mut events = watcher.events();
+    let push = |client: &NodeHandle, text: &str| {
+        let client = client.clone();
+        let m = message(text);
+        let service = service.peer_id();
+        async move { client.lightpush(service, Some(topic()), &m).await.unwrap() }
+    };
+
+    // The heavy client takes its quota of 3 from the shared part (capacity 4 - reserve 1).
+    for i in 0..3 {
+        let r = push(&heavy, &format!("heavy {i}")).await;
+        assert_eq!(r.status_code, status::OK, "{r:?}");
+    }
+    let r = push(&heavy, "heavy 3").await;
+    assert_eq!(r.status_code, status::TOO_MANY_REQUESTS, "{r:?}");
+    assert!(r.status_desc.unwrap().contains("next epoch"));
+    // A client with nothing yet this epoch still gets one from the reserve.
+    let r = push(&newcomer, "newcomer").await;
+    assert_eq!(r.status_code, status::OK, "{r:?}");
+    // Then the pool is exhausted, and says when it refills.
+    let r = push(&late, "late").await;
+    assert_eq!(r.status_code, status::OUT_OF_RLN_PROOF, "{r:?}");
+    assert!(r.status_desc.unwrap().contains("refills in"));
+
+    // The four lent messages are valid everywhere: no message id was used twice.
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let d = next_delivered(&mut delivered, Duration::from_secs(20))
+            .await
+            .expect("lent messages arrive");
+        got.push(String::from_utf8(d.message.payload().to_vec()).unwrap());
+    }
+    got.sort();
+    assert_eq!(got, vec!["heavy 0", "heavy 1", "heavy 2", "newcomer"]);
+    while let Ok(e) = events.try_recv() {
+        if let NodeEvent::Validated { verdict, .. } = e {
+            assert_eq!(verdict, "valid");
+        }
+    }
+    let metrics = service.metrics().encode();
+    assert!(
+        metrics.contains("waku_rln_lent_proofs_total{membership=\"0\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("waku_rln_lent_proofs_total{membership=\"1\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("waku_rln_lending_refused_total{type=\"client_quota\"} 1"),
+        "{metrics}"
+    );
+    for n in [&service, &watcher, &heavy, &newcomer, &late] {
         n.shutdown().await;
     }
 }

@@ -132,6 +132,7 @@ async fn relay_routes_health_peers_metrics_and_bad_requests() {
                 poll_interval: Duration::from_millis(250),
                 follow_distance: 0,
             },
+            lending: None,
             membership: member.then(|| MembershipConfig {
                 keystore: keystore.clone(),
                 key: None,

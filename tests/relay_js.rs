@@ -133,6 +133,7 @@ async fn messages_flow_both_ways_with_a_js_gossipsub_peer() {
             poll_interval: Duration::from_millis(250),
             follow_distance: 0,
         },
+        lending: None,
         membership: Some(MembershipConfig {
             keystore,
             key: None,

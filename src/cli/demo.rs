@@ -371,6 +371,7 @@ impl DemoArgs {
                     poll_interval: Duration::from_millis(500),
                     follow_distance: 0,
                 },
+                lending: None,
                 membership: member.map(|m| MembershipConfig {
                     keystore: m.keystore.clone(),
                     key: None,

@@ -342,6 +342,7 @@ impl NodeArgs {
                     poll_interval: Duration::from_secs_f64(poll),
                     follow_distance: self.rln_follow_distance.unwrap_or(if dev { 0 } else { 2 }),
                 },
+                lending: None,
                 membership,
             })
         };

@@ -79,6 +79,33 @@ pub struct RlnConfig {
     pub chain: ChainConfig,
     /// The node's own membership, to publish with.
     pub membership: Option<MembershipConfig>,
+    /// A pool of memberships lending proofs to light clients.
+    pub lending: Option<LendingConfig>,
+}
+
+/// The lending pool: memberships of a keystore, separate from the node's own.
+#[derive(Clone)]
+pub struct LendingConfig {
+    /// The keystore holding the pool's credentials (one password for all).
+    pub keystore: PathBuf,
+    /// The credentials to use; empty takes every one registered with the contract.
+    pub keys: Vec<String>,
+    /// The keystore password.
+    pub password: Zeroizing<String>,
+    /// The circuit files.
+    pub circuit_dir: PathBuf,
+    /// Per-client quota and reserve.
+    pub rules: super::lending::LendingRules,
+}
+
+impl std::fmt::Debug for LendingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LendingConfig")
+            .field("keystore", &self.keystore)
+            .field("keys", &self.keys)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The membership contract to sync from.

@@ -3,14 +3,15 @@
 //! relay peers it reached.
 //!
 //! A message that carries an RLN proof is validated, never re-proved. A message without one
-//! needs a proof lent by the service; this node does not lend proofs yet and answers 504.
+//! gets a proof lent from the service's pool ([`super::lending`]): 429 when the client used its
+//! share of the epoch, 504 when the pool is exhausted or the service lends none.
 
 use std::io;
 
 use futures::{AsyncRead, AsyncWrite};
 use libp2p::{StreamProtocol, request_response};
 
-use super::{NodeError, NodeHandle, publisher::PublishError};
+use super::{NodeError, NodeHandle, lending::LendError, publisher::PublishError};
 use crate::{
     message::WakuMessage,
     proto::lightpush::{LightpushRequest, LightpushResponse},
@@ -136,8 +137,12 @@ fn response(
     }
 }
 
-/// Serves one request through `node`.
-pub async fn serve(node: NodeHandle, req: LightpushRequest) -> LightpushResponse {
+/// Serves one request from `client` through `node`.
+pub async fn serve(
+    node: NodeHandle,
+    client: libp2p::PeerId,
+    req: LightpushRequest,
+) -> LightpushResponse {
     let id = req.request_id.clone();
     let message = match WakuMessage::try_from(req.message) {
         Ok(m) => m,
@@ -183,14 +188,31 @@ pub async fn serve(node: NodeHandle, req: LightpushRequest) -> LightpushResponse
             Some(0),
         );
     }
-    if node.enforces_rln() && message.rate_limit_proof().is_none() {
-        return response(
-            id,
-            status::OUT_OF_RLN_PROOF,
-            "the message has no RLN proof and this service lends none",
-            Some(peers),
-        );
-    }
+    let message = if node.enforces_rln() && message.rate_limit_proof().is_none() {
+        if !node.lends() {
+            return response(
+                id,
+                status::OUT_OF_RLN_PROOF,
+                "the message has no RLN proof and this service lends none",
+                Some(peers),
+            );
+        }
+        match node.lend(client, message).await {
+            Ok(m) => m,
+            Err(e @ LendError::ClientQuota { .. }) => {
+                return response(id, status::TOO_MANY_REQUESTS, e.to_string(), Some(peers));
+            }
+            Err(e @ LendError::Exhausted { .. }) => {
+                return response(id, status::OUT_OF_RLN_PROOF, e.to_string(), Some(peers));
+            }
+            Err(e @ LendError::WrongEpoch) => {
+                return response(id, status::INVALID_MESSAGE, e.to_string(), Some(peers));
+            }
+            Err(e) => return response(id, status::INTERNAL, e.to_string(), Some(peers)),
+        }
+    } else {
+        message
+    };
     match node.publish(topic, message).await {
         Ok(_) => response(id, status::OK, "OK", Some(peers)),
         Err(NodeError::Rejected(reason)) => response(

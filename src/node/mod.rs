@@ -9,6 +9,7 @@
 mod behaviour;
 pub mod config;
 pub mod keys;
+pub mod lending;
 pub mod lightpush;
 pub mod metadata;
 pub mod metrics;
@@ -26,7 +27,9 @@ use std::{
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use config::{ChainConfig, MembershipConfig, NodeConfig, RlnConfig, StoreConfig};
+pub use config::{
+    ChainConfig, LendingConfig, MembershipConfig, NodeConfig, RlnConfig, StoreConfig,
+};
 use publisher::{PublishError, Publisher};
 pub use run::start;
 
@@ -146,8 +149,9 @@ fn random_request_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
 
-/// Our Merkle path at the latest root: `(root, path, our leaf)`.
-pub(crate) type MemberPath = Option<(Fr, MerkleProof, Fr)>;
+/// Merkle paths at the latest root of the leaves this node proves for (its own membership
+/// and its lending pool): index -> `(root, path, leaf)`.
+pub type MemberPaths = std::collections::HashMap<usize, (Fr, MerkleProof, Fr)>;
 
 pub(crate) enum Command {
     Subscribe(PubsubTopic, oneshot::Sender<bool>),
@@ -186,7 +190,8 @@ pub struct NodeHandle {
     pub(crate) delivered: broadcast::Sender<Delivered>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) publisher: Option<Arc<Publisher>>,
-    pub(crate) member_path: watch::Receiver<MemberPath>,
+    pub(crate) member_path: watch::Receiver<MemberPaths>,
+    pub(crate) lending: Option<Arc<lending::LendingPool>>,
     pub(crate) sync: watch::Receiver<SyncState>,
     pub(crate) enforces_rln: bool,
     pub(crate) cluster: u16,
@@ -308,7 +313,8 @@ impl NodeHandle {
             let Some(publisher) = self.publisher.clone() else {
                 return Err(NodeError::NoMembership);
             };
-            let path = self.member_path.borrow().clone();
+            let index = publisher.member().index as usize;
+            let path = self.member_path.borrow().get(&index).cloned();
             let started = std::time::Instant::now();
             let proved = tokio::task::spawn_blocking(move || publisher.prove(message, path))
                 .await
@@ -355,6 +361,27 @@ impl NodeHandle {
         self.ask(|tx| Command::Lightpush(peer, Box::new(request), tx))
             .await?
             .map_err(NodeError::Relay)
+    }
+
+    /// Whether this node lends proofs.
+    pub fn lends(&self) -> bool {
+        self.lending.is_some()
+    }
+
+    /// Attaches a proof lent from the pool to `message`, pushed by `client`.
+    pub async fn lend(
+        &self,
+        client: PeerId,
+        message: WakuMessage,
+    ) -> Result<WakuMessage, lending::LendError> {
+        let Some(pool) = self.lending.clone() else {
+            return Err(lending::LendError::Exhausted { wait_secs: 0 });
+        };
+        let paths = self.member_path.borrow().clone();
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || pool.lend(client, message, &paths, &metrics))
+            .await
+            .unwrap_or(Err(lending::LendError::Exhausted { wait_secs: 0 }))
     }
 
     /// Queries this node's own archive.

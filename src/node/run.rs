@@ -16,10 +16,11 @@ use libp2p::{
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 
 use super::{
-    Command, Delivered, MemberPath, NodeConfig, NodeError, NodeEvent, NodeHandle, PeerInfo,
+    Command, Delivered, MemberPaths, NodeConfig, NodeError, NodeEvent, NodeHandle, PeerInfo,
     SyncState,
     behaviour::{Behaviour, BehaviourEvent},
     keys,
+    lending::LendingPool,
     metadata::Metadata,
     metrics::Metrics,
     publisher::{Member, MessageIdCounter, Publisher},
@@ -117,7 +118,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (sync_tx, sync_rx) = watch::channel(SyncState::default());
-    let (path_tx, path_rx) = watch::channel::<MemberPath>(None);
+    let (path_tx, path_rx) = watch::channel::<MemberPaths>(MemberPaths::new());
+    let mut lending = None;
     let mut publisher = None;
     let validator = match &config.rln {
         None => Validator::without_rln(),
@@ -130,6 +132,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 let p =
                     load_publisher(m, &client, &config.data_dir, rln.rules.epoch_period).await?;
                 publisher = Some(Arc::new(p));
+            }
+            if let Some(l) = &rln.lending {
+                let pool = load_pool(l, &client, &config.data_dir, rln.rules.epoch_period).await?;
+                lending = Some(Arc::new(pool));
             }
             let roots = Arc::new(RwLock::new(RootWindow::new(rln.root_window)));
             let sync_config = SyncConfig {
@@ -144,7 +150,13 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             )
             .await
             .map_err(start_error)?;
-            let ours = publisher.as_ref().map(|p| p.member().index as usize);
+            let mut ours: Vec<usize> = publisher
+                .iter()
+                .map(|p| p.member().index as usize)
+                .collect();
+            if let Some(pool) = &lending {
+                ours.extend(pool.indices().into_iter().map(|i| i as usize));
+            }
             let outputs = SyncOutputs {
                 roots: roots.clone(),
                 state: sync_tx,
@@ -261,6 +273,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         events,
         publisher,
         member_path: path_rx,
+        lending,
         sync: sync_rx,
         enforces_rln,
         cluster: config.cluster,
@@ -324,12 +337,78 @@ async fn load_publisher(
     ))
 }
 
-/// The one credential of the keystore registered with `client`'s contract.
-fn pick_credential(keystore: &Path, client: &ChainClient) -> Result<String, NodeError> {
+/// Loads the lending pool: its credentials, a prover and the durable id counter.
+async fn load_pool(
+    l: &super::LendingConfig,
+    client: &ChainClient,
+    data_dir: &Path,
+    epoch_period: u64,
+) -> Result<LendingPool, NodeError> {
+    let keys = if l.keys.is_empty() {
+        credentials_of_contract(&l.keystore, client)?
+    } else {
+        l.keys.clone()
+    };
+    if keys.is_empty() {
+        return Err(start_error(format!(
+            "the lending keystore {} holds no membership of this contract",
+            l.keystore.display()
+        )));
+    }
+    let mut members = Vec::new();
+    for key in keys {
+        let credential = credentials::unlock(l.keystore.clone(), key.clone(), l.password.clone())
+            .await
+            .map_err(|e| start_error(format!("cannot unlock lending credential {key}: {e}")))?;
+        let identity = credentials::from_stored(&credential.identity_credential)
+            .map_err(|e| start_error(format!("lending credential {key}: {e}")))?;
+        let limit = credential.user_message_limit.unwrap_or(0);
+        if credential.is_pending() || limit == 0 {
+            return Err(start_error(format!(
+                "lending credential {key} is not a registered RLN v2 membership"
+            )));
+        }
+        members.push(Member {
+            identity,
+            index: credential.tree_index,
+            limit,
+        });
+    }
+    let dir = l.circuit_dir.clone();
+    let prover = tokio::task::spawn_blocking(move || RlnProver::load(&dir))
+        .await
+        .map_err(start_error)?
+        .map_err(|e| {
+            start_error(format!(
+                "cannot load the circuit keys from {} ({e}); run `wakurln circuit install`",
+                l.circuit_dir.display()
+            ))
+        })?;
+    let counter =
+        MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(start_error)?;
+    tracing::info!(
+        members = members.len(),
+        capacity = members.iter().map(|m| m.limit).sum::<u64>(),
+        "lending RLN proofs to light clients"
+    );
+    Ok(LendingPool::new(
+        prover,
+        members,
+        counter,
+        epoch_period,
+        l.rules,
+    ))
+}
+
+/// Every credential of the keystore registered with `client`'s contract.
+fn credentials_of_contract(
+    keystore: &Path,
+    client: &ChainClient,
+) -> Result<Vec<String>, NodeError> {
     let store = wakurln_keystore::Keystore::open(keystore).map_err(start_error)?;
     let chain = client.chain_id();
     let contract = client.contract_address();
-    let mine: Vec<String> = store
+    Ok(store
         .entries()
         .into_iter()
         .filter(|e| {
@@ -338,7 +417,14 @@ fn pick_credential(keystore: &Path, client: &ChainClient) -> Result<String, Node
                     && a.parse::<alloy::primitives::Address>().ok() == Some(contract))
         })
         .map(|e| e.key)
-        .collect();
+        .collect())
+}
+
+/// The one credential of the keystore registered with `client`'s contract.
+fn pick_credential(keystore: &Path, client: &ChainClient) -> Result<String, NodeError> {
+    let chain = client.chain_id();
+    let contract = client.contract_address();
+    let mine = credentials_of_contract(keystore, client)?;
     match mine.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(start_error(format!(
@@ -383,13 +469,13 @@ async fn build_swarm(
 struct SyncOutputs {
     roots: Arc<RwLock<RootWindow>>,
     state: watch::Sender<SyncState>,
-    path: watch::Sender<MemberPath>,
+    path: watch::Sender<MemberPaths>,
     metrics: Arc<Metrics>,
 }
 
 async fn sync_task(
     mut syncer: Syncer,
-    ours: Option<usize>,
+    ours: Vec<usize>,
     outputs: SyncOutputs,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -407,14 +493,15 @@ async fn sync_task(
                 metrics.root_window.set(syncer.roots().len() as i64);
                 metrics.sync_block.set(status.block as i64);
                 metrics.members.set(status.members as i64);
-                if let Some(index) = ours {
-                    let tree = syncer.tree();
-                    let member = tree
-                        .proof(index)
-                        .ok()
-                        .map(|proof| (tree.root(), proof, tree.leaf(index)));
-                    path.send_replace(member);
-                }
+                let tree = syncer.tree();
+                let paths: MemberPaths = ours
+                    .iter()
+                    .filter_map(|&index| {
+                        let proof = tree.proof(index).ok()?;
+                        Some((index, (tree.root(), proof, tree.leaf(index))))
+                    })
+                    .collect();
+                path.send_replace(paths);
                 state.send_replace(SyncState {
                     ready: true,
                     block: status.block,
@@ -1026,6 +1113,7 @@ impl Runner {
     ) {
         match event {
             request_response::Event::Message {
+                peer,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
@@ -1037,7 +1125,7 @@ impl Runner {
                 };
                 let respond = self.lightpush_responses.0.clone();
                 tokio::spawn(async move {
-                    let response = super::lightpush::serve(handle, request).await;
+                    let response = super::lightpush::serve(handle, peer, request).await;
                     let _ = respond.send((channel, response)).await;
                 });
             }

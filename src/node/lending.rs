@@ -1,0 +1,229 @@
+//! RLN proof lending: a service node holding a pool of memberships attaches proofs to messages
+//! that light clients push without one.
+//!
+//! The pool is separate from the node's own publishing membership, so clients can never spend
+//! the node's budget nor the node theirs. Per epoch, the pool's capacity (the sum of its rate
+//! limits) is split into a shared part and a reserve:
+//!
+//! - each client may take at most `per_client_quota` proofs from the shared part (429 beyond);
+//! - once the shared part is spent, a client that has had nothing yet this epoch may still
+//!   take one proof from the reserve, so heavy clients cannot starve newcomers;
+//! - when both are spent the pool is exhausted (504) until the next epoch.
+//!
+//! Message ids come from the same durable counter as the node's own messages (keyed by
+//! membership and epoch), so a restart never reuses one. The per-client accounting is kept in
+//! memory: a restart forgets who used what, never which ids were used.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use libp2p::PeerId;
+
+use super::{
+    MemberPaths,
+    metrics::Metrics,
+    publisher::{Member, MessageIdCounter, PublishError, attach_proof},
+};
+use crate::{
+    message::WakuMessage,
+    rln::{
+        field::Fr,
+        prover::{MemberInputs, PreparedRln, RlnProver},
+        waku::Epoch,
+    },
+};
+
+/// Why no proof was lent.
+#[derive(Debug, thiserror::Error)]
+pub enum LendError {
+    /// This client used its share of the epoch.
+    #[error(
+        "this client used its {quota} lent proofs of the epoch; more in {wait_secs} s, when \
+         the next epoch starts"
+    )]
+    ClientQuota {
+        /// The per-client quota.
+        quota: u64,
+        /// Seconds until the next epoch.
+        wait_secs: u64,
+    },
+    /// The pool has no proof left this epoch.
+    #[error("the service's RLN proof pool is exhausted; it refills in {wait_secs} s")]
+    Exhausted {
+        /// Seconds until the next epoch.
+        wait_secs: u64,
+    },
+    /// The message is not for the current epoch, or has no timestamp.
+    #[error("the message's timestamp is not in the current epoch")]
+    WrongEpoch,
+    /// Proving failed.
+    #[error(transparent)]
+    Prove(#[from] PublishError),
+}
+
+/// How the pool is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LendingRules {
+    /// Proofs one client may take per epoch.
+    pub per_client_quota: u64,
+    /// Proofs held back for clients that had none yet this epoch.
+    pub reserve: u64,
+}
+
+#[derive(Default)]
+struct Usage {
+    epoch: u64,
+    per_client: HashMap<PeerId, u64>,
+    shared: u64,
+    reserve: u64,
+}
+
+/// A pool of memberships lending proofs.
+pub struct LendingPool {
+    prover: RlnProver,
+    members: Vec<Member>,
+    counter: MessageIdCounter,
+    epoch_period: u64,
+    rules: LendingRules,
+    usage: Mutex<Usage>,
+    prepared: Mutex<HashMap<u64, (Fr, PreparedRln)>>,
+}
+
+impl std::fmt::Debug for LendingPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LendingPool")
+            .field("members", &self.members.len())
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl LendingPool {
+    /// A pool of `members`.
+    pub fn new(
+        prover: RlnProver,
+        members: Vec<Member>,
+        counter: MessageIdCounter,
+        epoch_period: u64,
+        rules: LendingRules,
+    ) -> Self {
+        Self {
+            prover,
+            members,
+            counter,
+            epoch_period,
+            rules,
+            usage: Mutex::new(Usage::default()),
+            prepared: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The leaf indices of the pool's memberships.
+    pub fn indices(&self) -> Vec<u64> {
+        self.members.iter().map(|m| m.index).collect()
+    }
+
+    /// Proofs the pool can lend per epoch.
+    pub fn capacity(&self) -> u64 {
+        self.members.iter().map(|m| m.limit).sum()
+    }
+
+    fn wait_secs(&self, epoch: u64) -> u64 {
+        ((epoch + 1) * self.epoch_period).saturating_sub(now_secs())
+    }
+
+    /// Takes one unit of the epoch's budget for `client`, or says why not.
+    fn admit(&self, client: PeerId, epoch: u64) -> Result<(), LendError> {
+        let mut u = self.usage.lock().expect("never poisoned");
+        if u.epoch != epoch {
+            *u = Usage {
+                epoch,
+                ..Usage::default()
+            };
+        }
+        let used = u.per_client.get(&client).copied().unwrap_or(0);
+        if used >= self.rules.per_client_quota {
+            return Err(LendError::ClientQuota {
+                quota: self.rules.per_client_quota,
+                wait_secs: self.wait_secs(epoch),
+            });
+        }
+        let shared = self.capacity().saturating_sub(self.rules.reserve);
+        if u.shared < shared {
+            u.shared += 1;
+        } else if used == 0 && u.reserve < self.rules.reserve {
+            u.reserve += 1;
+        } else {
+            return Err(LendError::Exhausted {
+                wait_secs: self.wait_secs(epoch),
+            });
+        }
+        *u.per_client.entry(client).or_default() += 1;
+        Ok(())
+    }
+
+    /// Attaches a lent proof to `message` pushed by `client`. Blocking (a proof takes tens of
+    /// milliseconds): call it off async threads.
+    pub fn lend(
+        &self,
+        client: PeerId,
+        message: WakuMessage,
+        paths: &MemberPaths,
+        metrics: &Metrics,
+    ) -> Result<WakuMessage, LendError> {
+        let timestamp = message.timestamp().ok_or(LendError::WrongEpoch)?;
+        let epoch = Epoch::from_timestamp_ns(timestamp, self.epoch_period).0;
+        if epoch != now_secs() / self.epoch_period {
+            return Err(LendError::WrongEpoch);
+        }
+        if let Err(e) = self.admit(client, epoch) {
+            metrics.count_lending_refusal(match e {
+                LendError::ClientQuota { .. } => "client_quota",
+                _ => "exhausted",
+            });
+            return Err(e);
+        }
+        for member in &self.members {
+            let Some((root, path, leaf)) = paths.get(&(member.index as usize)) else {
+                continue;
+            };
+            if *leaf != member.identity.rate_commitment(member.limit) {
+                continue;
+            }
+            let Some(id) = self.counter.reserve(member.index, epoch, member.limit)? else {
+                continue;
+            };
+            let mut prepared = self.prepared.lock().expect("never poisoned");
+            if prepared.get(&member.index).is_none_or(|(r, _)| r != root) {
+                let p = self
+                    .prover
+                    .prepare(&MemberInputs {
+                        identity_secret: member.identity.secret_hash,
+                        user_message_limit: Fr::from(member.limit),
+                        path_elements: path.elements,
+                        identity_path_index: path.path_bits(),
+                    })
+                    .map_err(|e| PublishError::Prove(e.to_string()))?;
+                prepared.insert(member.index, (*root, p));
+            }
+            let (_, p) = prepared.get(&member.index).expect("prepared above");
+            let proved = attach_proof(&self.prover, p, message, self.epoch_period, id)?;
+            metrics.count_lent(member.index);
+            return Ok(proved);
+        }
+        metrics.count_lending_refusal("exhausted");
+        Err(LendError::Exhausted {
+            wait_secs: self.wait_secs(epoch),
+        })
+    }
+}
