@@ -10,8 +10,8 @@ use serde_json::Value;
 use wakurln::{
     chain::Endpoint,
     node::{
-        self, ChainConfig, MembershipConfig, NodeConfig, NodeEvent, RlnConfig, StoreConfig,
-        keys::KeyKind, validator::RlnRules,
+        self, ChainConfig, LendingConfig, MembershipConfig, NodeConfig, NodeEvent, RlnConfig,
+        StoreConfig, keys::KeyKind, lending::LendingRules, validator::RlnRules,
     },
     rln::field,
     store::Retention,
@@ -132,6 +132,24 @@ pub struct NodeArgs {
     /// File with the keystore password [default: WAKURLN_KEYSTORE_PASSWORD].
     #[arg(long, value_name = "FILE", env = "WAKURLN_RLN_PASSWORD_FILE")]
     rln_password_file: Option<PathBuf>,
+    /// Keystore of memberships that lend RLN proofs to light clients pushing without one
+    /// (separate from --rln-keystore; same password).
+    #[arg(long, value_name = "FILE", env = "WAKURLN_LEND_KEYSTORE")]
+    lend_keystore: Option<PathBuf>,
+    /// Which credentials of the lending keystore (repeatable) [default: all of this contract].
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "WAKURLN_LEND_KEYS",
+        value_delimiter = ','
+    )]
+    lend_key: Option<Vec<String>>,
+    /// Lent proofs per client and epoch [default: 10].
+    #[arg(long, value_name = "N", env = "WAKURLN_LEND_PER_CLIENT_QUOTA")]
+    lend_per_client_quota: Option<u64>,
+    /// Lent proofs per epoch held back for clients that had none yet [default: 0].
+    #[arg(long, value_name = "N", env = "WAKURLN_LEND_RESERVE")]
+    lend_reserve: Option<u64>,
     /// Keep an archive of relayed messages and serve Store v3 queries.
     #[arg(long, env = "WAKURLN_STORE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     store: Option<bool>,
@@ -306,6 +324,39 @@ impl NodeArgs {
             if !(poll > 0.0 && poll.is_finite()) {
                 return Err(CliError::bad_input("--rln-poll-interval must be positive"));
             }
+            let circuit_dir = self.circuit_dir.clone().unwrap_or_else(default_circuit_dir);
+            let lending = match self.lend_keystore {
+                None => None,
+                Some(keystore) => {
+                    if !keystore.is_file() {
+                        return Err(CliError::bad_input(format!(
+                            "--lend-keystore {} does not exist",
+                            keystore.display()
+                        )));
+                    }
+                    let quota = self.lend_per_client_quota.unwrap_or(10);
+                    if quota == 0 {
+                        return Err(CliError::bad_input(
+                            "--lend-per-client-quota must be at least 1",
+                        ));
+                    }
+                    Some(LendingConfig {
+                        keystore,
+                        keys: self.lend_key.clone().unwrap_or_default(),
+                        password: super::password::obtain(
+                            self.rln_password_file.as_ref(),
+                            PASSWORD_ENV,
+                            "keystore password",
+                            false,
+                        )?,
+                        circuit_dir: circuit_dir.clone(),
+                        rules: LendingRules {
+                            per_client_quota: quota,
+                            reserve: self.lend_reserve.unwrap_or(0),
+                        },
+                    })
+                }
+            };
             let membership = match self.rln_keystore {
                 None => None,
                 Some(keystore) => {
@@ -325,7 +376,7 @@ impl NodeArgs {
                         keystore,
                         key: self.rln_key,
                         password,
-                        circuit_dir: self.circuit_dir.unwrap_or_else(default_circuit_dir),
+                        circuit_dir,
                     })
                 }
             };
@@ -342,7 +393,7 @@ impl NodeArgs {
                     poll_interval: Duration::from_secs_f64(poll),
                     follow_distance: self.rln_follow_distance.unwrap_or(if dev { 0 } else { 2 }),
                 },
-                lending: None,
+                lending,
                 membership,
             })
         };
