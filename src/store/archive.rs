@@ -19,11 +19,12 @@ pub const MAX_PAGE: u64 = 100;
 /// Most content topics or message hashes in one query.
 pub const MAX_CRITERIA: usize = 100;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Schema migrations, applied in order inside one transaction; index `i` moves the database
 /// from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE messages (
         id INTEGER PRIMARY KEY,
         hash BLOB NOT NULL UNIQUE,
@@ -38,7 +39,11 @@ const MIGRATIONS: &[&str] = &["
     );
     CREATE INDEX messages_time ON messages (timestamp, hash);
     CREATE INDEX messages_topics ON messages (pubsub_topic, content_topic, timestamp, hash);
-"];
+",
+    "
+    CREATE INDEX messages_pubsub_time ON messages (pubsub_topic, timestamp, hash);
+",
+];
 
 /// Why the archive failed.
 #[derive(Debug, thiserror::Error)]
@@ -601,6 +606,41 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_older_schema_is_migrated_in_place_keeping_its_messages() {
+        let path = std::env::temp_dir().join(format!(
+            "wakurln-archive-migrate-{}.sqlite",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO messages (hash, pubsub_topic, content_topic, timestamp, version, \
+                 payload, size) VALUES (?1, '/waku/2/rs/1/0', '/a/1/b/proto', 5, 0, x'01', 1)",
+                [vec![3u8; 32]],
+            )
+            .unwrap();
+        }
+        let a = Archive::open(&path).unwrap();
+        assert_eq!(a.count().unwrap(), 1);
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'messages_pubsub_time'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1);
     }
 
     #[test]
