@@ -6,16 +6,13 @@
 //! gets a proof lent from the service's pool ([`super::lending`]): 429 when the client used its
 //! share of the epoch, 504 when the pool is exhausted or the service lends none.
 
-use std::io;
-
-use futures::{AsyncRead, AsyncWrite};
-use libp2p::{StreamProtocol, request_response};
+use libp2p::StreamProtocol;
 
 use super::{NodeError, NodeHandle, lending::LendError, publisher::PublishError};
 use crate::{
     message::WakuMessage,
     proto::lightpush::{LightpushRequest, LightpushResponse},
-    protocols::codec::{CodecError, read_message, write_message},
+    protocols::codec::ProtoCodec,
     topics::PubsubTopic,
 };
 
@@ -50,78 +47,11 @@ pub mod status {
 }
 
 /// Reads and writes lightpush v3 frames.
-#[derive(Debug, Clone, Default)]
-pub struct LightpushCodec;
+pub type LightpushCodec =
+    ProtoCodec<LightpushRequest, LightpushResponse, MAX_FRAME, RESPONSE_FRAME>;
 
-#[allow(clippy::needless_pass_by_value)] // used as map_err(io_error)
-fn io_error(e: CodecError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-}
-
-fn closed() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the stream closed before a lightpush frame",
-    )
-}
-
-impl request_response::Codec for LightpushCodec {
-    type Protocol = StreamProtocol;
-    type Request = LightpushRequest;
-    type Response = LightpushResponse;
-
-    async fn read_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<LightpushRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_message(io, MAX_FRAME)
-            .await
-            .map_err(io_error)?
-            .ok_or_else(closed)
-    }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<LightpushResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_message(io, 16 * 1024)
-            .await
-            .map_err(io_error)?
-            .ok_or_else(closed)
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: LightpushRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_message(io, &req).await.map_err(io_error)
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: LightpushResponse,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_message(io, &res).await.map_err(io_error)
-    }
-}
+/// A response is a status and a short description.
+const RESPONSE_FRAME: usize = 16 * 1024;
 
 fn response(
     request_id: String,

@@ -165,6 +165,92 @@ pub async fn write_message<M: Message, W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// A libp2p request-response codec for one protobuf request and one protobuf response per
+/// stream, refusing requests over `MAX_REQUEST` bytes and responses over `MAX_RESPONSE`.
+pub struct ProtoCodec<Req, Res, const MAX_REQUEST: usize, const MAX_RESPONSE: usize>(
+    std::marker::PhantomData<fn() -> (Req, Res)>,
+);
+
+impl<Req, Res, const A: usize, const B: usize> Default for ProtoCodec<Req, Res, A, B> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<Req, Res, const A: usize, const B: usize> Clone for ProtoCodec<Req, Res, A, B> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<Req, Res, const A: usize, const B: usize> std::fmt::Debug for ProtoCodec<Req, Res, A, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProtoCodec")
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as map_err(invalid_data)
+fn invalid_data(e: CodecError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+fn closed_early() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the stream closed before a frame",
+    )
+}
+
+impl<Req, Res, const MAX_REQUEST: usize, const MAX_RESPONSE: usize> libp2p::request_response::Codec
+    for ProtoCodec<Req, Res, MAX_REQUEST, MAX_RESPONSE>
+where
+    Req: Message + Default + Send + 'static,
+    Res: Message + Default + Send + 'static,
+{
+    type Protocol = libp2p::StreamProtocol;
+    type Request = Req;
+    type Response = Res;
+
+    async fn read_request<T>(&mut self, _: &Self::Protocol, io: &mut T) -> io::Result<Req>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_message(io, MAX_REQUEST)
+            .await
+            .map_err(invalid_data)?
+            .ok_or_else(closed_early)
+    }
+
+    async fn read_response<T>(&mut self, _: &Self::Protocol, io: &mut T) -> io::Result<Res>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_message(io, MAX_RESPONSE)
+            .await
+            .map_err(invalid_data)?
+            .ok_or_else(closed_early)
+    }
+
+    async fn write_request<T>(&mut self, _: &Self::Protocol, io: &mut T, req: Req) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_message(io, &req).await.map_err(invalid_data)
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &Self::Protocol,
+        io: &mut T,
+        res: Res,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_message(io, &res).await.map_err(invalid_data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use futures::{executor::block_on, io::Cursor};

@@ -2,16 +2,13 @@
 //! per stream, varint-length-prefixed protobufs, and the conversion between the wire form and
 //! archive queries.
 
-use std::io;
-
-use futures::{AsyncRead, AsyncWrite};
-use libp2p::{StreamProtocol, request_response};
+use libp2p::StreamProtocol;
 
 use super::archive::{MAX_CRITERIA, Page, Query};
 use crate::{
     message::{MessageHash, WakuMessage},
     proto::store::{StoreQueryRequest, StoreQueryResponse, WakuMessageKeyValue},
-    protocols::codec::{CodecError, read_message, write_message},
+    protocols::codec::ProtoCodec,
 };
 
 /// The protocol id.
@@ -37,78 +34,7 @@ pub mod status {
 }
 
 /// Reads and writes Store v3 frames.
-#[derive(Debug, Clone, Default)]
-pub struct StoreCodec;
-
-#[allow(clippy::needless_pass_by_value)] // used as map_err(io_error)
-fn io_error(e: CodecError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-}
-
-fn closed() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the stream closed before a store frame",
-    )
-}
-
-impl request_response::Codec for StoreCodec {
-    type Protocol = StreamProtocol;
-    type Request = StoreQueryRequest;
-    type Response = StoreQueryResponse;
-
-    async fn read_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<StoreQueryRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_message(io, MAX_REQUEST)
-            .await
-            .map_err(io_error)?
-            .ok_or_else(closed)
-    }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<StoreQueryResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_message(io, MAX_RESPONSE)
-            .await
-            .map_err(io_error)?
-            .ok_or_else(closed)
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: StoreQueryRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_message(io, &req).await.map_err(io_error)
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: StoreQueryResponse,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_message(io, &res).await.map_err(io_error)
-    }
-}
+pub type StoreCodec = ProtoCodec<StoreQueryRequest, StoreQueryResponse, MAX_REQUEST, MAX_RESPONSE>;
 
 fn hash(bytes: &[u8], what: &str) -> Result<MessageHash, String> {
     let array: [u8; 32] = bytes
