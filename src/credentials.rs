@@ -25,6 +25,25 @@ pub fn to_stored(identity: &Identity) -> IdentityCredential {
     }
 }
 
+/// The credential of `identity` registered at leaf `index` with `rate_limit` on the contract
+/// `client` talks to, as the keystore files it (chain id in decimal, checksummed address).
+pub fn registered(
+    identity: &Identity,
+    client: &crate::chain::ChainClient,
+    index: u32,
+    rate_limit: u32,
+) -> MembershipCredential {
+    MembershipCredential {
+        membership_contract: wakurln_keystore::MembershipContract {
+            chain_id: wakurln_keystore::ChainId(client.chain_id().to_string()),
+            address: client.contract_address().to_string(),
+        },
+        tree_index: u64::from(index),
+        identity_credential: to_stored(identity),
+        user_message_limit: Some(u64::from(rate_limit)),
+    }
+}
+
 /// The identity of a stored credential, checking that its parts are consistent (the secret
 /// hash and commitment follow from the trapdoor and nullifier), so a damaged credential is
 /// refused rather than used to make proofs no one accepts.

@@ -36,7 +36,7 @@ use wakurln::{
     },
     topics::{ContentTopic, PubsubTopic, StaticShard},
 };
-use wakurln_keystore::{ChainId, Kdf, Keystore, MembershipContract, MembershipCredential};
+use wakurln_keystore::{Kdf, Keystore};
 
 const CLUSTER: u16 = 42;
 const PASSWORD: &str = "relay test";
@@ -102,15 +102,7 @@ async fn member(chain: &Chain, name: &str, limit: u32) -> (PathBuf, Identity) {
         .await
         .unwrap();
     let registered = membership::register(&client, &plan).await.unwrap();
-    let credential = MembershipCredential {
-        membership_contract: MembershipContract {
-            chain_id: ChainId(client.chain_id().to_string()),
-            address: chain.contract.to_string(),
-        },
-        tree_index: u64::from(registered.index),
-        identity_credential: credentials::to_stored(&identity),
-        user_message_limit: Some(u64::from(limit)),
-    };
+    let credential = credentials::registered(&identity, &client, registered.index, limit);
     let path = chain.dir.join(format!("{name}.keystore.json"));
     Keystore::add(
         &path,

@@ -20,7 +20,7 @@ use wakurln::{
     node::{self, ChainConfig, MembershipConfig, NodeConfig, RlnConfig, validator::RlnRules},
     rln::identity::Identity,
 };
-use wakurln_keystore::{ChainId, Kdf, Keystore, MembershipContract, MembershipCredential};
+use wakurln_keystore::{Kdf, Keystore};
 
 const CLUSTER: u16 = 42;
 const PASSWORD: &str = "rest test";
@@ -98,15 +98,7 @@ async fn relay_routes_health_peers_metrics_and_bad_requests() {
     let keystore = dir.join("keystore.json");
     Keystore::add(
         &keystore,
-        &MembershipCredential {
-            membership_contract: MembershipContract {
-                chain_id: ChainId(client.chain_id().to_string()),
-                address: d.contract.to_string(),
-            },
-            tree_index: u64::from(r.index),
-            identity_credential: credentials::to_stored(&identity),
-            user_message_limit: Some(3),
-        },
+        &credentials::registered(&identity, &client, r.index, 3),
         PASSWORD.as_bytes(),
         Kdf::default(),
         &mut rand::rngs::OsRng,

@@ -38,7 +38,7 @@ use wakurln::{
     },
     topics::{ContentTopic, StaticShard},
 };
-use wakurln_keystore::{ChainId, Kdf, Keystore, MembershipContract, MembershipCredential};
+use wakurln_keystore::{Kdf, Keystore};
 
 const CLUSTER: u16 = 42;
 const EPOCH: u64 = 86_400;
@@ -101,15 +101,7 @@ async fn messages_flow_both_ways_with_a_js_gossipsub_peer() {
     let keystore = dir.join("keystore.json");
     Keystore::add(
         &keystore,
-        &MembershipCredential {
-            membership_contract: MembershipContract {
-                chain_id: ChainId(client.chain_id().to_string()),
-                address: d.contract.to_string(),
-            },
-            tree_index: u64::from(indices[0]),
-            identity_credential: credentials::to_stored(&ours),
-            user_message_limit: Some(10),
-        },
+        &credentials::registered(&ours, &client, indices[0], 10),
         PASSWORD.as_bytes(),
         Kdf::default(),
         &mut rand::rngs::OsRng,

@@ -27,7 +27,7 @@ use wakurln::{
         identity::Identity,
     },
 };
-use wakurln_keystore::{ChainId, Kdf, Keystore, MembershipContract, MembershipCredential};
+use wakurln_keystore::{ChainId, Kdf, Keystore, MembershipCredential};
 use zeroize::Zeroizing;
 
 use super::{CliError, keystore::keystore_error, password::PasswordArgs};
@@ -505,15 +505,8 @@ async fn register(args: &RegisterArgs) -> Result<(), CliError> {
     let registration = membership::register(&client, &plan)
         .await
         .map_err(chain_error)?;
-    let credential = MembershipCredential {
-        membership_contract: MembershipContract {
-            chain_id: ChainId(client.chain_id().to_string()),
-            address: client.contract_address().to_string(),
-        },
-        tree_index: u64::from(registration.index),
-        identity_credential: credentials::to_stored(&identity),
-        user_message_limit: Some(u64::from(args.rate_limit)),
-    };
+    let credential =
+        credentials::registered(&identity, &client, registration.index, args.rate_limit);
     eprintln!(
         "registered at index {}; filing the credential under its membership...",
         registration.index

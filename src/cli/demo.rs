@@ -33,7 +33,7 @@ use wakurln::{
     },
     topics::{ContentTopic, PubsubTopic, StaticShard},
 };
-use wakurln_keystore::{ChainId, Kdf, Keystore, MembershipContract, MembershipCredential};
+use wakurln_keystore::{Kdf, Keystore};
 
 use super::{CliError, circuit};
 
@@ -151,15 +151,7 @@ async fn register(
         .await
         .map_err(failed)?;
     let r = membership::register(&client, &plan).await.map_err(failed)?;
-    let credential = MembershipCredential {
-        membership_contract: MembershipContract {
-            chain_id: ChainId(client.chain_id().to_string()),
-            address: contract.to_string(),
-        },
-        tree_index: u64::from(r.index),
-        identity_credential: credentials::to_stored(&identity),
-        user_message_limit: Some(u64::from(limit)),
-    };
+    let credential = credentials::registered(&identity, &client, r.index, limit);
     let keystore = dir.join(format!("{name}.keystore.json"));
     Keystore::add(
         &keystore,
