@@ -10,6 +10,7 @@
 
 pub mod chain;
 pub mod credentials;
+pub mod filter;
 pub mod message;
 pub mod node;
 pub mod proto;

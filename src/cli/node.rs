@@ -165,6 +165,33 @@ pub struct NodeArgs {
     /// Keep the archived message bytes under this size.
     #[arg(long, value_name = "BYTES", env = "WAKURLN_STORE_MAX_SIZE")]
     store_max_size: Option<u64>,
+    /// Serve filter v2 subscriptions to light clients.
+    #[arg(long, env = "WAKURLN_FILTER", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    filter: Option<bool>,
+    /// Most peers subscribed to the filter service at once [default: 100].
+    #[arg(long, value_name = "N", env = "WAKURLN_FILTER_MAX_PEERS")]
+    filter_max_peers: Option<usize>,
+    /// Most content filters (pubsub topic, content topic) one filter subscriber may hold
+    /// [default: 1000].
+    #[arg(long, value_name = "N", env = "WAKURLN_FILTER_MAX_CRITERIA")]
+    filter_max_criteria: Option<usize>,
+    /// A filter subscription that is not pinged for this many seconds expires [default: 300].
+    #[arg(long, value_name = "SECONDS", env = "WAKURLN_FILTER_TIMEOUT")]
+    filter_timeout: Option<u64>,
+    /// Serve lightpush (v3 and the legacy v2) to light clients [default: true].
+    #[arg(long, env = "WAKURLN_LIGHTPUSH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    lightpush: Option<bool>,
+    /// Answer peer exchange, handing light clients the records of service peers.
+    #[arg(long, env = "WAKURLN_PEER_EXCHANGE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    peer_exchange: Option<bool>,
+    /// Address to announce in the node's record instead of the listen addresses (repeatable).
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        env = "WAKURLN_EXT_MULTIADDR",
+        value_delimiter = ','
+    )]
+    ext_multiaddr: Option<Vec<String>>,
     /// Address of the REST API (and /metrics) [default: 127.0.0.1].
     #[arg(long, value_name = "IP", env = "WAKURLN_REST_ADDRESS")]
     rest_address: Option<String>,
@@ -418,6 +445,29 @@ impl NodeArgs {
                 },
                 retention_interval: Duration::from_secs(60),
             }),
+            filter: self.filter.unwrap_or(false).then(|| {
+                let d = wakurln::filter::Limits::default();
+                wakurln::filter::Limits {
+                    max_subscribers: self.filter_max_peers.unwrap_or(d.max_subscribers),
+                    max_criteria_per_peer: self
+                        .filter_max_criteria
+                        .unwrap_or(d.max_criteria_per_peer),
+                    ttl: self.filter_timeout.map_or(d.ttl, Duration::from_secs),
+                    ..d
+                }
+            }),
+            lightpush: self.lightpush.unwrap_or(true),
+            peer_exchange: self.peer_exchange.unwrap_or(false),
+            announce: self
+                .ext_multiaddr
+                .iter()
+                .flatten()
+                .map(|a| {
+                    a.parse().map_err(|e| {
+                        CliError::bad_input(format!("--ext-multiaddr {a} is not a multiaddr: {e}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             data_dir,
         })
     }

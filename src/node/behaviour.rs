@@ -3,19 +3,35 @@
 use std::time::Duration;
 
 use libp2p::{
-    connection_limits, gossipsub, identify, identity::Keypair, ping, request_response,
+    StreamProtocol, connection_limits, gossipsub, identify,
+    identity::Keypair,
+    ping,
+    request_response::{self, ProtocolSupport},
     swarm::NetworkBehaviour,
 };
 
 use super::{
-    lightpush::{self, LightpushCodec},
+    lightpush::{self, LightpushCodec, LightpushV2Codec},
     metadata::{self, MetadataCodec},
+    peer_exchange::{self, PeerExchangeCodec},
     relay,
 };
-use crate::store::protocol::{self as store, StoreCodec};
+use crate::{
+    filter::protocol::{self as filter, FilterCodec},
+    store::protocol::{self as store, StoreCodec},
+};
 
 /// identify's protocol version string.
 const IDENTIFY_PROTOCOL: &str = "/ipfs/id/1.0.0";
+
+/// Which service protocols the node answers (it speaks all of them as a client).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Serves {
+    pub store: bool,
+    pub filter: bool,
+    pub lightpush: bool,
+    pub peer_exchange: bool,
+}
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -25,11 +41,37 @@ pub(crate) struct Behaviour {
     pub metadata: request_response::Behaviour<MetadataCodec>,
     pub store: request_response::Behaviour<StoreCodec>,
     pub lightpush: request_response::Behaviour<LightpushCodec>,
+    pub lightpush_v2: request_response::Behaviour<LightpushV2Codec>,
+    pub filter: request_response::Behaviour<FilterCodec>,
+    pub peer_exchange: request_response::Behaviour<PeerExchangeCodec>,
+    /// Filter push streams, which outlive one request.
+    pub streams: libp2p_stream::Behaviour,
     pub limits: connection_limits::Behaviour,
 }
 
+/// A request-response behaviour for `protocol`, answering inbound requests only when `serve`
+/// (so identify advertises only the services the node really offers).
+fn exchange<C>(
+    protocol: StreamProtocol,
+    serve: bool,
+    timeout: Duration,
+) -> request_response::Behaviour<C>
+where
+    C: request_response::Codec<Protocol = StreamProtocol> + Default + Clone + Send + 'static,
+{
+    let support = if serve {
+        ProtocolSupport::Full
+    } else {
+        ProtocolSupport::Outbound
+    };
+    request_response::Behaviour::new(
+        [(protocol, support)],
+        request_response::Config::default().with_request_timeout(timeout),
+    )
+}
+
 impl Behaviour {
-    pub fn new(key: &Keypair, max_connections: u32) -> Self {
+    pub fn new(key: &Keypair, max_connections: u32, serves: Serves) -> Self {
         let relay =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, relay::config())
                 .expect("anonymous gossipsub with a valid configuration");
@@ -37,30 +79,24 @@ impl Behaviour {
             identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                 .with_agent_version(format!("wakurln/{}", env!("CARGO_PKG_VERSION"))),
         );
-        let metadata = request_response::Behaviour::new(
-            [(metadata::PROTOCOL, request_response::ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
-        );
-        let store = request_response::Behaviour::new(
-            [(store::PROTOCOL, request_response::ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
-        );
-        let lightpush = request_response::Behaviour::new(
-            [(lightpush::PROTOCOL, request_response::ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
-        );
         let limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(max_connections))
                 .with_max_established_per_peer(Some(2)),
         );
+        let short = Duration::from_secs(10);
+        let long = Duration::from_secs(20);
         Self {
             relay,
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
-            metadata,
-            store,
-            lightpush,
+            metadata: exchange(metadata::PROTOCOL, true, short),
+            store: exchange(store::PROTOCOL, serves.store, long),
+            lightpush: exchange(lightpush::PROTOCOL, serves.lightpush, long),
+            lightpush_v2: exchange(lightpush::PROTOCOL_V2, serves.lightpush, long),
+            filter: exchange(filter::SUBSCRIBE_PROTOCOL, serves.filter, short),
+            peer_exchange: exchange(peer_exchange::PROTOCOL, serves.peer_exchange, short),
+            streams: libp2p_stream::Behaviour::new(),
             limits,
         }
     }

@@ -35,6 +35,14 @@ pub struct NodeConfig {
     pub rln: Option<RlnConfig>,
     /// The Store v3 archive; `None` serves no store queries (and answers 503).
     pub store: Option<StoreConfig>,
+    /// The filter v2 service and its limits; `None` serves no filter subscriptions.
+    pub filter: Option<crate::filter::Limits>,
+    /// Whether to serve lightpush (v3 and the legacy v2) to light clients.
+    pub lightpush: bool,
+    /// Whether to answer peer exchange (and ask relay peers for records to hand on).
+    pub peer_exchange: bool,
+    /// Addresses to announce in the node's record; empty takes the concrete listen addresses.
+    pub announce: Vec<Multiaddr>,
 }
 
 /// The message archive.
@@ -64,6 +72,10 @@ impl NodeConfig {
             max_connections: 50,
             rln: None,
             store: None,
+            filter: None,
+            lightpush: true,
+            peer_exchange: false,
+            announce: Vec::new(),
         }
     }
 }

@@ -16,7 +16,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -89,7 +89,8 @@ pub struct LendingPool {
     epoch_period: u64,
     rules: LendingRules,
     usage: Mutex<Usage>,
-    prepared: Mutex<HashMap<u64, (Fr, PreparedRln)>>,
+    /// Each member's precomputation at the root it was made for; proofs run outside the lock.
+    prepared: Mutex<HashMap<u64, (Fr, Arc<PreparedRln>)>>,
 }
 
 impl std::fmt::Debug for LendingPool {
@@ -203,21 +204,34 @@ impl LendingPool {
             let Some(id) = self.counter.reserve(member.index, epoch, member.limit)? else {
                 continue;
             };
-            let mut prepared = self.prepared.lock().expect("never poisoned");
-            if prepared.get(&member.index).is_none_or(|(r, _)| r != root) {
-                let p = self
-                    .prover
-                    .prepare(&MemberInputs {
-                        identity_secret: member.identity.secret_hash,
-                        user_message_limit: Fr::from(member.limit),
-                        path_elements: path.elements,
-                        identity_path_index: path.path_bits(),
-                    })
-                    .map_err(|e| PublishError::Prove(e.to_string()))?;
-                prepared.insert(member.index, (*root, p));
-            }
-            let (_, p) = prepared.get(&member.index).expect("prepared above");
-            let proved = attach_proof(&self.prover, p, message, self.epoch_period, id)?;
+            let cached = self
+                .prepared
+                .lock()
+                .expect("never poisoned")
+                .get(&member.index)
+                .filter(|(r, _)| r == root)
+                .map(|(_, p)| p.clone());
+            let p = match cached {
+                Some(p) => p,
+                None => {
+                    let p = Arc::new(
+                        self.prover
+                            .prepare(&MemberInputs {
+                                identity_secret: member.identity.secret_hash,
+                                user_message_limit: Fr::from(member.limit),
+                                path_elements: path.elements,
+                                identity_path_index: path.path_bits(),
+                            })
+                            .map_err(|e| PublishError::Prove(e.to_string()))?,
+                    );
+                    self.prepared
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(member.index, (*root, p.clone()));
+                    p
+                }
+            };
+            let proved = attach_proof(&self.prover, &p, message, self.epoch_period, id)?;
             metrics.count_lent(member.index);
             return Ok(proved);
         }

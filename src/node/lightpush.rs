@@ -1,6 +1,7 @@
 //! Lightpush v3 (`/vac/waku/lightpush/3.0.0`): a light client hands a message to a service
 //! node, which validates it and relays it, answering with a status code and the number of
-//! relay peers it reached.
+//! relay peers it reached. The legacy v2 (`/vac/waku/lightpush/2.0.0-beta1`) is served for
+//! older clients through the same path, its answer folded into `is_success` and `info`.
 //!
 //! A message that carries an RLN proof is validated, never re-proved. A message without one
 //! gets a proof lent from the service's pool ([`super::lending`]): 429 when the client used its
@@ -11,13 +12,19 @@ use libp2p::StreamProtocol;
 use super::{NodeError, NodeHandle, lending::LendError, publisher::PublishError};
 use crate::{
     message::WakuMessage,
-    proto::lightpush::{LightpushRequest, LightpushResponse},
+    proto::{
+        lightpush::{LightpushRequest, LightpushResponse},
+        lightpush_v2::{PushResponse, PushRpc},
+    },
     protocols::codec::ProtoCodec,
     topics::PubsubTopic,
 };
 
 /// The protocol id.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/lightpush/3.0.0");
+
+/// The legacy protocol id.
+pub const PROTOCOL_V2: StreamProtocol = StreamProtocol::new("/vac/waku/lightpush/2.0.0-beta1");
 
 /// A request holds one message of at most 150 KiB plus its envelope.
 const MAX_FRAME: usize = 160 * 1024;
@@ -52,6 +59,38 @@ pub type LightpushCodec =
 
 /// A response is a status and a short description.
 const RESPONSE_FRAME: usize = 16 * 1024;
+
+/// Reads and writes lightpush v2 frames (one `PushRpc` each way; the response frame of v2
+/// is small, but a v2 client may echo the request in it, so the same limit applies).
+pub type LightpushV2Codec = ProtoCodec<PushRpc, PushRpc, MAX_FRAME, MAX_FRAME>;
+
+/// Serves one legacy v2 request through the v3 path.
+pub async fn serve_v2(node: NodeHandle, client: libp2p::PeerId, rpc: PushRpc) -> PushRpc {
+    let request_id = rpc.request_id.clone();
+    let answer = |is_success: bool, info: String| PushRpc {
+        request_id: request_id.clone(),
+        request: None,
+        response: Some(PushResponse {
+            is_success,
+            info: Some(info),
+        }),
+    };
+    let Some(push) = rpc.request else {
+        return answer(false, "the request carries no PushRequest".into());
+    };
+    let v3 = LightpushRequest {
+        request_id: rpc.request_id.clone(),
+        pubsub_topic: Some(push.pubsub_topic),
+        message: push.message,
+    };
+    let r = serve(node, client, v3).await;
+    let info = r.status_desc.unwrap_or_default();
+    if r.status_code == status::OK {
+        answer(true, info)
+    } else {
+        answer(false, format!("{}: {info}", r.status_code))
+    }
+}
 
 fn response(
     request_id: String,

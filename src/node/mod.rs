@@ -8,11 +8,13 @@
 
 mod behaviour;
 pub mod config;
+pub mod enr;
 pub mod keys;
 pub mod lending;
 pub mod lightpush;
 pub mod metadata;
 pub mod metrics;
+pub mod peer_exchange;
 pub mod publisher;
 pub mod relay;
 pub mod rest;
@@ -142,6 +144,12 @@ pub enum NodeError {
     /// A store query failed.
     #[error("store query failed: {0}")]
     Store(String),
+    /// A peer-exchange request failed or was refused.
+    #[error("peer exchange failed: {0}")]
+    PeerExchange(String),
+    /// A filter request could not be sent or answered.
+    #[error("filter request failed: {0}")]
+    Filter(String),
 }
 
 /// A request id: 16 random bytes in hex.
@@ -176,6 +184,16 @@ pub(crate) enum Command {
         Box<crate::proto::lightpush::LightpushRequest>,
         oneshot::Sender<Result<crate::proto::lightpush::LightpushResponse, String>>,
     ),
+    Filter(
+        PeerId,
+        Box<crate::proto::filter::FilterSubscribeRequest>,
+        oneshot::Sender<Result<crate::proto::filter::FilterSubscribeResponse, String>>,
+    ),
+    PeerExchange(
+        PeerId,
+        u64,
+        oneshot::Sender<Result<crate::proto::peer_exchange::PeerExchangeRpc, String>>,
+    ),
     Shutdown,
 }
 
@@ -192,6 +210,9 @@ pub struct NodeHandle {
     pub(crate) publisher: Option<Arc<Publisher>>,
     pub(crate) member_path: watch::Receiver<MemberPaths>,
     pub(crate) lending: Option<Arc<lending::LendingPool>>,
+    pub(crate) filter_service: Option<Arc<crate::filter::Service>>,
+    pub(crate) filter_client: crate::filter::Client,
+    pub(crate) peer_exchange: Arc<peer_exchange::Cache>,
     pub(crate) sync: watch::Receiver<SyncState>,
     pub(crate) enforces_rln: bool,
     pub(crate) cluster: u16,
@@ -361,6 +382,75 @@ impl NodeHandle {
         self.ask(|tx| Command::Lightpush(peer, Box::new(request), tx))
             .await?
             .map_err(NodeError::Relay)
+    }
+
+    /// Sends a filter request of `kind` to the filter service `peer` and returns its answer.
+    /// A 200 to a subscribe makes this node accept that service's pushes (see
+    /// [`Self::filter_messages`]); a 200 to an unsubscribe-all stops it.
+    pub async fn filter_request(
+        &self,
+        peer: PeerId,
+        kind: crate::filter::protocol::Kind,
+        pubsub_topic: Option<&PubsubTopic>,
+        content_topics: &[crate::topics::ContentTopic],
+    ) -> Result<crate::proto::filter::FilterSubscribeResponse, NodeError> {
+        use crate::filter::protocol::Kind;
+        let request = crate::filter::protocol::request_of(
+            random_request_id(),
+            kind,
+            pubsub_topic,
+            content_topics,
+        );
+        if kind == Kind::Subscribe {
+            // Pushes may arrive before the answer does.
+            self.filter_client.subscribed_with(peer);
+        }
+        let response = self
+            .ask(|tx| Command::Filter(peer, Box::new(request), tx))
+            .await?
+            .map_err(NodeError::Filter)?;
+        if kind == Kind::UnsubscribeAll && response.status_code == 200 {
+            self.filter_client.unsubscribed_from(&peer);
+        }
+        Ok(response)
+    }
+
+    /// Messages pushed to us by the filter services we subscribed with, from now on.
+    pub fn filter_messages(&self) -> broadcast::Receiver<crate::filter::Pushed> {
+        self.filter_client.pushed()
+    }
+
+    /// The filter client's side: the services we subscribed with and their push streams.
+    pub fn filter_client(&self) -> &crate::filter::Client {
+        &self.filter_client
+    }
+
+    /// The filter service, when this node offers one.
+    pub fn filter_service(&self) -> Option<&crate::filter::Service> {
+        self.filter_service.as_deref()
+    }
+
+    /// This node's own record (ENR), when it has one.
+    pub fn enr(&self) -> Option<enr::Enr> {
+        self.peer_exchange.own()
+    }
+
+    /// The records this node's peer exchange hands out now (its own first).
+    pub fn known_records(&self) -> Vec<enr::Enr> {
+        self.peer_exchange.records()
+    }
+
+    /// Asks `peer` for up to `num_peers` records of other nodes; returns those that verify.
+    pub async fn peer_exchange(
+        &self,
+        peer: PeerId,
+        num_peers: u64,
+    ) -> Result<Vec<enr::Enr>, NodeError> {
+        let rpc = self
+            .ask(|tx| Command::PeerExchange(peer, num_peers, tx))
+            .await?
+            .map_err(NodeError::PeerExchange)?;
+        peer_exchange::records_of(&rpc).map_err(NodeError::PeerExchange)
     }
 
     /// Whether this node lends proofs.

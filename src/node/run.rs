@@ -7,18 +7,19 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod services;
+
 use futures::StreamExt;
-use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::{
     Multiaddr, PeerId, Swarm, SwarmBuilder, gossipsub, identify, multiaddr::Protocol, noise,
     request_response, swarm::SwarmEvent, tcp, yamux,
 };
-use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, broadcast, mpsc, watch};
 
 use super::{
     Command, Delivered, MemberPaths, NodeConfig, NodeError, NodeEvent, NodeHandle, PeerInfo,
     SyncState,
-    behaviour::{Behaviour, BehaviourEvent},
+    behaviour::{Behaviour, BehaviourEvent, Serves},
     keys,
     lending::LendingPool,
     metadata::Metadata,
@@ -31,52 +32,15 @@ use crate::{
         ChainClient,
         sync::{SyncConfig, Syncer},
     },
-    credentials,
+    credentials, filter,
     message::WakuMessage,
-    proto::{
-        lightpush::{LightpushRequest, LightpushResponse},
-        store::{StoreQueryRequest, StoreQueryResponse},
-    },
     rln::{prover::RlnProver, tree::RootWindow},
-    store::{
-        Archive, ArchiveError, Retention,
-        protocol::{self as store_protocol, status},
-    },
+    store::{Archive, Retention},
     topics::{PubsubTopic, StaticShard},
 };
 
 /// Only messages this close to the local clock are archived.
 const ARCHIVE_DRIFT_NS: u64 = 20_000_000_000;
-
-/// Answers one store request from the archive (on the blocking pool).
-async fn answer_store(
-    archive: Option<Arc<Archive>>,
-    request: StoreQueryRequest,
-) -> StoreQueryResponse {
-    let id = request.request_id.clone();
-    let Some(archive) = archive else {
-        return store_protocol::error_of(
-            id,
-            status::UNAVAILABLE,
-            "this node keeps no message archive",
-        );
-    };
-    let query = match store_protocol::query_of(&request) {
-        Ok(q) => q,
-        Err(reason) => return store_protocol::error_of(id, status::BAD_REQUEST, reason),
-    };
-    match tokio::task::spawn_blocking(move || archive.query(&query)).await {
-        Ok(Ok(page)) => store_protocol::response_of(id, &page),
-        Ok(Err(ArchiveError::BadQuery(reason))) => {
-            store_protocol::error_of(id, status::BAD_REQUEST, reason)
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "store query failed");
-            store_protocol::error_of(id, status::INTERNAL, "the archive failed")
-        }
-        Err(_) => store_protocol::error_of(id, status::INTERNAL, "the node is stopping"),
-    }
-}
 
 /// Messages waiting for validation before new ones are ignored.
 const VALIDATION_QUEUE: usize = 4_096;
@@ -185,7 +149,24 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             Some(Arc::new(archive))
         }
     };
-    let mut swarm = build_swarm(key, config.max_connections).await?;
+    let serves = Serves {
+        store: archive.is_some(),
+        filter: config.filter.is_some(),
+        lightpush: config.lightpush,
+        peer_exchange: config.peer_exchange,
+    };
+    let key_for_record = key.clone();
+    let mut swarm = build_swarm(key, config.max_connections, serves).await?;
+    let filter_client = filter::Client::default();
+    filter_client.listen(swarm.behaviour().streams.new_control());
+    let filter_service = config.filter.map(|limits| {
+        filter::Service::new(
+            limits,
+            config.cluster,
+            config.shard_count,
+            swarm.behaviour().streams.new_control(),
+        )
+    });
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
@@ -229,7 +210,11 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             stop_rx.clone(),
         ));
     }
-    let (store_tx, store_rx) = mpsc::channel(256);
+    let peer_exchange = Arc::new(super::peer_exchange::Cache::default());
+    peer_exchange.set_own(own_record(&key_for_record, &swarm, &config, serves));
+    if let Some(service) = &filter_service {
+        tokio::spawn(filter::service::run(service.clone(), delivered.subscribe()));
+    }
     let shards = Arc::new(RwLock::new(HashSet::new()));
     let mut runner = Runner {
         swarm,
@@ -254,10 +239,11 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         stop: stop_tx,
         metrics: metrics.clone(),
         archive: archive.clone(),
-        store_responses: (store_tx, store_rx),
-        store_pending: HashMap::new(),
-        lightpush_responses: mpsc::channel(256),
-        lightpush_pending: HashMap::new(),
+        replies: mpsc::channel(256),
+        pending: services::Pending::default(),
+        filter_service: filter_service.clone(),
+        peer_exchange: peer_exchange.clone(),
+        serves,
         handle: None,
     };
     for shard in &config.shards {
@@ -274,6 +260,9 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         publisher,
         member_path: path_rx,
         lending,
+        filter_service,
+        filter_client,
+        peer_exchange,
         sync: sync_rx,
         enforces_rln,
         cluster: config.cluster,
@@ -442,6 +431,7 @@ fn pick_credential(keystore: &Path, client: &ChainClient) -> Result<String, Node
 async fn build_swarm(
     key: libp2p::identity::Keypair,
     max_connections: u32,
+    serves: Serves,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -457,11 +447,63 @@ async fn build_swarm(
         )
         .await
         .map_err(start_error)?
-        .with_behaviour(|key| Behaviour::new(key, max_connections))
+        .with_behaviour(|key| Behaviour::new(key, max_connections, serves))
         .map_err(start_error)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
         .build();
     Ok(swarm)
+}
+
+/// The node's own record: its secp256k1 key, its dialable TCP and WebSocket addresses, its
+/// services and shards. `None` for an Ed25519 key or without a concrete address.
+fn own_record(
+    key: &libp2p::identity::Keypair,
+    swarm: &Swarm<Behaviour>,
+    config: &NodeConfig,
+    serves: Serves,
+) -> Option<super::enr::Enr> {
+    use super::enr::{Content, Enr, services};
+    let secp = key.clone().try_into_secp256k1().ok()?;
+    let mut content = Content {
+        seq: 1,
+        shards: Some((config.cluster, config.shards.clone())),
+        ..Content::default()
+    };
+    let addresses: Vec<Multiaddr> = if config.announce.is_empty() {
+        swarm.listeners().cloned().collect()
+    } else {
+        config.announce.clone()
+    };
+    for address in addresses {
+        let parts: Vec<Protocol<'_>> = address.iter().collect();
+        match parts.as_slice() {
+            [Protocol::Ip4(ip), Protocol::Tcp(port)] if !ip.is_unspecified() => {
+                content.ip_tcp.get_or_insert((*ip, *port));
+            }
+            [Protocol::Ip4(ip), Protocol::Tcp(_), Protocol::Ws(_)] if !ip.is_unspecified() => {
+                content.multiaddrs.push(address.clone());
+            }
+            _ => {}
+        }
+    }
+    if content.ip_tcp.is_none() && content.multiaddrs.is_empty() {
+        return None;
+    }
+    content.services = services::RELAY
+        | if serves.store { services::STORE } else { 0 }
+        | if serves.filter { services::FILTER } else { 0 }
+        | if serves.lightpush {
+            services::LIGHTPUSH
+        } else {
+            0
+        };
+    match Enr::sign(&secp, &content) {
+        Ok(enr) => Some(enr),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make the node's record");
+            None
+        }
+    }
 }
 
 /// Steps the chain sync, publishing the root window, our Merkle path and the sync state.
@@ -603,23 +645,22 @@ struct Runner {
     stop: watch::Sender<bool>,
     metrics: Arc<Metrics>,
     archive: Option<Arc<Archive>>,
-    store_responses: (mpsc::Sender<StoreAnswer>, mpsc::Receiver<StoreAnswer>),
-    store_pending: HashMap<OutboundRequestId, oneshot::Sender<Result<StoreQueryResponse, String>>>,
-    lightpush_responses: (
-        mpsc::Sender<LightpushAnswer>,
-        mpsc::Receiver<LightpushAnswer>,
+    /// Answers to inbound requests, ready to be written.
+    replies: (
+        mpsc::Sender<services::Reply>,
+        mpsc::Receiver<services::Reply>,
     ),
-    lightpush_pending:
-        HashMap<OutboundRequestId, oneshot::Sender<Result<LightpushResponse, String>>>,
+    /// Our own requests waiting for answers.
+    pending: services::Pending,
+    /// The filter service, when this node offers one.
+    filter_service: Option<Arc<filter::Service>>,
+    /// The records peer exchange hands out.
+    peer_exchange: Arc<super::peer_exchange::Cache>,
+    /// The services this node answers.
+    serves: Serves,
     /// The node's own handle, for services that publish (set right after start).
     handle: Option<NodeHandle>,
 }
-
-/// A lightpush response ready to be written on its stream.
-type LightpushAnswer = (ResponseChannel<LightpushResponse>, LightpushResponse);
-
-/// A store response ready to be written on its stream.
-type StoreAnswer = (ResponseChannel<StoreQueryResponse>, StoreQueryResponse);
 
 /// Archives delivered messages in batches: non-ephemeral ones whose timestamp is within 20 s of
 /// the local clock, as the protocol asks.
@@ -710,12 +751,7 @@ impl Runner {
                     Some(c) => self.on_command(c),
                 },
                 Some(outcome) = self.outcomes.recv() => self.on_outcome(outcome),
-                Some((channel, response)) = self.store_responses.1.recv() => {
-                    let _ = self.swarm.behaviour_mut().store.send_response(channel, response);
-                }
-                Some((channel, response)) = self.lightpush_responses.1.recv() => {
-                    let _ = self.swarm.behaviour_mut().lightpush.send_response(channel, response);
-                }
+                Some(reply) = self.replies.1.recv() => reply(self.swarm.behaviour_mut()),
                 _ = tick.tick() => self.redial_due(),
             }
         }
@@ -817,7 +853,7 @@ impl Runner {
                     .behaviour_mut()
                     .store
                     .send_request(&peer, *request);
-                self.store_pending.insert(id, reply);
+                self.pending.store.insert(id, reply);
             }
             Command::Lightpush(peer, request, reply) => {
                 let id = self
@@ -825,7 +861,23 @@ impl Runner {
                     .behaviour_mut()
                     .lightpush
                     .send_request(&peer, *request);
-                self.lightpush_pending.insert(id, reply);
+                self.pending.lightpush.insert(id, reply);
+            }
+            Command::Filter(peer, request, reply) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .filter
+                    .send_request(&peer, *request);
+                self.pending.filter.insert(id, reply);
+            }
+            Command::PeerExchange(peer, num_peers, reply) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .peer_exchange
+                    .send_request(&peer, super::peer_exchange::request_of(num_peers));
+                self.pending.peer_exchange.insert(id, reply);
             }
             Command::Shutdown => {}
         }
@@ -942,11 +994,25 @@ impl Runner {
                 ..
             })) => {
                 let state = self.peers.entry(peer_id).or_default();
+                let first = state.protocols.is_empty();
                 state.protocols = info.protocols.iter().map(ToString::to_string).collect();
+                if first
+                    && self.serves.peer_exchange
+                    && info.protocols.contains(&super::peer_exchange::PROTOCOL)
+                {
+                    self.fill_peer_exchange_cache(peer_id);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.on_metadata(event),
             SwarmEvent::Behaviour(BehaviourEvent::Store(event)) => self.on_store(event),
             SwarmEvent::Behaviour(BehaviourEvent::Lightpush(event)) => self.on_lightpush(event),
+            SwarmEvent::Behaviour(BehaviourEvent::LightpushV2(event)) => {
+                self.on_lightpush_v2(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Filter(event)) => self.on_filter(event),
+            SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => {
+                self.on_peer_exchange(event);
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
@@ -1062,96 +1128,6 @@ impl Runner {
         }
         if let Some(state) = self.peers.get_mut(&peer) {
             state.metadata = Some(theirs);
-        }
-    }
-
-    fn on_store(&mut self, event: request_response::Event<StoreQueryRequest, StoreQueryResponse>) {
-        match event {
-            request_response::Event::Message {
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let respond = self.store_responses.0.clone();
-                let archive = self.archive.clone();
-                tokio::spawn(async move {
-                    let response = answer_store(archive, request).await;
-                    let _ = respond.send((channel, response)).await;
-                });
-            }
-            request_response::Event::Message {
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(reply) = self.store_pending.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
-            } => {
-                if let Some(reply) = self.store_pending.remove(&request_id) {
-                    let _ = reply.send(Err(error.to_string()));
-                }
-            }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound store request failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
-        }
-    }
-
-    fn on_lightpush(
-        &mut self,
-        event: request_response::Event<LightpushRequest, LightpushResponse>,
-    ) {
-        match event {
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let Some(handle) = self.handle.clone() else {
-                    return;
-                };
-                let respond = self.lightpush_responses.0.clone();
-                tokio::spawn(async move {
-                    let response = super::lightpush::serve(handle, peer, request).await;
-                    let _ = respond.send((channel, response)).await;
-                });
-            }
-            request_response::Event::Message {
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(reply) = self.lightpush_pending.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
-            } => {
-                if let Some(reply) = self.lightpush_pending.remove(&request_id) {
-                    let _ = reply.send(Err(error.to_string()));
-                }
-            }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound lightpush request failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
         }
     }
 

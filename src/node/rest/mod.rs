@@ -1,5 +1,6 @@
-//! The REST API, with the reference node's routes: relay (static and auto-sharded), health,
-//! debug info, admin peers, Prometheus metrics and an OpenAPI description.
+//! The REST API, with the reference node's routes: relay (static and auto-sharded), store,
+//! filter and lightpush ([`light`]), health, debug info, admin peers, Prometheus metrics and an
+//! OpenAPI description.
 //!
 //! Messages are JSON `{payload (base64), contentTopic, version, timestamp, meta (base64),
 //! ephemeral}`. `GET .../messages/{topic}` returns what arrived on a REST-subscribed topic
@@ -22,6 +23,8 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+mod light;
 
 use super::{Delivered, NodeError, NodeHandle, publisher::PublishError};
 use crate::{
@@ -194,6 +197,7 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/relay/v1/auto/messages/{topic}", get(auto_messages))
         .route("/relay/v1/auto/messages", axum::routing::post(auto_publish))
         .route("/store/v3/messages", get(store_messages))
+        .merge(light::routes(&api))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(api)
 }
@@ -480,6 +484,35 @@ struct StoreParams {
     page_size: Option<u64>,
 }
 
+/// Connects to the service at `addr` (which must end in `/p2p/<peer id>`) unless already
+/// connected, and returns its peer id.
+async fn connect(node: &NodeHandle, addr: &str, service: &str) -> Result<libp2p::PeerId, ApiError> {
+    let addr: libp2p::Multiaddr = addr
+        .parse()
+        .map_err(|e| ApiError::bad(format!("peerAddr: {e}")))?;
+    let Some(peer) = addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    }) else {
+        return Err(ApiError::bad("peerAddr must end in /p2p/<peer id>"));
+    };
+    if node.peers().await?.iter().any(|i| i.peer == peer) {
+        return Ok(peer);
+    }
+    node.dial(addr).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !node.peers().await?.iter().any(|i| i.peer == peer) {
+        if std::time::Instant::now() > deadline {
+            return Err(ApiError(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("cannot connect to the {service} peer"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(peer)
+}
+
 fn parse_hash(text: &str) -> Result<MessageHash, ApiError> {
     let digits = text.trim().trim_start_matches("0x");
     let bytes = hex::decode(digits)
@@ -522,29 +555,7 @@ async fn store_messages(
     let page = match &p.peer_addr {
         None => api.node.local_store_query(query).await?,
         Some(addr) => {
-            let addr: libp2p::Multiaddr = addr
-                .parse()
-                .map_err(|e| ApiError::bad(format!("peerAddr: {e}")))?;
-            let Some(peer) = addr.iter().find_map(|p| match p {
-                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
-                _ => None,
-            }) else {
-                return Err(ApiError::bad("peerAddr must end in /p2p/<peer id>"));
-            };
-            let connected = api.node.peers().await?.iter().any(|i| i.peer == peer);
-            if !connected {
-                api.node.dial(addr).await?;
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while !api.node.peers().await?.iter().any(|i| i.peer == peer) {
-                    if std::time::Instant::now() > deadline {
-                        return Err(ApiError(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            "cannot connect to the store peer".into(),
-                        ));
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
+            let peer = connect(&api.node, addr, "store").await?;
             api.node.store_query(peer, &query).await?
         }
     };
