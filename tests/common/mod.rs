@@ -87,3 +87,5 @@ pub const ANVIL_KEYS: [&str; 3] = [
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
 ];
+
+pub mod devnet;
