@@ -50,11 +50,14 @@ pub(crate) struct Behaviour {
 }
 
 /// A request-response behaviour for `protocol`, answering inbound requests only when `serve`
-/// (so identify advertises only the services the node really offers).
+/// (so identify advertises only the services the node really offers), with at most `streams`
+/// requests in flight per connection: together with each protocol's frame limit, that bounds
+/// the memory one peer can make the node hold.
 fn exchange<C>(
     protocol: StreamProtocol,
     serve: bool,
     timeout: Duration,
+    streams: usize,
 ) -> request_response::Behaviour<C>
 where
     C: request_response::Codec<Protocol = StreamProtocol> + Default + Clone + Send + 'static,
@@ -66,7 +69,9 @@ where
     };
     request_response::Behaviour::new(
         [(protocol, support)],
-        request_response::Config::default().with_request_timeout(timeout),
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(streams),
     )
 }
 
@@ -90,12 +95,12 @@ impl Behaviour {
             relay,
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
-            metadata: exchange(metadata::PROTOCOL, true, short),
-            store: exchange(store::PROTOCOL, serves.store, long),
-            lightpush: exchange(lightpush::PROTOCOL, serves.lightpush, long),
-            lightpush_v2: exchange(lightpush::PROTOCOL_V2, serves.lightpush, long),
-            filter: exchange(filter::SUBSCRIBE_PROTOCOL, serves.filter, short),
-            peer_exchange: exchange(peer_exchange::PROTOCOL, serves.peer_exchange, short),
+            metadata: exchange(metadata::PROTOCOL, true, short, 8),
+            store: exchange(store::PROTOCOL, serves.store, long, 32),
+            lightpush: exchange(lightpush::PROTOCOL, serves.lightpush, long, 16),
+            lightpush_v2: exchange(lightpush::PROTOCOL_V2, serves.lightpush, long, 16),
+            filter: exchange(filter::SUBSCRIBE_PROTOCOL, serves.filter, short, 32),
+            peer_exchange: exchange(peer_exchange::PROTOCOL, serves.peer_exchange, short, 8),
             streams: libp2p_stream::Behaviour::new(),
             limits,
         }

@@ -11,7 +11,7 @@ use libp2p::StreamProtocol;
 
 use super::{NodeError, NodeHandle, lending::LendError, publisher::PublishError};
 use crate::{
-    message::WakuMessage,
+    message::{MessageError, WakuMessage},
     proto::{
         lightpush::{LightpushRequest, LightpushResponse},
         lightpush_v2::{PushResponse, PushRpc},
@@ -26,8 +26,9 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/lightpush/3.
 /// The legacy protocol id.
 pub const PROTOCOL_V2: StreamProtocol = StreamProtocol::new("/vac/waku/lightpush/2.0.0-beta1");
 
-/// A request holds one message of at most 150 KiB plus its envelope.
-const MAX_FRAME: usize = 160 * 1024;
+/// A request holds one message of at most 150 KiB plus its envelope. The frame limit is higher
+/// so that a somewhat oversized message is answered with 413 rather than a dropped stream.
+const MAX_FRAME: usize = 256 * 1024;
 
 /// Status codes of lightpush v3.
 pub mod status {
@@ -116,7 +117,7 @@ pub async fn serve(
     let message = match WakuMessage::try_from(req.message) {
         Ok(m) => m,
         Err(e) => {
-            let code = if e.to_string().contains("too large") {
+            let code = if matches!(e, MessageError::TooLarge { .. }) {
                 status::PAYLOAD_TOO_LARGE
             } else {
                 status::BAD_REQUEST

@@ -1,0 +1,384 @@
+//! Bad input against a service node on loopback, from a raw libp2p peer that writes whatever
+//! bytes it likes: malformed and oversized frames, slow half-written requests, invalid
+//! messages, unknown topics, absurd limits and time ranges. Every well-formed request gets the
+//! right status code, a malformed one a closed stream, and the node keeps serving everyone
+//! else afterwards.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, swarm::SwarmEvent, tcp, yamux};
+use prost::Message;
+use wakurln::{
+    message::WakuMessage,
+    node::{self, NodeConfig, NodeHandle, StoreConfig, lightpush::status},
+    proto::{
+        filter::FilterSubscribeRequest,
+        lightpush::{LightpushRequest, LightpushResponse},
+        message::WakuMessage as WireMessage,
+        peer_exchange::PeerExchangeRpc,
+        store::{StoreQueryRequest, StoreQueryResponse},
+    },
+    protocols::codec::{encode_frame, read_message},
+    store::Retention,
+    topics::StaticShard,
+};
+
+const CLUSTER: u16 = 45;
+const STORE: StreamProtocol = StreamProtocol::new("/vac/waku/store-query/3.0.0");
+const LIGHTPUSH: StreamProtocol = StreamProtocol::new("/vac/waku/lightpush/3.0.0");
+const FILTER: StreamProtocol = StreamProtocol::new("/vac/waku/filter-subscribe/2.0.0-beta1");
+const PEER_EXCHANGE: StreamProtocol = StreamProtocol::new("/vac/waku/peer-exchange/2.0.0-alpha1");
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// A bare libp2p peer that opens streams and writes raw bytes.
+struct RawPeer {
+    control: libp2p_stream::Control,
+}
+
+impl RawPeer {
+    async fn connect(to: Multiaddr) -> Self {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| libp2p_stream::Behaviour::new())
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let control = swarm.behaviour().new_control();
+        swarm.dial(to).unwrap();
+        let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut connected = Some(connected_tx);
+            loop {
+                if let SwarmEvent::ConnectionEstablished { .. } = swarm.select_next_some().await {
+                    if let Some(tx) = connected.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), connected_rx)
+            .await
+            .expect("the raw peer connects")
+            .unwrap();
+        Self { control }
+    }
+
+    /// Writes `bytes` on a new stream of `protocol` and returns what comes back before the
+    /// stream closes (empty when the node answers nothing).
+    async fn exchange(&mut self, peer: PeerId, protocol: StreamProtocol, bytes: &[u8]) -> Vec<u8> {
+        let mut stream = self
+            .control
+            .open_stream(peer, protocol.clone())
+            .await
+            .unwrap();
+        // The node may close the stream before we finish writing: that is an answer too.
+        let _ = stream.write_all(bytes).await;
+        let _ = stream.close().await;
+        let mut back = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut back));
+        assert!(
+            read.await.is_ok(),
+            "the node closes every stream it is done with"
+        );
+        back
+    }
+
+    async fn ask<Req: Message, Res: Message + Default>(
+        &mut self,
+        peer: PeerId,
+        protocol: StreamProtocol,
+        request: &Req,
+    ) -> Res {
+        let back = self.exchange(peer, protocol, &encode_frame(request)).await;
+        read_message(&mut futures::io::Cursor::new(back), 1 << 24)
+            .await
+            .unwrap()
+            .expect("an answer")
+    }
+}
+
+fn wire_message(content_topic: &str, payload: Vec<u8>) -> WireMessage {
+    WireMessage {
+        payload: payload.into(),
+        content_topic: content_topic.into(),
+        timestamp: Some(now_ns()),
+        ..WireMessage::default()
+    }
+}
+
+async fn service(dir: &std::path::Path) -> (NodeHandle, NodeHandle) {
+    let mut config = NodeConfig::local(dir.join("service"), CLUSTER);
+    config.store = Some(StoreConfig {
+        path: dir.join("service/archive.sqlite"),
+        retention: Retention::default(),
+        retention_interval: Duration::from_secs(3600),
+    });
+    config.filter = Some(wakurln::filter::Limits::default());
+    config.peer_exchange = true;
+    let service = node::start(config).await.unwrap();
+    let relay = node::start(NodeConfig::local(dir.join("relay"), CLUSTER))
+        .await
+        .unwrap();
+    let addr = service.listen_addrs().await.unwrap()[0].clone();
+    relay
+        .dial(addr.with(libp2p::multiaddr::Protocol::P2p(service.peer_id())))
+        .await
+        .unwrap();
+    let topic = StaticShard::new(CLUSTER, 0).pubsub_topic();
+    for _ in 0..200 {
+        if service.mesh_peers(topic.clone()).await.unwrap() >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (service, relay)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_status_codes_or_closed_streams_and_harm_no_one() {
+    let dir = std::env::temp_dir().join(format!("wakurln-bad-input-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (service, relay) = service(&dir).await;
+    let peer = service.peer_id();
+    let addr = service.listen_addrs().await.unwrap()[0].clone();
+    let mut raw = RawPeer::connect(addr.with(libp2p::multiaddr::Protocol::P2p(peer))).await;
+    let topic = StaticShard::new(CLUSTER, 0).pubsub_topic();
+
+    // Frames that are not requests: an absurd length, garbage, a truncated frame, nothing.
+    for protocol in [STORE, LIGHTPUSH, FILTER, PEER_EXCHANGE] {
+        let absurd = [0x80, 0x80, 0x80, 0x80, 0x04]; // announces 1 GiB
+        assert!(
+            raw.exchange(peer, protocol.clone(), &absurd)
+                .await
+                .is_empty()
+        );
+        let garbage = [&[10u8][..], &[0xff; 10]].concat();
+        assert!(
+            raw.exchange(peer, protocol.clone(), &garbage)
+                .await
+                .is_empty()
+        );
+        assert!(
+            raw.exchange(peer, protocol.clone(), &[50, 1, 2])
+                .await
+                .is_empty()
+        );
+        assert!(raw.exchange(peer, protocol, &[]).await.is_empty());
+    }
+
+    // Half-written requests held open on many streams at once do not stall other clients.
+    let mut slow = Vec::new();
+    // Past 32 requests in flight on one connection, the node resets new streams at once;
+    // the others it holds, waiting for the rest of their frame.
+    for _ in 0..64 {
+        let mut s = raw.control.open_stream(peer, STORE).await.unwrap();
+        // 144 bytes announced, 1 sent.
+        let _ = s.write_all(&[0x90, 0x01, 0x0a]).await;
+        let _ = s.flush().await;
+        slow.push(s);
+    }
+    let ended = futures::future::join_all(slow.iter_mut().map(|s| async move {
+        let mut buf = [0u8; 1];
+        tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf))
+            .await
+            .is_ok()
+    }))
+    .await;
+    let refused = ended.iter().filter(|e| **e).count();
+    assert!(
+        (24..=40).contains(&refused),
+        "{refused} of 64 streams refused at once"
+    );
+    let started = std::time::Instant::now();
+    let page = relay
+        .store_query(peer, &wakurln::store::Query::default())
+        .await
+        .expect("the store still answers others");
+    assert!(page.entries.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(slow);
+
+    // Store: absurd limits are clamped; impossible queries are 400.
+    let q = |f: &dyn Fn(&mut StoreQueryRequest)| {
+        let mut r = StoreQueryRequest {
+            request_id: "q".into(),
+            include_data: true,
+            pubsub_topic: Some(topic.as_str().into()),
+            ..StoreQueryRequest::default()
+        };
+        f(&mut r);
+        r
+    };
+    let r: StoreQueryResponse = raw
+        .ask(peer, STORE, &q(&|r| r.pagination_limit = Some(u64::MAX)))
+        .await;
+    assert_eq!(r.status_code, 200, "{r:?}");
+    for (what, bad) in [
+        (
+            "inverted time range",
+            q(&|r| {
+                r.time_start = Some(i64::MAX);
+                r.time_end = Some(i64::MIN);
+            }),
+        ),
+        (
+            "101 hashes",
+            q(&|r| r.message_hashes = vec![vec![7u8; 32].into(); 101]),
+        ),
+        (
+            "a hash of 3 bytes",
+            q(&|r| r.message_hashes = vec![vec![1u8, 2, 3].into()]),
+        ),
+        (
+            "an unknown cursor",
+            q(&|r| r.pagination_cursor = Some(vec![9u8; 32].into())),
+        ),
+        (
+            "content topics without a pubsub topic",
+            q(&|r| {
+                r.pubsub_topic = None;
+                r.content_topics = vec!["/a/1/b/c".into()];
+            }),
+        ),
+    ] {
+        let r: StoreQueryResponse = raw.ask(peer, STORE, &bad).await;
+        assert_eq!(r.status_code, 400, "{what}: {r:?}");
+        assert_eq!(r.request_id, "q");
+    }
+
+    // Lightpush: invalid messages, unknown topics, oversized payloads.
+    let push = |topic: Option<&str>, message: WireMessage| LightpushRequest {
+        request_id: "p".into(),
+        pubsub_topic: topic.map(str::to_owned),
+        message,
+    };
+    let served = topic.as_str();
+    for (what, request, code) in [
+        (
+            "an empty content topic",
+            push(Some(served), wire_message("", b"x".to_vec())),
+            status::BAD_REQUEST,
+        ),
+        (
+            "a malformed content topic",
+            push(Some(served), wire_message("nonsense", b"x".to_vec())),
+            status::BAD_REQUEST,
+        ),
+        (
+            "a shard not served",
+            push(
+                Some("/waku/2/rs/45/7"),
+                wire_message("/a/1/b/c", b"x".to_vec()),
+            ),
+            status::UNSUPPORTED_PUBSUB_TOPIC,
+        ),
+        (
+            "another cluster",
+            push(
+                Some("/waku/2/rs/1/0"),
+                wire_message("/a/1/b/c", b"x".to_vec()),
+            ),
+            status::UNSUPPORTED_PUBSUB_TOPIC,
+        ),
+        (
+            "a named topic",
+            push(
+                Some("/waku/2/default-waku/proto"),
+                wire_message("/a/1/b/c", b"x".to_vec()),
+            ),
+            status::UNSUPPORTED_PUBSUB_TOPIC,
+        ),
+        (
+            "a malformed pubsub topic",
+            push(
+                Some("/waku/2/rs/x/y"),
+                wire_message("/a/1/b/c", b"x".to_vec()),
+            ),
+            status::BAD_REQUEST,
+        ),
+        (
+            "a 200 KiB payload",
+            push(
+                Some(served),
+                wire_message("/a/1/b/c", vec![0u8; 200 * 1024]),
+            ),
+            status::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "a meta of 65 bytes",
+            push(
+                Some(served),
+                WireMessage {
+                    meta: Some(vec![1u8; 65].into()),
+                    ..wire_message("/a/1/b/c", b"x".to_vec())
+                },
+            ),
+            status::BAD_REQUEST,
+        ),
+    ] {
+        let r: LightpushResponse = raw.ask(peer, LIGHTPUSH, &request).await;
+        assert_eq!(r.status_code, code, "{what}: {r:?}");
+        assert_eq!(r.request_id, "p");
+    }
+    // Beyond the frame limit, the stream is closed without reading the rest.
+    let huge = push(
+        Some(served),
+        wire_message("/a/1/b/c", vec![0u8; 300 * 1024]),
+    );
+    assert!(
+        raw.exchange(peer, LIGHTPUSH, &encode_frame(&huge))
+            .await
+            .is_empty()
+    );
+
+    // Filter: an unknown request type; peer exchange: an absurd number of peers is capped.
+    let r: wakurln::proto::filter::FilterSubscribeResponse = raw
+        .ask(
+            peer,
+            FILTER,
+            &FilterSubscribeRequest {
+                request_id: "f".into(),
+                filter_subscribe_type: 42,
+                ..FilterSubscribeRequest::default()
+            },
+        )
+        .await;
+    assert_eq!(r.status_code, 400, "{r:?}");
+    let r: PeerExchangeRpc = raw
+        .ask(
+            peer,
+            PEER_EXCHANGE,
+            &wakurln::node::peer_exchange::request_of(u64::MAX),
+        )
+        .await;
+    let response = r.response.expect("a response");
+    assert_eq!(response.status_code, 200);
+    assert!(response.peer_infos.len() <= 60);
+
+    // After all that, the node still relays and answers a well-formed push.
+    let ok = WakuMessage::builder("/a/1/b/c".parse().unwrap(), b"fine".to_vec())
+        .timestamp(now_ns())
+        .build()
+        .unwrap();
+    let r = relay.lightpush(peer, Some(topic), &ok).await.unwrap();
+    assert_eq!(r.status_code, status::OK, "{r:?}");
+    service.shutdown().await;
+    relay.shutdown().await;
+}
