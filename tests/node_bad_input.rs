@@ -62,10 +62,10 @@ impl RawPeer {
         tokio::spawn(async move {
             let mut connected = Some(connected_tx);
             loop {
-                if let SwarmEvent::ConnectionEstablished { .. } = swarm.select_next_some().await {
-                    if let Some(tx) = connected.take() {
-                        let _ = tx.send(());
-                    }
+                if let SwarmEvent::ConnectionEstablished { .. } = swarm.select_next_some().await
+                    && let Some(tx) = connected.take()
+                {
+                    let _ = tx.send(());
                 }
             }
         });
@@ -365,7 +365,7 @@ async fn bad_requests_get_status_codes_or_closed_streams_and_harm_no_one() {
         .ask(
             peer,
             PEER_EXCHANGE,
-            &wakurln::node::peer_exchange::request_of(u64::MAX),
+            &node::peer_exchange::request_of(u64::MAX),
         )
         .await;
     let response = r.response.expect("a response");
