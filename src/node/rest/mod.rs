@@ -282,7 +282,7 @@ async fn info(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
         .collect();
     Ok(Json(json!({
         "listenAddresses": addrs,
-        "enrUri": null,
+        "enrUri": api.node.enr().map(|e| e.to_text()),
         "peerId": peer.to_string(),
         "clusterId": api.node.cluster(),
         "shards": api.node.shards(),
@@ -614,6 +614,22 @@ async fn openapi() -> Json<Value> {
         "429": {"description": "the membership's budget for this epoch is spent; the text says when it frees up"},
         "503": {"description": "no membership, or the membership tree is not synced yet"}
     });
+    let peer_addr =
+        json!({"name": "peerAddr", "in": "query", "required": false, "schema": {"type": "string"}});
+    let light_push = json!({
+        "200": {"description": "relayed; relayPeerCount says to how many peers"},
+        "400": {"description": "malformed request"}, "413": {"description": "message too large"},
+        "420": {"description": "invalid message (RLN)"}, "421": {"description": "pubsub topic not served"},
+        "429": {"description": "the client's share of lent proofs is used up for this epoch"},
+        "503": {"description": "not synced"}, "504": {"description": "no RLN proof available; the text says when the pool refills"},
+        "505": {"description": "no relay peers"}
+    });
+    let filter_body = json!({"type": "object", "properties": {"requestId": {"type": "string"}, "pubsubTopic": {"type": "string"}, "contentFilters": topics}});
+    let filter = json!({
+        "200": {"description": "done"}, "400": {"description": "malformed request or no service named"},
+        "404": {"description": "no such subscription"}, "429": {"description": "too many requests"},
+        "503": {"description": "the service is full"}
+    });
     Json(json!({
         "openapi": "3.0.3",
         "info": {"title": "wakurln REST API", "version": env!("CARGO_PKG_VERSION")},
@@ -642,7 +658,20 @@ async fn openapi() -> Json<Value> {
                 "summary": "Store v3 query of this node's archive, or of peerAddr's",
                 "parameters": store_params,
                 "responses": {"200": {"description": "a page; paginationCursor when more follow"}, "400": {"description": "a bad query"}, "503": {"description": "no archive"}}
-            }}
+            }},
+            "/lightpush/v3/message": {"post": {
+                "summary": "lightpush a message to peerAddr's service, or through this node's own (which lends a proof when it has a pool)",
+                "parameters": [peer_addr],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["message"], "properties": {"pubsubTopic": {"type": "string"}, "message": {"$ref": "#/components/schemas/WakuMessage"}}}}}},
+                "responses": light_push
+            }},
+            "/filter/v2/subscriptions": {
+                "post": {"summary": "subscribe at peerAddr's filter service (remembered for later calls)", "parameters": [peer_addr], "requestBody": {"content": {"application/json": {"schema": filter_body}}}, "responses": filter},
+                "delete": {"summary": "unsubscribe content topics", "parameters": [peer_addr], "requestBody": {"content": {"application/json": {"schema": filter_body}}}, "responses": filter}
+            },
+            "/filter/v2/subscriptions/all": {"delete": {"summary": "unsubscribe from everything", "parameters": [peer_addr], "responses": filter}},
+            "/filter/v2/subscriptions/{requestId}": {"get": {"summary": "ping the subscription", "parameters": [peer_addr], "responses": filter}},
+            "/filter/v2/messages/{contentTopic}": {"get": {"summary": "messages pushed since the last call", "responses": {"200": {"description": "OK"}, "404": {"description": "not subscribed through this API"}}}}
         }
     }))
 }
