@@ -382,3 +382,110 @@ async fn bad_requests_get_status_codes_or_closed_streams_and_harm_no_one() {
     service.shutdown().await;
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_holds_up_no_one() {
+    let dir = std::env::temp_dir().join(format!("wakurln-slow-sub-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = NodeConfig::local(dir.join("service"), CLUSTER);
+    config.filter = Some(wakurln::filter::Limits {
+        queue_per_subscriber: 16,
+        ..wakurln::filter::Limits::default()
+    });
+    let service = node::start(config).await.unwrap();
+    let relay = node::start(NodeConfig::local(dir.join("relay"), CLUSTER))
+        .await
+        .unwrap();
+    let live = node::start(NodeConfig::local(dir.join("live"), CLUSTER))
+        .await
+        .unwrap();
+    let peer = service.peer_id();
+    let addr = service.listen_addrs().await.unwrap()[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(peer));
+    relay.dial(addr.clone()).await.unwrap();
+    live.dial(addr.clone()).await.unwrap();
+    let topic = StaticShard::new(CLUSTER, 0).pubsub_topic();
+    for _ in 0..200 {
+        if service.mesh_peers(topic.clone()).await.unwrap() >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let content: wakurln::topics::ContentTopic = "/slow/1/sub/proto".parse().unwrap();
+
+    // The slow subscriber accepts push streams and never reads them.
+    let mut raw = RawPeer::connect(addr).await;
+    let mut incoming = raw
+        .control
+        .accept(StreamProtocol::new("/vac/waku/filter-push/2.0.0-beta1"))
+        .unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some((_, stream)) = incoming.next().await {
+            held.push(stream);
+        }
+    });
+    let subscribe = FilterSubscribeRequest {
+        request_id: "s".into(),
+        filter_subscribe_type: 1,
+        pubsub_topic: Some(topic.as_str().into()),
+        content_topics: vec![content.as_str().into()],
+    };
+    let r: wakurln::proto::filter::FilterSubscribeResponse =
+        raw.ask(peer, FILTER, &subscribe).await;
+    assert_eq!(r.status_code, 200);
+    let r = live
+        .filter_request(
+            peer,
+            wakurln::filter::protocol::Kind::Subscribe,
+            Some(&topic),
+            std::slice::from_ref(&content),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status_code, 200);
+
+    let mut pushed = live.filter_messages();
+    let mut delivered = service.delivered();
+    let started = std::time::Instant::now();
+    // 80 messages of 10 KiB: more than the slow stream's flow-control window and its queue
+    // of 16 together, paced so that a subscriber that reads keeps up.
+    for i in 0..80u32 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut payload = vec![0u8; 10 * 1024];
+        payload[..4].copy_from_slice(&i.to_be_bytes());
+        let m = WakuMessage::builder(content.clone(), payload)
+            .timestamp(now_ns())
+            .build()
+            .unwrap();
+        relay.publish(topic.clone(), m).await.unwrap();
+    }
+    for _ in 0..80 {
+        tokio::time::timeout(Duration::from_secs(10), delivered.recv())
+            .await
+            .expect("relay is not held up")
+            .unwrap();
+    }
+    for i in 0..80u32 {
+        let p = tokio::time::timeout(Duration::from_secs(10), pushed.recv())
+            .await
+            .expect("the live subscriber is not held up")
+            .unwrap();
+        assert_eq!(p.message.payload()[..4], i.to_be_bytes());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = service.metrics().encode();
+    let dropped = service.filter_service().unwrap().counters().dropped.get();
+    assert!(
+        dropped > 0,
+        "the slow subscriber's queue overflowed: {metrics}"
+    );
+    for n in [&service, &relay, &live] {
+        n.shutdown().await;
+    }
+}

@@ -16,6 +16,7 @@ use std::{
 use bytes::Bytes;
 use futures::AsyncWriteExt;
 use libp2p::PeerId;
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use tokio::sync::mpsc;
 
 use super::protocol::{self, Criterion, Request, status};
@@ -76,15 +77,17 @@ struct State {
     windows: HashMap<PeerId, RequestWindow>,
 }
 
-/// Counters of the service, for metrics and tests.
-#[derive(Debug, Default)]
+/// Counters of the service, exported as Prometheus metrics (`waku_filter_...`).
+#[derive(Debug, Default, Clone)]
 pub struct Counters {
     /// Frames written to subscribers.
-    pub pushed: std::sync::atomic::AtomicU64,
+    pub pushed: Counter,
     /// Messages dropped because a subscriber's queue was full.
-    pub dropped: std::sync::atomic::AtomicU64,
+    pub dropped: Counter,
     /// Subscribers dropped because their push stream failed.
-    pub vanished: std::sync::atomic::AtomicU64,
+    pub vanished: Counter,
+    /// Subscribers now.
+    pub subscribers: Gauge,
 }
 
 /// The filter service of a node.
@@ -94,7 +97,7 @@ pub struct Service {
     shard_count: u16,
     control: libp2p_stream::Control,
     state: Mutex<State>,
-    counters: Arc<Counters>,
+    counters: Counters,
 }
 
 impl std::fmt::Debug for Service {
@@ -107,12 +110,13 @@ impl std::fmt::Debug for Service {
 
 impl Service {
     /// A service opening push streams through `control`, autosharding requests without a
-    /// pubsub topic in `cluster` over `shard_count` shards.
+    /// pubsub topic in `cluster` over `shard_count` shards, counting into `counters`.
     pub fn new(
         limits: Limits,
         cluster: u16,
         shard_count: u16,
         control: libp2p_stream::Control,
+        counters: Counters,
     ) -> Arc<Self> {
         Arc::new(Self {
             limits,
@@ -120,7 +124,7 @@ impl Service {
             shard_count,
             control,
             state: Mutex::new(State::default()),
-            counters: Arc::new(Counters::default()),
+            counters,
         })
     }
 
@@ -149,6 +153,21 @@ impl Service {
     /// Answers one subscribe-protocol request from `peer`. Cheap: no I/O, so the swarm task
     /// may call it directly.
     pub fn handle(
+        self: &Arc<Self>,
+        peer: PeerId,
+        req: &FilterSubscribeRequest,
+    ) -> FilterSubscribeResponse {
+        let response = self.answer(peer, req);
+        self.count_subscribers();
+        response
+    }
+
+    fn count_subscribers(&self) {
+        let n = self.lock().subscribers.len();
+        self.counters.subscribers.set(n as i64);
+    }
+
+    fn answer(
         self: &Arc<Self>,
         peer: PeerId,
         req: &FilterSubscribeRequest,
@@ -293,9 +312,7 @@ impl Service {
                 })
                 .clone();
             if s.queue.try_send(frame).is_err() {
-                self.counters
-                    .dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.counters.dropped.inc();
             }
         }
     }
@@ -312,14 +329,18 @@ impl Service {
         state
             .windows
             .retain(|_, w| now.duration_since(w.started) < Duration::from_secs(60));
-        before - state.subscribers.len()
+        let expired = before - state.subscribers.len();
+        self.counters
+            .subscribers
+            .set(state.subscribers.len() as i64);
+        expired
     }
 
     fn drop_vanished(&self, peer: &PeerId) {
-        if self.lock().subscribers.remove(peer).is_some() {
-            self.counters
-                .vanished
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let removed = self.lock().subscribers.remove(peer).is_some();
+        self.count_subscribers();
+        if removed {
+            self.counters.vanished.inc();
             tracing::info!(%peer, "dropped a filter subscriber whose push stream failed");
         }
     }
@@ -370,10 +391,7 @@ async fn push_writer(
         };
         if delivered {
             failures = 0;
-            service
-                .counters
-                .pushed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            service.counters.pushed.inc();
         } else {
             failures += 1;
             if failures >= MAX_FAILED_PUSHES {

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub lent: Family<PoolMember, Counter>,
     /// Lending requests refused, by reason.
     pub lending_refused: Family<Reason, Counter>,
+    /// The filter service's counters.
+    pub filter: crate::filter::service::Counters,
 }
 
 impl Default for Metrics {
@@ -80,6 +82,27 @@ impl Metrics {
         let peers = Gauge::default();
         let lent = Family::<PoolMember, Counter>::default();
         let lending_refused = Family::<Reason, Counter>::default();
+        let filter = crate::filter::service::Counters::default();
+        registry.register(
+            "waku_filter_subscriptions",
+            "Peers subscribed to this node's filter service",
+            filter.subscribers.clone(),
+        );
+        registry.register(
+            "waku_filter_pushes",
+            "Messages pushed to filter subscribers",
+            filter.pushed.clone(),
+        );
+        registry.register(
+            "waku_filter_push_dropped",
+            "Messages not pushed because the subscriber's queue was full",
+            filter.dropped.clone(),
+        );
+        registry.register(
+            "waku_filter_vanished_subscribers",
+            "Filter subscribers dropped because their push stream failed",
+            filter.vanished.clone(),
+        );
         registry.register(
             "waku_rln_lent_proofs",
             "RLN proofs lent to light clients, by pool membership",
@@ -156,6 +179,7 @@ impl Metrics {
             peers,
             lent,
             lending_refused,
+            filter,
         }
     }
 

@@ -165,6 +165,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             config.cluster,
             config.shard_count,
             swarm.behaviour().streams.new_control(),
+            metrics.filter.clone(),
         )
     });
     for address in &config.listen {
