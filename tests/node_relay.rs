@@ -11,23 +11,13 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use alloy::{primitives::U256, signers::local::PrivateKeySigner};
-use common::{ANVIL_KEYS, anvil as start_anvil};
+use common::devnet::{Devnet as Chain, EPOCH, address, circuit_dir, start};
 use libp2p::Multiaddr;
 use tokio::sync::broadcast;
 use wakurln::{
-    chain::{
-        ChainClient, Endpoint,
-        anvil::Anvil,
-        deploy::{self, Terms, Variant},
-        membership,
-    },
-    credentials,
+    chain::{ChainClient, Endpoint},
     message::WakuMessage,
-    node::{
-        self, ChainConfig, Delivered, MembershipConfig, NodeConfig, NodeEvent, NodeHandle,
-        RlnConfig, validator::RlnRules,
-    },
+    node::{self, Delivered, NodeConfig, NodeEvent, NodeHandle},
     rln::{
         field::Fr,
         identity::Identity,
@@ -36,18 +26,8 @@ use wakurln::{
     },
     topics::{ContentTopic, PubsubTopic, StaticShard},
 };
-use wakurln_keystore::{Kdf, Keystore};
 
 const CLUSTER: u16 = 42;
-const PASSWORD: &str = "relay test";
-/// A day-long epoch, so no test straddles an epoch boundary.
-const EPOCH: u64 = 86_400;
-
-struct Chain {
-    anvil: Anvil,
-    contract: alloy::primitives::Address,
-    dir: PathBuf,
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wakurln-node-{name}-{}", std::process::id()));
@@ -56,104 +36,16 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn circuit_dir() -> PathBuf {
-    common::shared_file("circuits/waku-rln-v2/README.md")
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 async fn chain(name: &str) -> Chain {
-    let anvil = start_anvil(&[]);
-    let signer = PrivateKeySigner::from_str(ANVIL_KEYS[0]).unwrap();
-    let terms = Terms {
-        min_rate_limit: 1,
-        ..Terms::waku_network(U256::ZERO)
-    };
-    let d = deploy::deploy(
-        &Endpoint(anvil.url.clone()),
-        signer,
-        terms,
-        Variant::Standard,
-        &[],
-        U256::ZERO,
-    )
-    .await
-    .unwrap();
-    Chain {
-        anvil,
-        contract: d.contract,
-        dir: temp_dir(name),
-    }
+    Chain::start(&format!("node-{name}"), CLUSTER).await
 }
 
-/// Registers a new identity with `limit` and files it in its own keystore.
 async fn member(chain: &Chain, name: &str, limit: u32) -> (PathBuf, Identity) {
-    let client = ChainClient::connect(
-        &[Endpoint(chain.anvil.url.clone())],
-        chain.contract,
-        None,
-        Some(PrivateKeySigner::from_str(ANVIL_KEYS[0]).unwrap()),
-    )
-    .await
-    .unwrap();
-    let identity = Identity::generate();
-    let plan = membership::plan_register(&client, identity.commitment, limit)
-        .await
-        .unwrap();
-    let registered = membership::register(&client, &plan).await.unwrap();
-    let credential = credentials::registered(&identity, &client, registered.index, limit);
-    let path = chain.dir.join(format!("{name}.keystore.json"));
-    Keystore::add(
-        &path,
-        &credential,
-        PASSWORD.as_bytes(),
-        Kdf::default(),
-        &mut rand::rngs::OsRng,
-    )
-    .unwrap();
-    (path, identity)
+    chain.member(name, limit).await
 }
 
 fn config(chain: &Chain, name: &str, keystore: Option<&Path>, peers: &[Multiaddr]) -> NodeConfig {
-    let mut c = NodeConfig::local(chain.dir.join(name), CLUSTER);
-    c.static_peers = peers.to_vec();
-    c.rln = Some(RlnConfig {
-        rules: RlnRules {
-            epoch_period: EPOCH,
-            max_clock_drift: Duration::from_secs(20),
-        },
-        root_window: 50,
-        chain: ChainConfig {
-            rpc: vec![Endpoint(chain.anvil.url.clone())],
-            contract: chain.contract,
-            chain_id: None,
-            poll_interval: Duration::from_millis(250),
-            follow_distance: 0,
-        },
-        lending: None,
-        membership: keystore.map(|k| MembershipConfig {
-            keystore: k.to_path_buf(),
-            key: None,
-            password: PASSWORD.to_owned().into(),
-            circuit_dir: circuit_dir(),
-        }),
-    });
-    c
-}
-
-async fn start(config: NodeConfig) -> NodeHandle {
-    let node = node::start(config).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(60), node.wait_ready())
-        .await
-        .expect("the chain sync completes a step")
-        .unwrap();
-    node
-}
-
-async fn address(node: &NodeHandle) -> Multiaddr {
-    let a = node.listen_addrs().await.unwrap()[0].clone();
-    a.with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
+    chain.config(name, keystore, peers)
 }
 
 fn topic() -> PubsubTopic {
@@ -625,22 +517,20 @@ async fn lightpush_relays_proved_messages_and_answers_with_status_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_lends_proofs_fairly_from_its_own_pool() {
-    use node::{LendingConfig, lending::LendingRules, lightpush::status};
+    use node::{lending::LendingRules, lightpush::status};
     let chain = chain("lending").await;
     // The pool: two memberships of 2 messages per epoch in one keystore (capacity 4).
     let (pool, _) = member(&chain, "pool", 2).await;
     member(&chain, "pool", 2).await;
     let mut service_config = config(&chain, "service", None, &[]);
-    service_config.rln.as_mut().unwrap().lending = Some(LendingConfig {
-        keystore: pool,
-        keys: Vec::new(),
-        password: PASSWORD.to_owned().into(),
-        circuit_dir: circuit_dir(),
-        rules: LendingRules {
+    Chain::lend_from(
+        &mut service_config,
+        &pool,
+        LendingRules {
             per_client_quota: 3,
             reserve: 1,
         },
-    });
+    );
     let service = start(service_config).await;
     let service_addr = address(&service).await;
     let watcher = start(config(
