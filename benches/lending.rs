@@ -114,6 +114,17 @@ fn lending(c: &mut Criterion) {
             started.elapsed()
         });
     });
+    group.bench_function("lend 20 proofs, one client after another", |b| {
+        b.iter_custom(|rounds| {
+            let started = Instant::now();
+            for _ in 0..rounds {
+                for i in 0..ROUND {
+                    pool.lend(clients[0], message(i), &paths, &metrics).unwrap();
+                }
+            }
+            started.elapsed()
+        });
+    });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }
