@@ -4,55 +4,14 @@
 
 mod common;
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
-use alloy::{primitives::U256, signers::local::PrivateKeySigner, transports::http::reqwest};
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use common::{ANVIL_KEYS, anvil as start_anvil};
-use serde_json::{Value, json};
-use wakurln::{
-    chain::{
-        ChainClient, Endpoint,
-        deploy::{self, Terms, Variant},
-        membership,
-    },
-    credentials,
-    node::{self, ChainConfig, MembershipConfig, NodeConfig, RlnConfig, validator::RlnRules},
-    rln::identity::Identity,
-};
-use wakurln_keystore::{Kdf, Keystore};
+use common::{devnet::Devnet, http::Http};
+use serde_json::json;
+use wakurln::node;
 
 const CLUSTER: u16 = 42;
-const PASSWORD: &str = "rest test";
-
-struct Http {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Http {
-    async fn call(&self, method: &str, path: &str, body: Option<String>) -> (u16, String) {
-        let url = format!("{}{path}", self.base);
-        let req = match method {
-            "GET" => self.client.get(&url),
-            "POST" => self.client.post(&url),
-            "DELETE" => self.client.delete(&url),
-            _ => unreachable!(),
-        };
-        let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(b),
-            None => req,
-        };
-        let res = req.send().await.unwrap();
-        (res.status().as_u16(), res.text().await.unwrap())
-    }
-
-    async fn json(&self, path: &str) -> Value {
-        let (status, text) = self.call("GET", path, None).await;
-        assert_eq!(status, 200, "{path}: {text}");
-        serde_json::from_str(&text).unwrap()
-    }
-}
 
 fn encode(topic: &str) -> String {
     topic.replace('/', "%2F")
@@ -64,75 +23,10 @@ fn message(text: &str, content_topic: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_routes_health_peers_metrics_and_bad_requests() {
-    let anvil = start_anvil(&[]);
-    let dir = std::env::temp_dir().join(format!("wakurln-rest-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let signer = PrivateKeySigner::from_str(ANVIL_KEYS[0]).unwrap();
-    let d = deploy::deploy(
-        &Endpoint(anvil.url.clone()),
-        signer.clone(),
-        Terms {
-            min_rate_limit: 1,
-            ..Terms::waku_network(U256::ZERO)
-        },
-        Variant::Standard,
-        &[],
-        U256::ZERO,
-    )
-    .await
-    .unwrap();
-    let client = ChainClient::connect(
-        &[Endpoint(anvil.url.clone())],
-        d.contract,
-        None,
-        Some(signer),
-    )
-    .await
-    .unwrap();
-    let identity = Identity::generate();
-    let plan = membership::plan_register(&client, identity.commitment, 3)
-        .await
-        .unwrap();
-    let r = membership::register(&client, &plan).await.unwrap();
-    let keystore = dir.join("keystore.json");
-    Keystore::add(
-        &keystore,
-        &credentials::registered(&identity, &client, r.index, 3),
-        PASSWORD.as_bytes(),
-        Kdf::default(),
-        &mut rand::rngs::OsRng,
-    )
-    .unwrap();
-    let circuit_dir = common::shared_file("circuits/waku-rln-v2/README.md")
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let net = Devnet::start("rest", CLUSTER).await;
+    let (keystore, _) = net.member("member", 3).await;
     let config = |name: &str, member: bool, peers: Vec<libp2p::Multiaddr>| {
-        let mut c = NodeConfig::local(dir.join(name), CLUSTER);
-        c.static_peers = peers;
-        c.rln = Some(RlnConfig {
-            rules: RlnRules {
-                epoch_period: 86_400,
-                max_clock_drift: Duration::from_secs(20),
-            },
-            root_window: 50,
-            chain: ChainConfig {
-                rpc: vec![Endpoint(anvil.url.clone())],
-                contract: d.contract,
-                chain_id: None,
-                poll_interval: Duration::from_millis(250),
-                follow_distance: 0,
-            },
-            lending: None,
-            membership: member.then(|| MembershipConfig {
-                keystore: keystore.clone(),
-                key: None,
-                password: PASSWORD.to_owned().into(),
-                circuit_dir: circuit_dir.clone(),
-            }),
-        });
-        c
+        net.config(name, member.then_some(keystore.as_path()), &peers)
     };
     let b = node::start(config("b", false, vec![])).await.unwrap();
     b.wait_ready().await.unwrap();
@@ -142,10 +36,7 @@ async fn relay_routes_health_peers_metrics_and_bad_requests() {
     let a = node::start(config("a", true, vec![b_addr])).await.unwrap();
     a.wait_ready().await.unwrap();
     let local = "127.0.0.1:0".parse().unwrap();
-    let http = |bound: std::net::SocketAddr| Http {
-        base: format!("http://{bound}"),
-        client: reqwest::Client::new(),
-    };
+    let http = Http::new;
     let a_api = http(node::rest::serve(a.clone(), local).await.unwrap());
     let b_api = http(node::rest::serve(b.clone(), local).await.unwrap());
 

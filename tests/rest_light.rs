@@ -2,7 +2,11 @@
 //! another service (`peerAddr`) and through the node's own service, and the `/filter/v2`
 //! routes: subscribe, messages, ping, unsubscribe, unsubscribe-all, each with its status.
 
+mod common;
+
 use std::time::Duration;
+
+use common::http::Http;
 
 use serde_json::{Value, json};
 use wakurln::{
@@ -12,42 +16,12 @@ use wakurln::{
 
 const CLUSTER: u16 = 46;
 
-struct Api {
-    base: String,
-    client: alloy::transports::http::reqwest::Client,
-}
-
-impl Api {
-    async fn serve(node: &NodeHandle) -> Self {
-        let bound = node::rest::serve(node.clone(), "127.0.0.1:0".parse().unwrap())
+async fn serve(node: &NodeHandle) -> Http {
+    Http::new(
+        node::rest::serve(node.clone(), "127.0.0.1:0".parse().unwrap())
             .await
-            .unwrap();
-        Self {
-            base: format!("http://{bound}"),
-            client: alloy::transports::http::reqwest::Client::new(),
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<String>) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let req = match method {
-            "GET" => self.client.get(&url),
-            "POST" => self.client.post(&url),
-            "DELETE" => self.client.delete(&url),
-            _ => unreachable!(),
-        };
-        let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(b),
-            None => req,
-        };
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
+            .unwrap(),
+    )
 }
 
 async fn address(node: &NodeHandle) -> String {
@@ -87,15 +61,15 @@ async fn lightpush_and_filter_over_rest() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let api = Api::serve(&light).await;
-    let own = Api::serve(&service).await;
+    let api = serve(&light).await;
+    let own = serve(&service).await;
     let mut at_relay = relay.delivered();
 
     // Lightpush through the service named by peerAddr, then through the node's own service.
     let q = format!("?peerAddr={service_addr}");
     let body = json!({"pubsubTopic": topic.as_str(), "message": message("via rest")});
     let (status, answer) = api
-        .call(
+        .call_json(
             "POST",
             &format!("/lightpush/v3/message{q}"),
             Some(body.to_string()),
@@ -111,26 +85,28 @@ async fn lightpush_and_filter_over_rest() {
     assert_eq!(d.message.payload().as_ref(), b"via rest");
     let body = json!({"message": message("own service")}); // autosharded
     let (status, answer) = own
-        .call("POST", "/lightpush/v3/message", Some(body.to_string()))
+        .call_json("POST", "/lightpush/v3/message", Some(body.to_string()))
         .await;
     // The content topic's shard of 8 is not shard 0, which is all this node serves.
     assert_eq!(status, 421, "{answer}");
     let body = json!({"pubsubTopic": topic.as_str(), "message": message("own service")});
     let (status, answer) = own
-        .call("POST", "/lightpush/v3/message", Some(body.to_string()))
+        .call_json("POST", "/lightpush/v3/message", Some(body.to_string()))
         .await;
     assert_eq!(status, 200, "{answer}");
     let (status, _) = api
-        .call("POST", "/lightpush/v3/message", Some("{not json".into()))
+        .call_json("POST", "/lightpush/v3/message", Some("{not json".into()))
         .await;
     assert_eq!(status, 400);
 
     // Filter: nothing to ping or unsubscribe before a service is named.
     let sub = json!({"requestId": "r1", "pubsubTopic": topic.as_str(), "contentFilters": ["/rest-light/1/chat/proto"]});
-    let (status, _) = api.call("GET", "/filter/v2/subscriptions/r0", None).await;
+    let (status, _) = api
+        .call_json("GET", "/filter/v2/subscriptions/r0", None)
+        .await;
     assert_eq!(status, 400);
     let (status, answer) = api
-        .call(
+        .call_json(
             "POST",
             &format!("/filter/v2/subscriptions{q}"),
             Some(sub.to_string()),
@@ -139,14 +115,16 @@ async fn lightpush_and_filter_over_rest() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["requestId"], "r1");
     assert_eq!(answer["statusCode"], 200);
-    let (status, answer) = api.call("GET", "/filter/v2/subscriptions/r2", None).await;
+    let (status, answer) = api
+        .call_json("GET", "/filter/v2/subscriptions/r2", None)
+        .await;
     assert_eq!(
         (status, answer["statusCode"].clone()),
         (200, json!(200)),
         "ping"
     );
     let (status, answer) = api
-        .call(
+        .call_json(
             "GET",
             "/filter/v2/messages/%2Frest-light%2F1%2Fchat%2Fproto",
             None,
@@ -170,7 +148,7 @@ async fn lightpush_and_filter_over_rest() {
     let mut got = Value::Null;
     for _ in 0..100 {
         let (_, answer) = api
-            .call(
+            .call_json(
                 "GET",
                 "/filter/v2/messages/%2Frest-light%2F1%2Fchat%2Fproto",
                 None,
@@ -184,21 +162,23 @@ async fn lightpush_and_filter_over_rest() {
     }
     assert_eq!(got[0]["payload"], "cHVzaGVk", "{got}"); // "pushed"
     let (status, answer) = api
-        .call("DELETE", "/filter/v2/subscriptions", Some(sub.to_string()))
+        .call_json("DELETE", "/filter/v2/subscriptions", Some(sub.to_string()))
         .await;
     assert_eq!(status, 200, "{answer}");
     let (status, _) = api
-        .call(
+        .call_json(
             "GET",
             "/filter/v2/messages/%2Frest-light%2F1%2Fchat%2Fproto",
             None,
         )
         .await;
     assert_eq!(status, 404);
-    let (status, answer) = api.call("GET", "/filter/v2/subscriptions/r3", None).await;
+    let (status, answer) = api
+        .call_json("GET", "/filter/v2/subscriptions/r3", None)
+        .await;
     assert_eq!((status, answer["statusCode"].clone()), (404, json!(404)));
     let (status, _) = api
-        .call(
+        .call_json(
             "DELETE",
             "/filter/v2/subscriptions/all",
             Some(json!({"requestId": "r4"}).to_string()),
@@ -210,7 +190,7 @@ async fn lightpush_and_filter_over_rest() {
         .collect();
     let big = json!({"requestId": "r5", "pubsubTopic": topic.as_str(), "contentFilters": too_many});
     let (status, answer) = api
-        .call("POST", "/filter/v2/subscriptions", Some(big.to_string()))
+        .call_json("POST", "/filter/v2/subscriptions", Some(big.to_string()))
         .await;
     assert_eq!(status, 400, "{answer}");
     for n in [&light, &relay, &service] {
