@@ -7,7 +7,9 @@
 //!   message with a proof that its own validator accepted;
 //! - it subscribes through filter and receives a message published at the other node;
 //! - it pages through 250 archived messages of a store node over TCP with yamux, newest first
-//!   and oldest first, 100 at a time.
+//!   and oldest first, 100 at a time;
+//! - its peer-exchange discovery, pointed at one wakurln node, finds a store node one hop
+//!   further from the signed record our node hands out, and connects to it.
 
 mod common;
 
@@ -359,4 +361,80 @@ async fn the_js_light_client_pages_through_250_stored_messages() {
         assert_eq!(payloads, want, "forward={forward}");
     }
     store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_light_client_finds_a_store_node_through_peer_exchange() {
+    let dir = std::env::temp_dir().join(format!("wakurln-light-js-px-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut service = NodeConfig::local(dir.join("service"), CLUSTER);
+    service.store = Some(StoreConfig {
+        path: dir.join("service/archive.sqlite"),
+        retention: Retention::default(),
+        retention_interval: Duration::from_secs(3600),
+    });
+    service.peer_exchange = true;
+    let service = node::start(service).await.unwrap();
+    let mut hub = NodeConfig::local(dir.join("hub"), CLUSTER);
+    hub.peer_exchange = true;
+    let hub = node::start(hub).await.unwrap();
+    let service_tcp = format!(
+        "{}/p2p/{}",
+        service.listen_addrs().await.unwrap()[0],
+        service.peer_id()
+    );
+    hub.dial(service_tcp.parse().unwrap()).await.unwrap();
+    for _ in 0..100 {
+        if hub
+            .known_records()
+            .iter()
+            .any(|r| r.peer_id() == service.peer_id())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hub_tcp = format!(
+        "{}/p2p/{}",
+        hub.listen_addrs().await.unwrap()[0],
+        hub.peer_id()
+    );
+    let expected = service.peer_id().to_string();
+    let mut client = JsClient::spawn(&[
+        "discover",
+        "--peer",
+        &hub_tcp,
+        "--expect-peer",
+        &expected,
+        "--cluster",
+        "66",
+    ]);
+    let found = client.next(Duration::from_secs(60)).await;
+    assert_eq!(found["event"], "discovered", "{found}");
+    assert_eq!(found["peer_id"], expected.as_str());
+    let addresses: Vec<&str> = found["multiaddrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        addresses
+            .iter()
+            .any(|a| service_tcp.starts_with(a) || *a == service_tcp),
+        "{found}"
+    );
+    let connected = client.next(Duration::from_secs(60)).await;
+    assert_eq!(connected["event"], "connected", "{connected}");
+    assert!(
+        connected["protocols"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/vac/waku/store-query/3.0.0"),
+        "{connected}"
+    );
+    assert_eq!(client.exit_code().await, 0);
+    hub.shutdown().await;
+    service.shutdown().await;
 }

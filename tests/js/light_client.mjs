@@ -17,6 +17,12 @@
 //       "hash_hex"} per message (timestamp_ns is a JSON integer, or null when absent), until N
 //       arrived (exit 0) or the timeout (exit 1); then {"event":"unsubscribed"}. js-waku drops
 //       a message whose hash it already delivered in the last 60 s.
+//   discover --expect-peer ID
+//       Peer exchange: asks the dialled node for records (js-waku's own peer-exchange
+//       discovery), waits until the peer ID is discovered, dials it from the discovered
+//       addresses and waits until identify shows it offers store:
+//       {"event":"discovered","peer_id":..,"multiaddrs":[..]}, then {"event":"connected",
+//       "protocols":[..]}; exit 0.
 //   store --content-topic T [--page-size K (default 100)] [--forward]
 //       Pages through everything the peer stores for T, backward unless --forward:
 //       {"event":"page","size":k} per page, then
@@ -115,6 +121,7 @@ function parse() {
       "page-size": { type: "string", default: "100" },
       forward: { type: "boolean", default: false },
       backward: { type: "boolean", default: false },
+      "expect-peer": { type: "string" },
     },
   });
   const int = (name, min = 0) => {
@@ -125,13 +132,19 @@ function parse() {
     return n;
   };
   if (positionals.length !== 1) {
-    throw new Error("usage: light_client.mjs <lightpush|filter|store> --peer MULTIADDR [options]");
+    throw new Error(
+      "usage: light_client.mjs <lightpush|filter|store|discover> --peer MULTIADDR [options]",
+    );
   }
   const command = positionals[0];
-  if (!["lightpush", "filter", "store"].includes(command)) {
+  if (!["lightpush", "filter", "store", "discover"].includes(command)) {
     throw new Error(`unknown command ${command}`);
   }
   if (!values.peer) throw new Error("--peer is required");
+  if (command === "discover") {
+    if (!values["expect-peer"]) throw new Error("--expect-peer is required");
+    values["content-topic"] ??= "/discover/1/none/proto";
+  }
   if (!values["content-topic"]) throw new Error("--content-topic is required");
   if (values.shard !== undefined && values["shards-in-cluster"] !== undefined) {
     throw new Error("give --shard (static sharding) or --shards-in-cluster (autosharding), not both");
@@ -158,6 +171,8 @@ function parse() {
     if (values.expect === undefined) throw new Error("--expect is required");
     opts.expect = int("expect");
     opts.timeoutMs = int("timeout-ms");
+  } else if (command === "discover") {
+    opts.expectPeer = values["expect-peer"];
   } else {
     if (values.forward && values.backward) throw new Error("--forward or --backward, not both");
     opts.pageSize = int("page-size", 1);
@@ -206,7 +221,13 @@ async function main(opts) {
     ? { clusterId: opts.cluster, numShardsInCluster: opts.shardsInCluster }
     : { clusterId: opts.cluster };
 
-  node = await createLightNode({ defaultBootstrap: false, networkConfig, libp2p });
+  const discovery = { dns: false, peerCache: false, peerExchange: opts.command === "discover" };
+  node = await createLightNode({ defaultBootstrap: false, networkConfig, libp2p, discovery });
+  const discovered = new Promise((resolve) => {
+    node.libp2p.addEventListener("peer:discovery", (e) => {
+      if (e.detail.id.toString() === opts.expectPeer) resolve(e.detail);
+    });
+  });
   const routing = opts.autosharding
     ? { contentTopic: opts.contentTopic }
     : { contentTopic: opts.contentTopic, shardId: opts.shard };
@@ -215,6 +236,8 @@ async function main(opts) {
 
   const connection = await node.libp2p.dial(target, { signal: AbortSignal.timeout(15_000) });
   const peerId = connection.remotePeer;
+
+  if (opts.command === "discover") return discover(node, core, discovered);
 
   const needs = {
     lightpush: opts.legacy ? [core.LightPushCodecV2] : [core.LightPushCodec, core.LightPushCodecV2],
@@ -228,6 +251,20 @@ async function main(opts) {
   if (opts.command === "lightpush") return lightpush(node, core, opts, routing, protocols);
   if (opts.command === "filter") return filter(node, opts, routing, pubsubTopic);
   return store(node, opts, routing, peerId);
+}
+
+// js-waku's peer-exchange discovery queries the dialled peer once identify shows it speaks the
+// protocol; the records it gets back become "peer:discovery" events.
+async function discover(node, core, discovered) {
+  const found = await discovered;
+  out({
+    event: "discovered",
+    peer_id: found.id.toString(),
+    multiaddrs: (found.multiaddrs ?? []).map(String),
+  });
+  await node.libp2p.dial(found.id, { signal: AbortSignal.timeout(15_000) });
+  const protocols = await waitForProtocols(node, found.id, [core.StoreCodec]);
+  out({ event: "connected", protocols });
 }
 
 // Identify tells the peer's protocols; js-waku only uses a peer for a protocol it listed.
