@@ -1,5 +1,6 @@
 //! `wakurln demo`, the README's run command, end to end: a chain, members, a line of nodes,
-//! honest delivery and a double signal caught with the secret recovered.
+//! honest delivery, a double signal caught with the secret recovered, and a light client whose
+//! proofless message goes out with a lent proof and comes back through filter.
 
 mod common;
 
@@ -35,6 +36,9 @@ fn the_demo_delivers_honest_messages_and_catches_the_double_signal() {
             "{stdout}"
         );
     }
+    assert_eq!(stdout.matches("the light client's message").count(), 5, "{stdout}");
+    assert!(stdout.contains("without a proof through node0: 200"), "{stdout}");
+    assert!(stdout.contains("came back through filter"), "{stdout}");
     assert!(stdout.contains("recovered her secret"), "{stdout}");
     assert!(stdout.contains("(it is mallory's)"), "{stdout}");
     assert!(

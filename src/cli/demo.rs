@@ -1,7 +1,9 @@
 //! `wakurln demo`: a local network in one command. An anvil chain with the membership contract,
 //! three members who register with deposits, a line of relay nodes on loopback enforcing RLN,
-//! honest traffic delivered everywhere, and one member who double-signals and has her secret
-//! recovered. Installs what it lacks (anvil through npm, the circuit keys through cargo).
+//! honest traffic delivered everywhere, one member who double-signals and has her secret
+//! recovered, and a light client without a membership that subscribes through filter and
+//! light-pushes through a service node lending it an RLN proof. Installs what it lacks (anvil
+//! through npm, the circuit keys through cargo).
 
 use std::{
     path::{Path, PathBuf},
@@ -22,8 +24,8 @@ use wakurln::{
     credentials,
     message::WakuMessage,
     node::{
-        self, ChainConfig, Delivered, MembershipConfig, NodeConfig, NodeEvent, NodeHandle,
-        RlnConfig, publisher::attach_proof, validator::RlnRules,
+        self, ChainConfig, Delivered, LendingConfig, MembershipConfig, NodeConfig, NodeEvent,
+        NodeHandle, RlnConfig, lending::LendingRules, publisher::attach_proof, validator::RlnRules,
     },
     rln::{
         field::{self, Fr},
@@ -68,7 +70,7 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 }
 
 fn step(n: usize, text: &str) {
-    println!("\n[{n}/6] {text}");
+    println!("\n[{n}/7] {text}");
 }
 
 /// anvil: WAKURLN_ANVIL, the project's npm install, `anvil` on PATH, or installed now.
@@ -261,6 +263,69 @@ async fn wait_mesh(nodes: &[NodeHandle]) -> Result<(), CliError> {
     }
 }
 
+/// A light client (a node that relays nothing) subscribes through filter at the last node,
+/// then light-pushes `text` without a proof through node0, which lends one. Returns whether
+/// the message came back through filter.
+async fn light_client(nodes: &[NodeHandle], text: &str) -> Result<bool, CliError> {
+    let dir = std::env::temp_dir().join(format!("wakurln-demo-light-{}", std::process::id()));
+    let mut config = NodeConfig::local(dir, CLUSTER);
+    config.shards = Vec::new();
+    config.lightpush = false;
+    let light = node::start(config).await.map_err(failed)?;
+    let (first, last) = (&nodes[0], &nodes[nodes.len() - 1]);
+    for service in [first, last] {
+        let addr = service.listen_addrs().await.map_err(failed)?[0]
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(service.peer_id()));
+        light.dial(addr).await.map_err(failed)?;
+    }
+    let content = message(text).content_topic().clone();
+    let mut pushed = light.filter_messages();
+    let r = light
+        .filter_request(
+            last.peer_id(),
+            wakurln::filter::protocol::Kind::Subscribe,
+            Some(&topic()),
+            std::slice::from_ref(&content),
+        )
+        .await
+        .map_err(failed)?;
+    println!(
+        "      subscribed to {content} at node{}: {} {}",
+        nodes.len() - 1,
+        r.status_code,
+        r.status_desc.unwrap_or_default()
+    );
+    let started = Instant::now();
+    let r = light
+        .lightpush(first.peer_id(), Some(topic()), &message(text))
+        .await
+        .map_err(failed)?;
+    println!(
+        "      pushed {text:?} without a proof through node0: {} {} ({} relay peers, {} ms)",
+        r.status_code,
+        r.status_desc.unwrap_or_default(),
+        r.relay_peer_count.unwrap_or(0),
+        started.elapsed().as_millis()
+    );
+    let back = tokio::time::timeout(Duration::from_secs(10), pushed.recv()).await;
+    let got_back = match back {
+        Ok(Ok(p)) if p.message.payload().as_ref() == text.as_bytes() => {
+            println!(
+                "      it came back through filter from node{}, carrying the proof node0 lent",
+                nodes.len() - 1
+            );
+            p.message.rate_limit_proof().is_some()
+        }
+        _ => {
+            println!("      NOTHING came back through filter (unexpected)");
+            false
+        }
+    };
+    light.shutdown().await;
+    Ok(got_back)
+}
+
 impl DemoArgs {
     /// Runs the demo.
     pub fn run(self) -> Result<(), CliError> {
@@ -330,6 +395,8 @@ impl DemoArgs {
         let alice = register(&anvil.url, d.contract, "alice", DEV_KEYS[1], 10, dir).await?;
         let bob = register(&anvil.url, d.contract, "bob", DEV_KEYS[2], 10, dir).await?;
         let mallory = register(&anvil.url, d.contract, "mallory", DEV_KEYS[3], 1, dir).await?;
+        // The lending pool of node0, registered by alice's account for light clients.
+        let pool = register(&anvil.url, d.contract, "pool", DEV_KEYS[1], 5, dir).await?;
 
         step(
             4,
@@ -363,7 +430,16 @@ impl DemoArgs {
                     poll_interval: Duration::from_millis(500),
                     follow_distance: 0,
                 },
-                lending: None,
+                lending: (i == 0).then(|| LendingConfig {
+                    keystore: pool.keystore.clone(),
+                    keys: Vec::new(),
+                    password: PASSWORD.to_owned().into(),
+                    circuit_dir: circuit_dir.clone(),
+                    rules: LendingRules {
+                        per_client_quota: 2,
+                        reserve: 0,
+                    },
+                }),
                 membership: member.map(|m| MembershipConfig {
                     keystore: m.keystore.clone(),
                     key: None,
@@ -371,9 +447,19 @@ impl DemoArgs {
                     circuit_dir: circuit_dir.clone(),
                 }),
             });
+            if i == n - 1 {
+                config.filter = Some(wakurln::filter::Limits::default());
+            }
             let node = node::start(config).await.map_err(failed)?;
             node.wait_ready().await.map_err(failed)?;
-            let role = member.map_or("relays".to_owned(), |m| format!("publishes as {}", m.name));
+            let mut role =
+                member.map_or("relays".to_owned(), |m| format!("publishes as {}", m.name));
+            if i == 0 {
+                role.push_str(", lends proofs from the pool");
+            }
+            if i == n - 1 {
+                role.push_str(", serves filter");
+            }
             println!("      node{i} {} ({role})", node.peer_id());
             nodes.push(node);
         }
@@ -446,6 +532,17 @@ impl DemoArgs {
             drain(&mut delivered[i], &mut events[i], s);
         }
 
+        step(
+            7,
+            "a light client without a membership: filter at the last node, lightpush through node0",
+        );
+        let lent = "pushed by a light client with a lent proof";
+        let got_back = light_client(&nodes, lent).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for (i, s) in seen.iter_mut().enumerate() {
+            drain(&mut delivered[i], &mut events[i], s);
+        }
+
         println!("\nwhat each node did:");
         let mut caught = false;
         for (i, s) in seen.iter().enumerate() {
@@ -463,6 +560,9 @@ impl DemoArgs {
             }
             if spam_delivered > 0 {
                 print!(", MALLORY'S SPAM (unexpected)");
+            }
+            if s.delivered.iter().any(|d| d == lent) {
+                print!(", the light client's message");
             }
             for (commitment, secret) in &s.spam {
                 let matches = *commitment == mallory.identity.commitment
@@ -488,13 +588,16 @@ impl DemoArgs {
         let all_honest = seen
             .iter()
             .all(|s| honest.iter().all(|h| s.delivered.iter().any(|d| d == h)));
-        if !all_honest || !caught {
+        let all_lent = seen.iter().all(|s| s.delivered.iter().any(|d| d == lent));
+        if !all_honest || !caught || !all_lent || !got_back {
             return Err(failed(
-                "the demo did not go as expected (see above): honest delivery or spam detection failed",
+                "the demo did not go as expected (see above): honest delivery, spam detection \
+                 or the light client's lent proof failed",
             ));
         }
         println!(
-            "\ndone: honest messages reached every node; the double signal was rejected and mallory's secret recovered"
+            "\ndone: honest messages reached every node; the double signal was rejected and mallory's secret recovered; \
+             the light client's message went out with a lent proof and came back through filter"
         );
         Ok(())
     }
