@@ -552,6 +552,8 @@ async fn sync_task(
                     error: None,
                 });
             }
+            // A node that is stopping has no use for the step, nor for a warning about it.
+            Err(_) if *stop.borrow() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "membership sync step failed; retrying");
                 state.send_modify(|s| s.error = Some(e.to_string()));
