@@ -36,8 +36,15 @@ fn the_demo_delivers_honest_messages_and_catches_the_double_signal() {
             "{stdout}"
         );
     }
-    assert_eq!(stdout.matches("the light client's message").count(), 5, "{stdout}");
-    assert!(stdout.contains("without a proof through node0: 200"), "{stdout}");
+    assert_eq!(
+        stdout.matches("the light client's message").count(),
+        5,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("without a proof through node0: 200"),
+        "{stdout}"
+    );
     assert!(stdout.contains("came back through filter"), "{stdout}");
     assert!(stdout.contains("recovered her secret"), "{stdout}");
     assert!(stdout.contains("(it is mallory's)"), "{stdout}");

@@ -74,6 +74,22 @@ async fn ask(
         .status_code
 }
 
+/// Asserts that the service answers the request with `code`.
+async fn answers(
+    client: &NodeHandle,
+    service: &NodeHandle,
+    kind: Kind,
+    topic: &PubsubTopic,
+    contents: &[ContentTopic],
+    code: u32,
+) {
+    assert_eq!(
+        ask(client, service, kind, topic, contents).await,
+        code,
+        "{kind:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_receives_relayed_messages_on_one_push_stream() {
     let d = dir("push");
@@ -88,25 +104,17 @@ async fn a_subscriber_receives_relayed_messages_on_one_push_stream() {
     let wanted: ContentTopic = "/filter-test/1/wanted/proto".parse().unwrap();
     let other: ContentTopic = "/filter-test/1/other/proto".parse().unwrap();
     // Pinging before subscribing: no subscription.
-    assert_eq!(
-        ask(&client, &service, Kind::SubscriberPing, &topic, &[]).await,
-        404
-    );
-    assert_eq!(
-        ask(
-            &client,
-            &service,
-            Kind::Subscribe,
-            &topic,
-            std::slice::from_ref(&wanted)
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        ask(&client, &service, Kind::SubscriberPing, &topic, &[]).await,
-        200
-    );
+    answers(&client, &service, Kind::SubscriberPing, &topic, &[], 404).await;
+    answers(
+        &client,
+        &service,
+        Kind::Subscribe,
+        &topic,
+        std::slice::from_ref(&wanted),
+        200,
+    )
+    .await;
+    answers(&client, &service, Kind::SubscriberPing, &topic, &[], 200).await;
     assert_eq!(service.filter_service().unwrap().subscriber_count(), 1);
 
     let mut pushed = client.filter_messages();
@@ -144,32 +152,25 @@ async fn a_subscriber_receives_relayed_messages_on_one_push_stream() {
     );
 
     // Unsubscribing the only content topic ends the subscription.
-    assert_eq!(
-        ask(
-            &client,
-            &service,
-            Kind::Unsubscribe,
-            &topic,
-            std::slice::from_ref(&other)
-        )
-        .await,
-        404
-    );
-    assert_eq!(
-        ask(
-            &client,
-            &service,
-            Kind::Unsubscribe,
-            &topic,
-            std::slice::from_ref(&wanted)
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        ask(&client, &service, Kind::SubscriberPing, &topic, &[]).await,
-        404
-    );
+    answers(
+        &client,
+        &service,
+        Kind::Unsubscribe,
+        &topic,
+        std::slice::from_ref(&other),
+        404,
+    )
+    .await;
+    answers(
+        &client,
+        &service,
+        Kind::Unsubscribe,
+        &topic,
+        std::slice::from_ref(&wanted),
+        200,
+    )
+    .await;
+    answers(&client, &service, Kind::SubscriberPing, &topic, &[], 404).await;
     relay
         .publish(topic.clone(), message(&wanted, "late".into()))
         .await
@@ -180,25 +181,17 @@ async fn a_subscriber_receives_relayed_messages_on_one_push_stream() {
             .is_err(),
         "nothing is pushed after unsubscribing"
     );
-    assert_eq!(
-        ask(
-            &client,
-            &service,
-            Kind::Subscribe,
-            &topic,
-            std::slice::from_ref(&wanted)
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        ask(&client, &service, Kind::UnsubscribeAll, &topic, &[]).await,
-        200
-    );
-    assert_eq!(
-        ask(&client, &service, Kind::UnsubscribeAll, &topic, &[]).await,
-        404
-    );
+    answers(
+        &client,
+        &service,
+        Kind::Subscribe,
+        &topic,
+        std::slice::from_ref(&wanted),
+        200,
+    )
+    .await;
+    answers(&client, &service, Kind::UnsubscribeAll, &topic, &[], 200).await;
+    answers(&client, &service, Kind::UnsubscribeAll, &topic, &[], 404).await;
 
     // A node that offers no filter service does not speak the protocol as a server.
     let err = service
@@ -230,10 +223,7 @@ async fn limits_are_enforced_with_the_right_codes() {
     };
 
     // More than 100 content topics in one request is malformed.
-    assert_eq!(
-        ask(&first, &service, Kind::Subscribe, &topic, &topics(101)).await,
-        400
-    );
+    answers(&first, &service, Kind::Subscribe, &topic, &topics(101), 400).await;
     // Nothing at all, or a topic that is not one.
     let r = first
         .filter_request(service.peer_id(), Kind::Subscribe, Some(&topic), &[])
@@ -242,20 +232,11 @@ async fn limits_are_enforced_with_the_right_codes() {
     assert_eq!(r.status_code, 400);
     assert!(r.status_desc.unwrap().contains("no content topic"));
     // Five criteria fit, a sixth does not.
-    assert_eq!(
-        ask(&first, &service, Kind::Subscribe, &topic, &topics(5)).await,
-        200
-    );
+    answers(&first, &service, Kind::Subscribe, &topic, &topics(5), 200).await;
     let more: Vec<ContentTopic> = vec!["/limits/1/sixth/proto".parse().unwrap()];
-    assert_eq!(
-        ask(&first, &service, Kind::Subscribe, &topic, &more).await,
-        503
-    );
+    answers(&first, &service, Kind::Subscribe, &topic, &more, 503).await;
     // Re-subscribing what it already has is fine.
-    assert_eq!(
-        ask(&first, &service, Kind::Subscribe, &topic, &topics(3)).await,
-        200
-    );
+    answers(&first, &service, Kind::Subscribe, &topic, &topics(3), 200).await;
     assert_eq!(
         service
             .filter_service()
@@ -264,10 +245,7 @@ async fn limits_are_enforced_with_the_right_codes() {
         5
     );
     // One subscriber at most: the second peer is refused.
-    assert_eq!(
-        ask(&second, &service, Kind::Subscribe, &topic, &topics(1)).await,
-        503
-    );
+    answers(&second, &service, Kind::Subscribe, &topic, &topics(1), 503).await;
 
     // A flood of requests from one peer: 429 once it is over its rate, and its
     // subscription is untouched.
@@ -299,17 +277,15 @@ async fn subscriptions_expire_and_vanished_subscribers_are_dropped() {
     dial(&client, &service).await;
     let topic = StaticShard::new(CLUSTER, 0).pubsub_topic();
     let content: ContentTopic = "/expiry/1/t/proto".parse().unwrap();
-    assert_eq!(
-        ask(
-            &client,
-            &service,
-            Kind::Subscribe,
-            &topic,
-            std::slice::from_ref(&content)
-        )
-        .await,
-        200
-    );
+    answers(
+        &client,
+        &service,
+        Kind::Subscribe,
+        &topic,
+        std::slice::from_ref(&content),
+        200,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1_600)).await;
     assert_eq!(
         ask(&client, &service, Kind::SubscriberPing, &topic, &[]).await,
@@ -328,28 +304,24 @@ async fn subscriptions_expire_and_vanished_subscribers_are_dropped() {
     meshed(&relay, &service, &topic).await;
     dial(&live, &service).await;
     dial(&gone, &service).await;
-    assert_eq!(
-        ask(
-            &live,
-            &service,
-            Kind::Subscribe,
-            &topic,
-            std::slice::from_ref(&content)
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        ask(
-            &gone,
-            &service,
-            Kind::Subscribe,
-            &topic,
-            std::slice::from_ref(&content)
-        )
-        .await,
-        200
-    );
+    answers(
+        &live,
+        &service,
+        Kind::Subscribe,
+        &topic,
+        std::slice::from_ref(&content),
+        200,
+    )
+    .await;
+    answers(
+        &gone,
+        &service,
+        Kind::Subscribe,
+        &topic,
+        std::slice::from_ref(&content),
+        200,
+    )
+    .await;
     gone.shutdown().await;
     let mut pushed = live.filter_messages();
     let filter = service.filter_service().unwrap();

@@ -71,11 +71,12 @@ pub(super) fn routes(api: &Api) -> Router<Api> {
         .route("/lightpush/v3/message", post(lightpush_message))
         .route(
             "/filter/v2/subscriptions",
-            post(filter_subscribe).delete(filter_unsubscribe),
+            post(filter_change::<{ Kind::Subscribe as i32 }>)
+                .delete(filter_change::<{ Kind::Unsubscribe as i32 }>),
         )
         .route(
             "/filter/v2/subscriptions/all",
-            delete(filter_unsubscribe_all),
+            delete(filter_change::<{ Kind::UnsubscribeAll as i32 }>),
         )
         .route("/filter/v2/subscriptions/{request_id}", get(filter_ping))
         .route("/filter/v2/messages/{topic}", get(filter_messages))
@@ -221,31 +222,14 @@ impl Light {
     }
 }
 
-async fn filter_subscribe(
+/// Subscribe, unsubscribe or unsubscribe-all (`KIND` is the request type's wire value).
+async fn filter_change<const KIND: i32>(
     State(light): State<Light>,
     Query(params): Query<PeerParam>,
     body: Result<Json<FilterBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body_of(body)?;
-    light.ask(&params, Kind::Subscribe, &body).await
-}
-
-async fn filter_unsubscribe(
-    State(light): State<Light>,
-    Query(params): Query<PeerParam>,
-    body: Result<Json<FilterBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let body = body_of(body)?;
-    light.ask(&params, Kind::Unsubscribe, &body).await
-}
-
-async fn filter_unsubscribe_all(
-    State(light): State<Light>,
-    Query(params): Query<PeerParam>,
-    body: Result<Json<FilterBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let body = body_of(body)?;
-    light.ask(&params, Kind::UnsubscribeAll, &body).await
+    let kind = Kind::try_from(KIND).expect("routes name valid request types");
+    light.ask(&params, kind, &body_of(body)?).await
 }
 
 async fn filter_ping(
