@@ -8,6 +8,10 @@
 //!   for the wires the message changes (signal, epoch, message id and what follows from
 //!   them) and for the H term.
 //!
+//! The per-message MSMs (H and the message's wires) run over precomputed window tables
+//! ([`wakurln_msm::Table`]), built once when the prover is made; the rest uses arkworks'
+//! Pippenger MSM.
+//!
 //! Proving is CPU-bound and synchronous: callers run it on a blocking pool, never on an async
 //! runtime thread. Inside, the MSMs and FFTs use the rayon pool.
 
@@ -17,11 +21,12 @@ mod rln;
 
 use std::sync::Arc;
 
-use ark_bn254::{Bn254, G1Projective, G2Projective};
+use ark_bn254::{Bn254, G1Projective, G2Projective, g1, g2};
 use ark_ec::CurveGroup;
 use ark_ff::UniformRand;
 use ark_groth16::Proof;
 use rand::RngCore;
+use wakurln_msm::Table;
 
 pub use rln::{MemberInputs, MessageInputs, PreparedRln, RlnProof, RlnProveError, RlnProver};
 
@@ -46,9 +51,7 @@ pub enum ProveError {
 pub struct PreparedMember {
     /// The witness the sums were computed from.
     witness: Vec<Fr>,
-    /// Wires whose value depends on the message.
-    dynamic: Vec<usize>,
-    /// Wires whose value does not.
+    /// Wires whose value does not depend on the message.
     fixed: Vec<usize>,
     a: G1Projective,
     b1: G1Projective,
@@ -61,6 +64,80 @@ pub struct PreparedMember {
 pub struct Prover {
     key: Arc<ProvingKey>,
     domains: qap::Domains,
+    tables: Arc<Tables>,
+}
+
+/// Window tables of the bases every message pays for.
+#[derive(Debug)]
+struct Tables {
+    h: Table<g1::Config>,
+    /// Wires whose value depends on the message.
+    dynamic: Vec<usize>,
+    /// The private ones among them, as indices into the L query.
+    dynamic_private: Vec<usize>,
+    a: Table<g1::Config>,
+    b1: Table<g1::Config>,
+    b2: Table<g2::Config>,
+    l: Table<g1::Config>,
+}
+
+/// The bases of `wires`.
+fn pick<T: Copy>(bases: &[T], wires: &[usize]) -> Vec<T> {
+    wires.iter().map(|&w| bases[w]).collect()
+}
+
+impl Tables {
+    fn new(key: &ProvingKey, dynamic: Vec<usize>) -> Self {
+        let pk = &key.key;
+        let instance = key.matrices.num_instance;
+        let dynamic_private: Vec<usize> = dynamic
+            .iter()
+            .filter_map(|&w| w.checked_sub(instance))
+            .collect();
+        let ((h, a), (b1, (b2, l))) = rayon::join(
+            || {
+                rayon::join(
+                    || Table::new(&pk.h_query),
+                    || Table::new(&pick(&pk.a_query, &dynamic)),
+                )
+            },
+            || {
+                rayon::join(
+                    || Table::new(&pick(&pk.b_g1_query, &dynamic)),
+                    || {
+                        rayon::join(
+                            || Table::new(&pick(&pk.b_g2_query, &dynamic)),
+                            || Table::new(&pick(&pk.l_query, &dynamic_private)),
+                        )
+                    },
+                )
+            },
+        );
+        Self {
+            h,
+            dynamic,
+            dynamic_private,
+            a,
+            b1,
+            b2,
+            l,
+        }
+    }
+
+    /// The MSM sums over the message's wires.
+    fn sums(&self, witness: &[Fr], instance: usize) -> Sums {
+        let values: Vec<Fr> = self.dynamic.iter().map(|&w| witness[w]).collect();
+        let private: Vec<Fr> = self
+            .dynamic_private
+            .iter()
+            .map(|&i| witness[instance + i])
+            .collect();
+        let ((a, b1), (b2, l)) = rayon::join(
+            || rayon::join(|| self.a.msm(&values), || self.b1.msm(&values)),
+            || rayon::join(|| self.b2.msm(&values), || self.l.msm(&private)),
+        );
+        Sums { a, b1, b2, l }
+    }
 }
 
 /// The four MSM sums of a proof before randomisation.
@@ -74,11 +151,16 @@ struct Sums {
 }
 
 impl Prover {
-    /// A prover for `key`.
-    pub fn new(key: Arc<ProvingKey>) -> Self {
+    /// A prover for `key` whose messages change the wires where `dynamic` is true (missing
+    /// entries count as true). Builds the window tables, which takes a few tenths of a second.
+    pub fn new(key: Arc<ProvingKey>, dynamic: &[bool]) -> Self {
         let rows = key.matrices.num_constraints + key.matrices.num_instance;
+        let dynamic = (0..NUM_WIRES)
+            .filter(|&i| dynamic.get(i).copied().unwrap_or(true))
+            .collect();
         Self {
             domains: qap::Domains::new(rows),
+            tables: Arc::new(Tables::new(&key, dynamic)),
             key,
         }
     }
@@ -124,11 +206,15 @@ impl Prover {
         Sums { a, b1, b2, l }
     }
 
-    /// Combines the sums with the H term and the blinding factors into a proof.
-    fn finish<R: RngCore>(&self, sums: Sums, witness: &[Fr], rng: &mut R) -> Proof<Bn254> {
-        let pk = &self.key.key;
+    /// The H term: `Σ h_i·H_i` for the QAP values of `witness`.
+    fn h_sum(&self, witness: &[Fr]) -> G1Projective {
         let h = qap::witness_map(&self.key.matrices, witness, &self.domains);
-        let h_sum: G1Projective = msm::msm(&pk.h_query, &h);
+        self.tables.h.msm(&h[..self.tables.h.len()])
+    }
+
+    /// Combines the sums with the H term and the blinding factors into a proof.
+    fn finish<R: RngCore>(&self, sums: Sums, h_sum: G1Projective, rng: &mut R) -> Proof<Bn254> {
+        let pk = &self.key.key;
         let r = Fr::rand(rng);
         let s = Fr::rand(rng);
         let a = sums.a + pk.vk.alpha_g1 + pk.delta_g1 * r;
@@ -150,24 +236,21 @@ impl Prover {
     ) -> Result<Proof<Bn254>, ProveError> {
         Self::check_len(witness)?;
         let all: Vec<usize> = (0..NUM_WIRES).collect();
-        let sums = self.sums(witness, &all);
-        Ok(self.finish(sums, witness, rng))
+        let (sums, h_sum) = rayon::join(|| self.sums(witness, &all), || self.h_sum(witness));
+        Ok(self.finish(sums, h_sum, rng))
     }
 
-    /// Precomputes the member-only part of the MSMs. `dynamic[i]` says whether wire `i`
-    /// depends on the message; `witness` is any full witness of this member and path.
-    pub fn prepare_member(
-        &self,
-        witness: &[Fr],
-        dynamic: &[bool],
-    ) -> Result<PreparedMember, ProveError> {
+    /// Precomputes the member-only part of the MSMs; `witness` is any full witness of this
+    /// member and path.
+    pub fn prepare_member(&self, witness: &[Fr]) -> Result<PreparedMember, ProveError> {
         Self::check_len(witness)?;
-        let (dynamic, fixed): (Vec<usize>, Vec<usize>) =
-            (0..NUM_WIRES).partition(|&i| dynamic.get(i).copied().unwrap_or(true));
+        let dynamic = &self.tables.dynamic;
+        let fixed: Vec<usize> = (0..NUM_WIRES)
+            .filter(|i| dynamic.binary_search(i).is_err())
+            .collect();
         let sums = self.sums(witness, &fixed);
         Ok(PreparedMember {
             witness: witness.to_vec(),
-            dynamic,
             fixed,
             a: sums.a,
             b1: sums.b1,
@@ -192,13 +275,17 @@ impl Prover {
         {
             return Err(ProveError::NotThisMember(wire));
         }
-        let fresh = self.sums(witness, &member.dynamic);
+        let instance = self.key.matrices.num_instance;
+        let (fresh, h_sum) = rayon::join(
+            || self.tables.sums(witness, instance),
+            || self.h_sum(witness),
+        );
         let sums = Sums {
             a: fresh.a + member.a,
             b1: fresh.b1 + member.b1,
             b2: fresh.b2 + member.b2,
             l: fresh.l + member.l,
         };
-        Ok(self.finish(sums, witness, rng))
+        Ok(self.finish(sums, h_sum, rng))
     }
 }

@@ -34,11 +34,3 @@ where
     }
     ones + P::msm_bigint(&dense_bases, &dense_scalars)
 }
-
-/// `Σ scalars[i] · bases[i]` over every wire.
-pub(super) fn msm<P>(bases: &[P::Affine], scalars: &[Fr]) -> P
-where
-    P: CurveGroup<ScalarField = Fr> + VariableBaseMSM<MulBase = <P as CurveGroup>::Affine>,
-{
-    msm_selected(bases, scalars, 0..scalars.len().min(bases.len()))
-}

@@ -12,7 +12,7 @@ use rand::RngCore;
 use super::{PreparedMember, ProveError, Prover};
 use crate::rln::{
     circuit::{
-        Artifact, ArtifactError,
+        Artifact, ArtifactError, ProvingKey,
         graph::{Graph, GraphError, RlnInputs},
         load_proving_key, read_pinned,
     },
@@ -117,7 +117,6 @@ pub struct PreparedRln {
 pub struct RlnProver {
     prover: Prover,
     graph: Arc<Graph>,
-    per_message: Vec<bool>,
 }
 
 impl RlnProver {
@@ -125,16 +124,15 @@ impl RlnProver {
     pub fn load(dir: &Path) -> Result<Self, RlnProveError> {
         let key = load_proving_key(dir)?;
         let graph = Graph::from_bytes(&read_pinned(dir, Artifact::Graph)?)?;
-        Ok(Self::new(Prover::new(Arc::new(key)), Arc::new(graph)))
+        Ok(Self::new(Arc::new(key), Arc::new(graph)))
     }
 
     /// A prover from parts already loaded.
-    pub fn new(prover: Prover, graph: Arc<Graph>) -> Self {
+    pub fn new(key: Arc<ProvingKey>, graph: Arc<Graph>) -> Self {
         let per_message = graph.depends_on(&RlnInputs::PER_MESSAGE);
         Self {
-            prover,
+            prover: Prover::new(key, &per_message),
             graph,
-            per_message,
         }
     }
 
@@ -166,7 +164,7 @@ impl RlnProver {
             message_id: Fr::from(0u64),
         };
         let witness = self.graph.rln_witness(&member.with(probe))?;
-        let prepared = self.prover.prepare_member(&witness, &self.per_message)?;
+        let prepared = self.prover.prepare_member(&witness)?;
         Ok(PreparedRln {
             member: member.clone(),
             prepared,
