@@ -2,6 +2,8 @@
 //! by level, and each level shares one field inversion among all the additions of a group of
 //! buckets.
 
+use std::ops::Range;
+
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::{AdditiveGroup, Field, One, Zero};
 
@@ -60,41 +62,85 @@ impl<F: Field> Point<F> {
     }
 }
 
-/// Sums buckets whose points come in two runs: bucket `k` is
-/// `Σ points[starts[2k]..starts[2k + 1]] - Σ points[starts[2k + 1]..starts[2k + 2]]`. Returns
-/// `Σ (k + 1)·B_k` and `Σ B_k`.
+/// One non-zero digit of a scalar: the table point it selects and the run it adds to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Digit {
+    pub(crate) run: u32,
+    pub(crate) index: u32,
+}
+
+/// Sums the buckets of `runs` (an even range): bucket `k` is the sum of the points of run
+/// `runs.start + 2k` minus those of run `runs.start + 2k + 1`. `counts` has the number of
+/// digits of every run. Returns `Σ (k + 1)·B_k` and `Σ B_k`.
+///
+/// The digits' points are first copied in table order to one stream per group of runs (a
+/// few sequential streams instead of one random write per point), then each group is sorted
+/// by run in a buffer that stays in the cache while its levels are added.
 pub(crate) fn sum<P: SWCurveConfig>(
-    mut points: Vec<Point<P::BaseField>>,
-    starts: &[usize],
+    table: &[Point<P::BaseField>],
+    digits: &[Digit],
+    counts: &[usize],
+    runs: Range<usize>,
 ) -> (Projective<P>, Projective<P>) {
-    let runs = starts.len() - 1;
-    let mut lens: Vec<usize> = starts.windows(2).map(|w| w[1] - w[0]).collect();
-    let mut scratch = Scratch::default();
-    let mut first = 0;
-    while first < runs {
-        let mut end = first + 1;
-        while end < runs && starts[end + 1] - starts[first] <= GROUP_POINTS {
-            end += 1;
+    let mut starts = Vec::with_capacity(runs.len() + 1);
+    starts.push(0);
+    for &count in &counts[runs.clone()] {
+        starts.push(starts.last().copied().unwrap_or(0) + count);
+    }
+    let groups = groups(&starts);
+    let mut group_of = vec![0u32; runs.len()];
+    for (g, &(first, end)) in groups.iter().enumerate() {
+        group_of[first..end].fill(g as u32);
+    }
+
+    let mut staged = vec![Point::IDENTITY; starts[runs.len()]];
+    let mut staged_runs = vec![0u32; starts[runs.len()]];
+    let mut next: Vec<usize> = groups.iter().map(|&(first, _)| starts[first]).collect();
+    for digit in digits {
+        let Some(run) = (digit.run as usize).checked_sub(runs.start) else {
+            continue;
+        };
+        if run < runs.len() {
+            let slot = &mut next[group_of[run] as usize];
+            staged[*slot] = table[digit.index as usize];
+            staged_runs[*slot] = run as u32;
+            *slot += 1;
         }
-        reduce_group::<P>(
-            &mut points[starts[first]..starts[end]],
-            &starts[first..=end],
-            &mut lens[first..end],
-            &mut scratch,
-        );
-        first = end;
+    }
+
+    let mut sums = vec![Point::IDENTITY; runs.len()];
+    let mut lens = vec![0usize; runs.len()];
+    let mut sorted = Vec::new();
+    let mut scratch = Scratch::default();
+    for &(first, end) in &groups {
+        let local: Vec<usize> = starts[first..=end]
+            .iter()
+            .map(|s| s - starts[first])
+            .collect();
+        let mut cursor = local.clone();
+        sorted.clear();
+        sorted.resize(local[end - first], Point::IDENTITY);
+        let range = starts[first]..starts[end];
+        for (&point, &run) in staged[range.clone()].iter().zip(&staged_runs[range]) {
+            let slot = &mut cursor[run as usize - first];
+            sorted[*slot] = point;
+            *slot += 1;
+        }
+        for (len, k) in lens[first..end].iter_mut().zip(first..) {
+            *len = counts[runs.start + k];
+        }
+        reduce_group::<P>(&mut sorted, &local, &mut lens[first..end], &mut scratch);
+        for k in first..end {
+            if lens[k] == 1 {
+                sums[k] = sorted[local[k - first]];
+            }
+        }
     }
 
     // Each bucket is its positive run minus its negative run: one more batched level.
-    let run = |k: usize| {
-        if lens[k] == 1 {
-            points[starts[k]]
-        } else {
-            Point::IDENTITY
-        }
-    };
-    let pairs: Vec<(Point<_>, Point<_>)> = (0..runs / 2)
-        .map(|k| (run(2 * k), run(2 * k + 1).neg()))
+    let pairs: Vec<(Point<_>, Point<_>)> = sums
+        .chunks_exact(2)
+        .map(|pair| (pair[0], pair[1].neg()))
         .collect();
     scratch.inverses.clear();
     scratch
@@ -109,6 +155,23 @@ pub(crate) fn sum<P: SWCurveConfig>(
         weighted += &running;
     }
     (weighted, running)
+}
+
+/// Consecutive runs in groups of at most [`GROUP_POINTS`] points (a larger run is a group
+/// of its own), as `(first, end)` run ranges.
+fn groups(starts: &[usize]) -> Vec<(usize, usize)> {
+    let runs = starts.len() - 1;
+    let mut groups = Vec::new();
+    let mut first = 0;
+    while first < runs {
+        let mut end = first + 1;
+        while end < runs && starts[end + 1] - starts[first] <= GROUP_POINTS {
+            end += 1;
+        }
+        groups.push((first, end));
+        first = end;
+    }
+    groups
 }
 
 /// Halves every bucket of a group, level by level, until each holds at most one point (its

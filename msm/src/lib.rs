@@ -14,7 +14,7 @@
 mod buckets;
 mod digits;
 
-use buckets::Point;
+use buckets::{Digit, Point};
 
 use ark_ec::{
     AdditiveGroup, CurveGroup,
@@ -58,6 +58,10 @@ impl<P: SWCurveConfig> Table<P> {
             "window of {window_bits} bits is outside 2..=20"
         );
         let windows = digits::windows::<P::ScalarField>(window_bits);
+        assert!(
+            u32::try_from(bases.len() * windows).is_ok(),
+            "a table holds fewer than 2^32 points"
+        );
         let projective: Vec<Projective<P>> = bases
             .par_iter()
             .flat_map_iter(|base| {
@@ -110,67 +114,54 @@ impl<P: SWCurveConfig> Table<P> {
             self.bases,
             scalars.len()
         );
-        let buckets = 1usize << (self.window_bits - 1);
-        let bigints: Vec<_> = scalars.par_iter().map(|s| s.into_bigint()).collect();
-        // Each part owns a range of buckets: it reads every digit but keeps only its own, so
-        // the parts share nothing until their results are added.
+        let runs = 1usize << self.window_bits;
+        let digits = self.digits(scalars);
+        let mut counts = vec![0usize; runs];
+        for digit in &digits {
+            counts[digit.run as usize] += 1;
+        }
+        // Each part owns a range of buckets (both runs of each): it reads every digit but
+        // keeps only its own, so the parts share nothing until their results are added.
         let parts = rayon::current_num_threads()
-            .min(self.points.len() / PART_POINTS)
+            .min(digits.len() / PART_POINTS)
             .max(1);
+        let buckets = runs / 2;
         (0..parts)
             .into_par_iter()
             .map(|part| {
                 let (first, end) = (part * buckets / parts, (part + 1) * buckets / parts);
-                let (points, starts) = self.gather(&bigints, first, end);
-                let (weighted, sum) = buckets::sum(points, &starts);
+                let (weighted, sum) =
+                    buckets::sum::<P>(&self.points, &digits, &counts, 2 * first..2 * end);
                 // Bucket `first + k` has weight `first + k + 1`; `weighted` counted `k + 1`.
                 weighted + sum * P::ScalarField::from(first as u64)
             })
             .reduce(Projective::zero, |a, b| a + b)
     }
 
-    /// The points of buckets `first..end`, grouped by bucket and sign (a counting sort):
-    /// the points of digits `+(first + k + 1)` are `points[starts[2k]..starts[2k + 1]]`, those
-    /// of `-(first + k + 1)` follow up to `starts[2k + 2]`. Keeping the signs apart spares
-    /// negating each point; the table is read in order.
-    fn gather<B: AsRef<[u64]>>(
-        &self,
-        scalars: &[B],
-        first: usize,
-        end: usize,
-    ) -> (Vec<Point<P::BaseField>>, Vec<usize>) {
-        let for_each_digit = |f: &mut dyn FnMut(usize, usize)| {
-            for (base, scalar) in scalars.iter().enumerate() {
-                if self.zero[base] {
-                    continue;
-                }
+    /// Every non-zero signed digit, in table order. A digit `±(b + 1)` goes to run `2b` if
+    /// positive and `2b + 1` if negative: keeping the signs apart spares negating points.
+    fn digits(&self, scalars: &[P::ScalarField]) -> Vec<Digit> {
+        scalars
+            .par_iter()
+            .enumerate()
+            .filter(|&(base, _)| !self.zero[base])
+            .flat_map_iter(|(base, scalar)| {
+                let mut digits = Vec::with_capacity(self.windows);
                 digits::signed(
-                    scalar.as_ref(),
+                    scalar.into_bigint().as_ref(),
                     self.window_bits,
                     self.windows,
                     &mut |digit, window| {
-                        let bucket = digit.unsigned_abs() as usize - 1;
-                        if (first..end).contains(&bucket) {
-                            let sub = 2 * (bucket - first) + usize::from(digit < 0);
-                            f(sub, base * self.windows + window);
-                        }
+                        let bucket = digit.unsigned_abs() as u32 - 1;
+                        digits.push(Digit {
+                            run: 2 * bucket + u32::from(digit < 0),
+                            index: (base * self.windows + window) as u32,
+                        });
                     },
                 );
-            }
-        };
-        let subs = 2 * (end - first);
-        let mut starts = vec![0usize; subs + 1];
-        for_each_digit(&mut |sub, _| starts[sub + 1] += 1);
-        for k in 0..subs {
-            starts[k + 1] += starts[k];
-        }
-        let mut next = starts.clone();
-        let mut points = vec![Point::IDENTITY; starts[subs]];
-        for_each_digit(&mut |sub, index| {
-            points[next[sub]] = self.points[index];
-            next[sub] += 1;
-        });
-        (points, starts)
+                digits
+            })
+            .collect()
     }
 }
 
