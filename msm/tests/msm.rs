@@ -115,3 +115,47 @@ fn a_wrong_number_of_scalars_is_refused() {
     let bases = random_bases::<ark_bn254::g1::Config>(&mut rng, 3);
     let _ = Table::new(&bases).msm(&[Fr::zero(); 2]);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A scalar from the values witnesses hold: zero, ±1, small, or anything.
+    fn scalar() -> impl Strategy<Value = Fr> {
+        prop_oneof![
+            Just(Fr::zero()),
+            Just(Fr::from(1u64)),
+            Just(-Fr::from(1u64)),
+            any::<u32>().prop_map(|v| Fr::from(u64::from(v))),
+            any::<[u8; 32]>().prop_map(|b| {
+                let mut rng = ChaCha20Rng::from_seed(b);
+                Fr::rand(&mut rng)
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Bases drawn from a pool of four points, their negations and the identity, so that
+        /// equal, opposite and identity points meet in the buckets.
+        #[test]
+        fn table_msm_equals_arkworks(
+            picks in proptest::collection::vec((0usize..9, scalar()), 0..40),
+            window in 2u32..=14,
+        ) {
+            let mut rng = ChaCha20Rng::seed_from_u64(12);
+            let pool: Vec<G1Affine> = (0..4).map(|_| G1Affine::rand(&mut rng)).collect();
+            let base = |i: usize| match i {
+                0..4 => pool[i],
+                4..8 => -pool[i - 4],
+                _ => G1Affine::zero(),
+            };
+            let bases: Vec<G1Affine> = picks.iter().map(|&(i, _)| base(i)).collect();
+            let scalars: Vec<Fr> = picks.iter().map(|&(_, s)| s).collect();
+            let expected = Projective::msm(&bases, &scalars).unwrap().into_affine();
+            let got = Table::with_window(&bases, window).msm(&scalars).into_affine();
+            prop_assert_eq!(got, expected);
+        }
+    }
+}

@@ -90,6 +90,7 @@ impl Tables {
     fn new(key: &ProvingKey, dynamic: Vec<usize>) -> Self {
         let pk = &key.key;
         let instance = key.matrices.num_instance;
+        let started = std::time::Instant::now();
         let dynamic_private: Vec<usize> = dynamic
             .iter()
             .filter_map(|&w| w.checked_sub(instance))
@@ -112,6 +113,12 @@ impl Tables {
                     },
                 )
             },
+        );
+        tracing::debug!(
+            message_wires = dynamic.len(),
+            h_window_bits = h.window_bits(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "prover window tables built"
         );
         Self {
             h,
