@@ -165,7 +165,7 @@ impl<P: SWCurveConfig> Table<P> {
     }
 }
 
-/// Below this many table points per part, splitting an MSM costs more than it gains.
+/// Below this many digits per part, splitting an MSM costs more than it gains.
 const PART_POINTS: usize = 16_384;
 
 /// The window size that minimises the estimated work for `bases` bases: affine bucket

@@ -51,8 +51,6 @@ pub enum ProveError {
 pub struct PreparedMember {
     /// The witness the sums were computed from.
     witness: Vec<Fr>,
-    /// Wires whose value does not depend on the message.
-    fixed: Vec<usize>,
     a: G1Projective,
     b1: G1Projective,
     b2: G2Projective,
@@ -73,6 +71,8 @@ struct Tables {
     h: Table<g1::Config>,
     /// Wires whose value depends on the message.
     dynamic: Vec<usize>,
+    /// Wires whose value does not: their sums are prepared once per member.
+    fixed: Vec<usize>,
     /// The private ones among them, as indices into the L query.
     dynamic_private: Vec<usize>,
     a: Table<g1::Config>,
@@ -120,9 +120,13 @@ impl Tables {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "prover window tables built"
         );
+        let fixed = (0..NUM_WIRES)
+            .filter(|i| dynamic.binary_search(i).is_err())
+            .collect();
         Self {
             h,
             dynamic,
+            fixed,
             dynamic_private,
             a,
             b1,
@@ -251,14 +255,9 @@ impl Prover {
     /// member and path.
     pub fn prepare_member(&self, witness: &[Fr]) -> Result<PreparedMember, ProveError> {
         Self::check_len(witness)?;
-        let dynamic = &self.tables.dynamic;
-        let fixed: Vec<usize> = (0..NUM_WIRES)
-            .filter(|i| dynamic.binary_search(i).is_err())
-            .collect();
-        let sums = self.sums(witness, &fixed);
+        let sums = self.sums(witness, &self.tables.fixed);
         Ok(PreparedMember {
             witness: witness.to_vec(),
-            fixed,
             a: sums.a,
             b1: sums.b1,
             b2: sums.b2,
@@ -275,7 +274,8 @@ impl Prover {
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ProveError> {
         Self::check_len(witness)?;
-        if let Some(&wire) = member
+        if let Some(&wire) = self
+            .tables
             .fixed
             .iter()
             .find(|&&i| witness[i] != member.witness[i])
