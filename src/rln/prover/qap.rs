@@ -4,34 +4,31 @@
 //! `h(X)`. On that coset `Z(x) = -2` is constant, which the key already absorbed, so no
 //! division is needed. C's rows are `A_i·w · B_i·w`, which is why circom keys carry no C matrix.
 
-use ark_ff::Zero;
-use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
+use ark_ff::{FftField, Zero};
 use rayon::prelude::*;
+use wakurln_fft::CosetFft;
 
 use crate::rln::{circuit::Matrices, field::Fr};
 
-/// The FFT domains of the reduction.
+/// The transform of the reduction: from the `n`-th roots of unity to the coset `ω_2n·H`.
 #[derive(Debug, Clone)]
 pub(super) struct Domains {
-    domain: Radix2EvaluationDomain<Fr>,
-    coset: Radix2EvaluationDomain<Fr>,
+    fft: CosetFft,
 }
 
 impl Domains {
     /// Domains for `constraints + instance` rows.
     pub(super) fn new(rows: usize) -> Self {
-        let domain =
-            Radix2EvaluationDomain::new(rows).expect("BN254 supports the circuit's domain");
-        let double = Radix2EvaluationDomain::<Fr>::new(2 * domain.size())
-            .expect("BN254 supports twice the circuit's domain");
-        let coset = domain
-            .get_coset(double.group_gen())
-            .expect("a coset by a 2n-th root of unity exists");
-        Self { domain, coset }
+        let n = rows.next_power_of_two().max(2);
+        let shift =
+            Fr::get_root_of_unity(2 * n as u64).expect("BN254 supports twice the circuit's domain");
+        Self {
+            fft: CosetFft::new(n, shift).expect("BN254 supports the circuit's domain"),
+        }
     }
 
     pub(super) fn size(&self) -> usize {
-        self.domain.size()
+        self.fft.size()
     }
 }
 
@@ -59,10 +56,7 @@ pub(super) fn witness_map(matrices: &Matrices, witness: &[Fr], domains: &Domains
     a[m..m + matrices.num_instance].copy_from_slice(&witness[..matrices.num_instance]);
     let mut c: Vec<Fr> = a.iter().zip(&b).map(|(a, b)| *a * b).collect();
 
-    let to_coset = |values: &mut Vec<Fr>| {
-        domains.domain.ifft_in_place(values);
-        domains.coset.fft_in_place(values);
-    };
+    let to_coset = |values: &mut Vec<Fr>| domains.fft.domain_to_coset(values);
     rayon::join(
         || to_coset(&mut a),
         || rayon::join(|| to_coset(&mut b), || to_coset(&mut c)),
