@@ -13,9 +13,9 @@ use ark_ff::UniformRand;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use wakurln_msm::Table;
+use wakurln_msm::{BatchInvert, Table};
 
-fn compare<P: SWCurveConfig<ScalarField = Fr>>(
+fn compare<P: SWCurveConfig<ScalarField = Fr, BaseField: BatchInvert>>(
     group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
     curve: &str,
     n: usize,

@@ -7,6 +7,8 @@ use std::ops::Range;
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::{AdditiveGroup, Field, One, Zero};
 
+use crate::BatchInvert;
+
 /// Buckets are reduced in groups of about this many points: large enough that the level's
 /// inversion is shared widely, small enough to stay in the cache through all levels.
 const GROUP_POINTS: usize = 8192;
@@ -76,7 +78,7 @@ pub(crate) struct Digit {
 /// The digits' points are first copied in table order to one stream per group of runs (a
 /// few sequential streams instead of one random write per point), then each group is sorted
 /// by run in a buffer that stays in the cache while its levels are added.
-pub(crate) fn sum<P: SWCurveConfig>(
+pub(crate) fn sum<P: SWCurveConfig<BaseField: BatchInvert>>(
     table: &[Point<P::BaseField>],
     digits: &[Digit],
     counts: &[usize],
@@ -176,7 +178,7 @@ fn groups(starts: &[usize]) -> Vec<(usize, usize)> {
 
 /// Halves every bucket of a group, level by level, until each holds at most one point (its
 /// sum, at the bucket's start). One inversion per level serves the whole group.
-fn reduce_group<P: SWCurveConfig>(
+fn reduce_group<P: SWCurveConfig<BaseField: BatchInvert>>(
     points: &mut [Point<P::BaseField>],
     starts: &[usize],
     lens: &mut [usize],
@@ -213,30 +215,24 @@ fn reduce_group<P: SWCurveConfig>(
 }
 
 /// The denominators of one level and the space to invert them.
-#[derive(Default)]
-struct Scratch<F> {
+struct Scratch<F: BatchInvert> {
     inverses: Vec<F>,
-    prefixes: Vec<F>,
+    space: F::Space,
 }
 
-impl<F: Field> Scratch<F> {
-    /// Replaces every value of `inverses` by its inverse with one field inversion
-    /// (Montgomery's trick).
+impl<F: BatchInvert> Default for Scratch<F> {
+    fn default() -> Self {
+        Self {
+            inverses: Vec::new(),
+            space: F::Space::default(),
+        }
+    }
+}
+
+impl<F: BatchInvert> Scratch<F> {
+    /// Replaces every value of `inverses` by its inverse.
     fn invert_all(&mut self) {
-        self.prefixes.clear();
-        let mut product = F::one();
-        for value in &self.inverses {
-            self.prefixes.push(product);
-            product *= value;
-        }
-        let mut inverse = product
-            .inverse()
-            .expect("denominators are never zero: equal x only reach here as a doubling");
-        for (value, prefix) in self.inverses.iter_mut().zip(&self.prefixes).rev() {
-            let original = *value;
-            *value = inverse * prefix;
-            inverse *= original;
-        }
+        F::invert_all(&mut self.inverses, &mut self.space);
     }
 }
 

@@ -10,9 +10,15 @@
 //! for a table of `⌈255/c⌉` points per base.
 //!
 //! Buckets are split into ranges that run on the rayon pool.
+//!
+//! The curves are BN254's G1 and G2: their base fields, Fq and Fq2, implement
+//! [`BatchInvert`], and Fq2 inverts through its norm in Fq.
 
 mod buckets;
 mod digits;
+mod invert;
+
+pub use invert::BatchInvert;
 
 use buckets::{Digit, Point};
 
@@ -45,7 +51,7 @@ impl<P: SWCurveConfig> std::fmt::Debug for Table<P> {
     }
 }
 
-impl<P: SWCurveConfig> Table<P> {
+impl<P: SWCurveConfig<BaseField: BatchInvert>> Table<P> {
     /// A table for `bases`, with the window size that suits their number.
     pub fn new(bases: &[Affine<P>]) -> Self {
         Self::with_window(bases, best_window(bases.len()))

@@ -10,10 +10,13 @@ use ark_ec::{
 use ark_ff::{UniformRand, Zero};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use wakurln_msm::{Table, best_window};
+use wakurln_msm::{BatchInvert, Table, best_window};
 
-fn check<P: SWCurveConfig<ScalarField = Fr>>(bases: &[Affine<P>], scalars: &[Fr], window: u32)
-where
+fn check<P: SWCurveConfig<ScalarField = Fr, BaseField: BatchInvert>>(
+    bases: &[Affine<P>],
+    scalars: &[Fr],
+    window: u32,
+) where
     Projective<P>: VariableBaseMSM<MulBase = Affine<P>, ScalarField = Fr>,
 {
     let expected = Projective::<P>::msm(bases, scalars).unwrap();

@@ -1,0 +1,107 @@
+//! Batch inversion for the base fields of BN254's G1 and G2 (Montgomery's trick: one field
+//! inversion and three multiplications per value).
+//!
+//! An element `a + b·u` of Fq2 is inverted through its norm `a² + b²`, which lies in Fq:
+//! `1/(a + b·u) = (a - b·u) / (a² + b²)`. The norms are inverted as a batch in Fq, so a G2
+//! bucket addition pays about seven Fq multiplications for its inverse instead of three Fq2
+//! multiplications.
+
+use ark_bn254::{Fq, Fq2};
+use ark_ff::Field;
+
+/// A field whose values the bucket sums invert in batches.
+pub trait BatchInvert: Field {
+    /// Buffers kept between batches.
+    type Space: Default + Send;
+
+    /// Replaces every value by its inverse.
+    ///
+    /// # Panics
+    /// If a value is zero.
+    fn invert_all(values: &mut [Self], space: &mut Self::Space);
+}
+
+impl BatchInvert for Fq {
+    type Space = Vec<Fq>;
+
+    fn invert_all(values: &mut [Self], prefixes: &mut Self::Space) {
+        montgomery(values, prefixes);
+    }
+}
+
+impl BatchInvert for Fq2 {
+    type Space = (Vec<Fq>, Vec<Fq>);
+
+    fn invert_all(values: &mut [Self], (norms, prefixes): &mut Self::Space) {
+        norms.clear();
+        norms.extend(values.iter().map(Fq2::norm));
+        montgomery(norms, prefixes);
+        for (value, norm) in values.iter_mut().zip(norms.iter()) {
+            value.conjugate_in_place();
+            value.mul_assign_by_basefield(norm);
+        }
+    }
+}
+
+/// Montgomery's trick over `values`, with `prefixes` as space for the running products.
+fn montgomery<F: Field>(values: &mut [F], prefixes: &mut Vec<F>) {
+    prefixes.clear();
+    let mut product = F::one();
+    for value in values.iter() {
+        prefixes.push(product);
+        product *= value;
+    }
+    let mut inverse = product
+        .inverse()
+        .expect("denominators are never zero: equal x only reach here as a doubling");
+    for (value, prefix) in values.iter_mut().zip(prefixes.iter()).rev() {
+        let original = *value;
+        *value = inverse * prefix;
+        inverse *= original;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ark_ff::{UniformRand, Zero};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    use super::*;
+
+    fn check<F: BatchInvert + UniformRand>() {
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let mut space = F::Space::default();
+        for len in [0, 1, 2, 7, 100] {
+            let values: Vec<F> = (0..len)
+                .map(|_| F::rand(&mut rng))
+                .filter(|v| !v.is_zero())
+                .collect();
+            let mut inverted = values.clone();
+            F::invert_all(&mut inverted, &mut space);
+            for (value, inverse) in values.iter().zip(&inverted) {
+                assert_eq!(*value * inverse, F::one());
+            }
+        }
+        // Values that are their own inverses, and one: the trick must not reorder them.
+        let mut ones = vec![F::one(), -F::one(), F::one()];
+        F::invert_all(&mut ones, &mut space);
+        assert_eq!(ones, vec![F::one(), -F::one(), F::one()]);
+    }
+
+    #[test]
+    fn fq_values_are_inverted() {
+        check::<Fq>();
+    }
+
+    #[test]
+    fn fq2_values_are_inverted_through_the_norm() {
+        check::<Fq2>();
+    }
+
+    #[test]
+    #[should_panic(expected = "denominators are never zero")]
+    fn a_zero_panics() {
+        Fq2::invert_all(&mut [Fq2::ONE, Fq2::zero()], &mut Default::default());
+    }
+}
