@@ -111,19 +111,11 @@ impl CosetFft {
     fn decimate_in_frequency(&self, values: &mut [Fr]) {
         let mut half = self.size() / 2;
         while half >= 1 {
-            let twiddles = &self.inverse[half..2 * half];
-            for block in values.chunks_exact_mut(2 * half) {
-                let (lo, hi) = block.split_at_mut(half);
-                let (u, v) = (lo[0], hi[0]);
-                lo[0] = u + v;
-                hi[0] = u - v;
-                for ((lo, hi), twiddle) in lo[1..].iter_mut().zip(&mut hi[1..]).zip(&twiddles[1..])
-                {
-                    let (u, v) = (*lo, *hi);
-                    *lo = u + v;
-                    *hi = (u - v) * twiddle;
-                }
-            }
+            level(values, &self.inverse[half..2 * half], |lo, hi, twiddle| {
+                let (u, v) = (*lo, *hi);
+                *lo = u + v;
+                *hi = (u - v) * twiddle;
+            });
             half /= 2;
         }
     }
@@ -132,20 +124,28 @@ impl CosetFft {
     fn decimate_in_time(&self, values: &mut [Fr]) {
         let mut half = 1;
         while half < self.size() {
-            let twiddles = &self.forward[half..2 * half];
-            for block in values.chunks_exact_mut(2 * half) {
-                let (lo, hi) = block.split_at_mut(half);
-                let (u, v) = (lo[0], hi[0]);
-                lo[0] = u + v;
-                hi[0] = u - v;
-                for ((lo, hi), twiddle) in lo[1..].iter_mut().zip(&mut hi[1..]).zip(&twiddles[1..])
-                {
-                    let (u, v) = (*lo, *hi * twiddle);
-                    *lo = u + v;
-                    *hi = u - v;
-                }
-            }
+            level(values, &self.forward[half..2 * half], |lo, hi, twiddle| {
+                let (u, v) = (*lo, *hi * twiddle);
+                *lo = u + v;
+                *hi = u - v;
+            });
             half *= 2;
+        }
+    }
+}
+
+/// One level of a transform: `butterfly(lo, hi, twiddle)` on every pair `half` apart within
+/// blocks of `2·half`, where `half` is the number of twiddles. The first pair of a block has
+/// twiddle one, where both butterflies are a plain sum and difference.
+fn level(values: &mut [Fr], twiddles: &[Fr], butterfly: impl Fn(&mut Fr, &mut Fr, &Fr)) {
+    let half = twiddles.len();
+    for block in values.chunks_exact_mut(2 * half) {
+        let (lo, hi) = block.split_at_mut(half);
+        let (u, v) = (lo[0], hi[0]);
+        lo[0] = u + v;
+        hi[0] = u - v;
+        for ((lo, hi), twiddle) in lo[1..].iter_mut().zip(&mut hi[1..]).zip(&twiddles[1..]) {
+            butterfly(lo, hi, twiddle);
         }
     }
 }
