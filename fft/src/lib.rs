@@ -20,6 +20,7 @@
 
 use ark_bn254::Fr;
 use ark_ff::{FftField, Field, One, Zero};
+use wakurln_field::MontMul;
 
 /// Moves values on the `n`-th roots of unity `H` to values on the coset `g·H`.
 #[derive(Clone)]
@@ -102,7 +103,7 @@ impl CosetFft {
         values
             .iter_mut()
             .zip(&self.scale)
-            .for_each(|(value, scale)| *value *= scale);
+            .for_each(|(value, scale)| *value = value.mont_mul(scale));
         self.decimate_in_time(values);
     }
 
@@ -114,7 +115,7 @@ impl CosetFft {
             level(values, &self.inverse[half..2 * half], |lo, hi, twiddle| {
                 let (u, v) = (*lo, *hi);
                 *lo = u + v;
-                *hi = (u - v) * twiddle;
+                *hi = (u - v).mont_mul(twiddle);
             });
             half /= 2;
         }
@@ -125,7 +126,7 @@ impl CosetFft {
         let mut half = 1;
         while half < self.size() {
             level(values, &self.forward[half..2 * half], |lo, hi, twiddle| {
-                let (u, v) = (*lo, *hi * twiddle);
+                let (u, v) = (*lo, hi.mont_mul(twiddle));
                 *lo = u + v;
                 *hi = u - v;
             });

@@ -7,6 +7,8 @@ use std::ops::Range;
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::{AdditiveGroup, Field, One, Zero};
 
+use wakurln_field::MontMul;
+
 use crate::BatchInvert;
 
 /// Buckets are reduced in groups of about this many points: large enough that the level's
@@ -251,7 +253,7 @@ fn denominator<P: SWCurveConfig>(p: &Point<P::BaseField>, q: &Point<P::BaseField
 }
 
 /// `p + q`, given the inverse of their [`denominator`].
-fn add<P: SWCurveConfig>(
+fn add<P: SWCurveConfig<BaseField: MontMul>>(
     p: Point<P::BaseField>,
     q: Point<P::BaseField>,
     inverse: Option<&P::BaseField>,
@@ -264,15 +266,15 @@ fn add<P: SWCurveConfig>(
         return p;
     }
     let lambda = if p.x != q.x {
-        (q.y - p.y) * inverse
+        (q.y - p.y).mont_mul(inverse)
     } else if p.y == q.y {
-        let xx = p.x.square();
-        (xx.double() + xx + P::COEFF_A) * inverse
+        let xx = p.x.mont_square();
+        (xx.double() + xx + P::COEFF_A).mont_mul(inverse)
     } else {
         // q = -p.
         return Point::IDENTITY;
     };
-    let x = lambda.square() - p.x - q.x;
-    let y = lambda * (p.x - x) - p.y;
+    let x = lambda.mont_square() - p.x - q.x;
+    let y = lambda.mont_mul(&(p.x - x)) - p.y;
     Point { x, y }
 }

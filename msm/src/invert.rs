@@ -8,9 +8,11 @@
 
 use ark_bn254::{Fq, Fq2};
 use ark_ff::Field;
+use wakurln_field::MontMul;
 
-/// A field whose values the bucket sums invert in batches.
-pub trait BatchInvert: Field {
+/// A field whose values the bucket sums invert in batches (and multiply with
+/// [`MontMul`]).
+pub trait BatchInvert: Field + MontMul {
     /// Buffers kept between batches.
     type Space: Default + Send;
 
@@ -34,30 +36,33 @@ impl BatchInvert for Fq2 {
 
     fn invert_all(values: &mut [Self], (norms, prefixes): &mut Self::Space) {
         norms.clear();
-        norms.extend(values.iter().map(Fq2::norm));
+        norms.extend(
+            values
+                .iter()
+                .map(|v| v.c0.mont_square() + v.c1.mont_square()),
+        );
         montgomery(norms, prefixes);
         for (value, norm) in values.iter_mut().zip(norms.iter()) {
-            value.conjugate_in_place();
-            value.mul_assign_by_basefield(norm);
+            *value = Fq2::new(value.c0.mont_mul(norm), -value.c1.mont_mul(norm));
         }
     }
 }
 
 /// Montgomery's trick over `values`, with `prefixes` as space for the running products.
-fn montgomery<F: Field>(values: &mut [F], prefixes: &mut Vec<F>) {
+fn montgomery<F: Field + MontMul>(values: &mut [F], prefixes: &mut Vec<F>) {
     prefixes.clear();
     let mut product = F::one();
     for value in values.iter() {
         prefixes.push(product);
-        product *= value;
+        product = product.mont_mul(value);
     }
     let mut inverse = product
         .inverse()
         .expect("denominators are never zero: equal x only reach here as a doubling");
     for (value, prefix) in values.iter_mut().zip(prefixes.iter()).rev() {
         let original = *value;
-        *value = inverse * prefix;
-        inverse *= original;
+        *value = inverse.mont_mul(prefix);
+        inverse = inverse.mont_mul(&original);
     }
 }
 

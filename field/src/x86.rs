@@ -1,0 +1,161 @@
+//! The Montgomery multiplication in x86-64 assembly (BMI2 `mulx`, ADX `adcx`/`adox`).
+//!
+//! Registers: `rsi` = a, `rdi` = b, `rcx` = the modulus and `-p⁻¹ mod 2^64`; `r8`..`r12`
+//! hold the running value `t` (five limbs, renamed from round to round instead of moved),
+//! `rax`/`r13` a product's low and high halves, `r14` zero.
+#![allow(unsafe_code)]
+
+use ark_bn254::{FqConfig, FrConfig};
+use ark_ff::MontConfig;
+
+/// A modulus below 2^254 and `-p⁻¹ mod 2^64`, laid out as the assembly reads them.
+#[repr(C)]
+pub(crate) struct Modulus {
+    limbs: [u64; 4],
+    inv: u64,
+}
+
+impl Modulus {
+    const fn of<C: MontConfig<4>>() -> Self {
+        // `t < 2p` must fit in four limbs and `t + a·b_i + m·p` in five.
+        assert!(C::MODULUS.0[3] >> 62 == 0, "modulus must be below 2^254");
+        Self {
+            limbs: C::MODULUS.0,
+            inv: C::INV,
+        }
+    }
+}
+
+pub(crate) static FQ: Modulus = Modulus::of::<FqConfig>();
+pub(crate) static FR: Modulus = Modulus::of::<FrConfig>();
+
+/// One round for limb `i` of b, with `t` in registers `t0`..`t4` (`t4` is zero on entry).
+/// Afterwards `t1`..`t4` hold the new value and `t0` is zero.
+macro_rules! round {
+    ($i:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
+        concat!(
+            // t += a · b_i
+            "mov rdx, [rdi + 8*",
+            $i,
+            "]\n",
+            "xor r14d, r14d\n",
+            "mulx r13, rax, [rsi]\n",
+            "adcx ",
+            $t0,
+            ", rax\n",
+            "adox ",
+            $t1,
+            ", r13\n",
+            "mulx r13, rax, [rsi + 8]\n",
+            "adcx ",
+            $t1,
+            ", rax\n",
+            "adox ",
+            $t2,
+            ", r13\n",
+            "mulx r13, rax, [rsi + 16]\n",
+            "adcx ",
+            $t2,
+            ", rax\n",
+            "adox ",
+            $t3,
+            ", r13\n",
+            "mulx r13, rax, [rsi + 24]\n",
+            "adcx ",
+            $t3,
+            ", rax\n",
+            "adox ",
+            $t4,
+            ", r13\n",
+            "adcx ",
+            $t4,
+            ", r14\n",
+            // m = t0 · (-p⁻¹); t += m · p, which clears t0
+            "mov rdx, ",
+            $t0,
+            "\n",
+            "imul rdx, [rcx + 32]\n",
+            "xor r14d, r14d\n",
+            "mulx r13, rax, [rcx]\n",
+            "adcx ",
+            $t0,
+            ", rax\n",
+            "adox ",
+            $t1,
+            ", r13\n",
+            "mulx r13, rax, [rcx + 8]\n",
+            "adcx ",
+            $t1,
+            ", rax\n",
+            "adox ",
+            $t2,
+            ", r13\n",
+            "mulx r13, rax, [rcx + 16]\n",
+            "adcx ",
+            $t2,
+            ", rax\n",
+            "adox ",
+            $t3,
+            ", r13\n",
+            "mulx r13, rax, [rcx + 24]\n",
+            "adcx ",
+            $t3,
+            ", rax\n",
+            "adox ",
+            $t4,
+            ", r13\n",
+            "adcx ",
+            $t4,
+            ", r14\n",
+        )
+    };
+}
+
+/// `a · b / 2^256 mod p`, fully reduced, for `a, b < p`.
+#[inline(always)]
+pub(crate) fn mul(a: &[u64; 4], b: &[u64; 4], modulus: &'static Modulus) -> [u64; 4] {
+    let (r0, r1, r2, r3): (u64, u64, u64, u64);
+    // SAFETY: the assembly reads four limbs from each of `a` and `b` and five words from
+    // `modulus`, all valid for reads for the borrows' lifetimes; it writes only the registers
+    // declared as outputs or clobbers, touches no stack and no other memory.
+    unsafe {
+        core::arch::asm!(
+            "xor r8d, r8d",
+            "xor r9d, r9d",
+            "xor r10d, r10d",
+            "xor r11d, r11d",
+            "xor r12d, r12d",
+            round!(0, "r8", "r9", "r10", "r11", "r12"),
+            round!(1, "r9", "r10", "r11", "r12", "r8"),
+            round!(2, "r10", "r11", "r12", "r8", "r9"),
+            round!(3, "r11", "r12", "r8", "r9", "r10"),
+            // t = (r12, r8, r9, r10) < 2p: subtract p unless that borrows.
+            "mov rax, r12",
+            "sub rax, [rcx]",
+            "mov r13, r8",
+            "sbb r13, [rcx + 8]",
+            "mov r14, r9",
+            "sbb r14, [rcx + 16]",
+            "mov rdx, r10",
+            "sbb rdx, [rcx + 24]",
+            "cmovc rax, r12",
+            "cmovc r13, r8",
+            "cmovc r14, r9",
+            "cmovc rdx, r10",
+            in("rsi") a.as_ptr(),
+            in("rdi") b.as_ptr(),
+            in("rcx") modulus as *const Modulus,
+            out("rax") r0,
+            out("r13") r1,
+            out("r14") r2,
+            out("rdx") r3,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            options(pure, readonly, nostack),
+        );
+    }
+    [r0, r1, r2, r3]
+}
