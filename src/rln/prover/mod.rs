@@ -26,6 +26,7 @@ use ark_ec::CurveGroup;
 use ark_ff::UniformRand;
 use ark_groth16::Proof;
 use rand::RngCore;
+use wakurln_fft::CosetFft;
 use wakurln_msm::Table;
 
 pub use rln::{MemberInputs, MessageInputs, PreparedRln, RlnProof, RlnProveError, RlnProver};
@@ -61,7 +62,8 @@ pub struct PreparedMember {
 #[derive(Debug, Clone)]
 pub struct Prover {
     key: Arc<ProvingKey>,
-    domains: qap::Domains,
+    /// The QAP reduction's transform to the coset.
+    fft: CosetFft,
     tables: Arc<Tables>,
 }
 
@@ -170,7 +172,7 @@ impl Prover {
             .filter(|&i| dynamic.get(i).copied().unwrap_or(true))
             .collect();
         Self {
-            domains: qap::Domains::new(rows),
+            fft: qap::coset_fft(rows),
             tables: Arc::new(Tables::new(&key, dynamic)),
             key,
         }
@@ -219,7 +221,7 @@ impl Prover {
 
     /// The H term: `Σ h_i·H_i` for the QAP values of `witness`.
     fn h_sum(&self, witness: &[Fr]) -> G1Projective {
-        let h = qap::witness_map(&self.key.matrices, witness, &self.domains);
+        let h = qap::witness_map(&self.key.matrices, witness, &self.fft);
         self.tables.h.msm(&h[..self.tables.h.len()])
     }
 

@@ -7,40 +7,28 @@
 use ark_ff::{FftField, Zero};
 use rayon::prelude::*;
 use wakurln_fft::CosetFft;
+use wakurln_field::MontMul;
 
 use crate::rln::{circuit::Matrices, field::Fr};
 
-/// The transform of the reduction: from the `n`-th roots of unity to the coset `ω_2n·H`.
-#[derive(Debug, Clone)]
-pub(super) struct Domains {
-    fft: CosetFft,
-}
-
-impl Domains {
-    /// Domains for `constraints + instance` rows.
-    pub(super) fn new(rows: usize) -> Self {
-        let n = rows.next_power_of_two().max(2);
-        let shift =
-            Fr::get_root_of_unity(2 * n as u64).expect("BN254 supports twice the circuit's domain");
-        Self {
-            fft: CosetFft::new(n, shift).expect("BN254 supports the circuit's domain"),
-        }
-    }
-
-    pub(super) fn size(&self) -> usize {
-        self.fft.size()
-    }
+/// The transform of the reduction for `constraints + instance` rows: from the `n`-th roots of
+/// unity to the coset `ω_2n·H`.
+pub(super) fn coset_fft(rows: usize) -> CosetFft {
+    let n = rows.next_power_of_two().max(2);
+    let shift =
+        Fr::get_root_of_unity(2 * n as u64).expect("BN254 supports twice the circuit's domain");
+    CosetFft::new(n, shift).expect("BN254 supports the circuit's domain")
 }
 
 fn dot(row: &[(Fr, usize)], witness: &[Fr]) -> Fr {
     row.iter()
-        .map(|(coeff, wire)| *coeff * witness[*wire])
+        .map(|(coeff, wire)| coeff.mont_mul(&witness[*wire]))
         .sum()
 }
 
 /// The H-query scalars for `witness`: `A·B - C` on the odd 2n-th roots of unity.
-pub(super) fn witness_map(matrices: &Matrices, witness: &[Fr], domains: &Domains) -> Vec<Fr> {
-    let n = domains.size();
+pub(super) fn witness_map(matrices: &Matrices, witness: &[Fr], fft: &CosetFft) -> Vec<Fr> {
+    let n = fft.size();
     let m = matrices.num_constraints;
     let mut a = vec![Fr::zero(); n];
     let mut b = vec![Fr::zero(); n];
@@ -54,9 +42,9 @@ pub(super) fn witness_map(matrices: &Matrices, witness: &[Fr], domains: &Domains
         });
     // The public-input rows make every instance wire appear in A, as snarkjs' setup assumed.
     a[m..m + matrices.num_instance].copy_from_slice(&witness[..matrices.num_instance]);
-    let mut c: Vec<Fr> = a.iter().zip(&b).map(|(a, b)| *a * b).collect();
+    let mut c: Vec<Fr> = a.iter().zip(&b).map(|(a, b)| a.mont_mul(b)).collect();
 
-    let to_coset = |values: &mut Vec<Fr>| domains.fft.domain_to_coset(values);
+    let to_coset = |values: &mut Vec<Fr>| fft.domain_to_coset(values);
     rayon::join(
         || to_coset(&mut a),
         || rayon::join(|| to_coset(&mut b), || to_coset(&mut c)),
@@ -64,6 +52,6 @@ pub(super) fn witness_map(matrices: &Matrices, witness: &[Fr], domains: &Domains
     a.par_iter_mut()
         .zip(&b)
         .zip(&c)
-        .for_each(|((a, b), c)| *a = *a * b - c);
+        .for_each(|((a, b), c)| *a = a.mont_mul(b) - c);
     a
 }
