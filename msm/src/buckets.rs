@@ -77,9 +77,9 @@ pub(crate) struct Digit {
 /// `runs.start + 2k` minus those of run `runs.start + 2k + 1`. `counts` has the number of
 /// digits of every run. Returns `Σ (k + 1)·B_k` and `Σ B_k`.
 ///
-/// The digits' points are first copied in table order to one stream per group of runs (a
-/// few sequential streams instead of one random write per point), then each group is sorted
-/// by run in a buffer that stays in the cache while its levels are added.
+/// The digits' table indices (four bytes each, so the whole list stays in the cache) are
+/// first sorted by run; then each group of runs gathers its points from the table into a
+/// buffer that stays in the cache while its levels are added. No point is copied twice.
 pub(crate) fn sum<P: SWCurveConfig<BaseField: BatchInvert>>(
     table: &[Point<P::BaseField>],
     digits: &[Digit],
@@ -91,52 +91,41 @@ pub(crate) fn sum<P: SWCurveConfig<BaseField: BatchInvert>>(
     for &count in &counts[runs.clone()] {
         starts.push(starts.last().copied().unwrap_or(0) + count);
     }
-    let groups = groups(&starts);
-    let mut group_of = vec![0u32; runs.len()];
-    for (g, &(first, end)) in groups.iter().enumerate() {
-        group_of[first..end].fill(g as u32);
-    }
 
-    let mut staged = vec![Point::IDENTITY; starts[runs.len()]];
-    let mut staged_runs = vec![0u32; starts[runs.len()]];
-    let mut next: Vec<usize> = groups.iter().map(|&(first, _)| starts[first]).collect();
+    let mut cursor = starts[..runs.len()].to_vec();
+    let mut indices = vec![0u32; starts[runs.len()]];
     for digit in digits {
         let Some(run) = (digit.run as usize).checked_sub(runs.start) else {
             continue;
         };
         if run < runs.len() {
-            let slot = &mut next[group_of[run] as usize];
-            staged[*slot] = table[digit.index as usize];
-            staged_runs[*slot] = run as u32;
-            *slot += 1;
+            indices[cursor[run]] = digit.index;
+            cursor[run] += 1;
         }
     }
 
     let mut sums = vec![Point::IDENTITY; runs.len()];
     let mut lens = vec![0usize; runs.len()];
-    let mut sorted = Vec::new();
+    let mut points = Vec::new();
     let mut scratch = Scratch::default();
-    for &(first, end) in &groups {
+    for (first, end) in groups(&starts) {
         let local: Vec<usize> = starts[first..=end]
             .iter()
             .map(|s| s - starts[first])
             .collect();
-        let mut cursor = local.clone();
-        sorted.clear();
-        sorted.resize(local[end - first], Point::IDENTITY);
-        let range = starts[first]..starts[end];
-        for (&point, &run) in staged[range.clone()].iter().zip(&staged_runs[range]) {
-            let slot = &mut cursor[run as usize - first];
-            sorted[*slot] = point;
-            *slot += 1;
-        }
+        points.clear();
+        points.extend(
+            indices[starts[first]..starts[end]]
+                .iter()
+                .map(|&index| table[index as usize]),
+        );
         for (len, k) in lens[first..end].iter_mut().zip(first..) {
             *len = counts[runs.start + k];
         }
-        reduce_group::<P>(&mut sorted, &local, &mut lens[first..end], &mut scratch);
+        reduce_group::<P>(&mut points, &local, &mut lens[first..end], &mut scratch);
         for k in first..end {
             if lens[k] == 1 {
-                sums[k] = sorted[local[k - first]];
+                sums[k] = points[local[k - first]];
             }
         }
     }
