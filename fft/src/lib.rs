@@ -20,7 +20,7 @@
 
 use ark_bn254::Fr;
 use ark_ff::{FftField, Field, One, Zero};
-use wakurln_field::MontMul;
+use wakurln_field::FastField;
 
 /// Moves values on the `n`-th roots of unity `H` to values on the coset `g·H`.
 #[derive(Clone)]
@@ -103,7 +103,7 @@ impl CosetFft {
         values
             .iter_mut()
             .zip(&self.scale)
-            .for_each(|(value, scale)| *value = value.mont_mul(scale));
+            .for_each(|(value, scale)| *value = value.fast_mul(scale));
         self.decimate_in_time(values);
     }
 
@@ -114,8 +114,8 @@ impl CosetFft {
         while half >= 1 {
             level(values, &self.inverse[half..2 * half], |lo, hi, twiddle| {
                 let (u, v) = (*lo, *hi);
-                *lo = u + v;
-                *hi = (u - v).mont_mul(twiddle);
+                *lo = u.fast_add(&v);
+                *hi = u.fast_sub(&v).fast_mul(twiddle);
             });
             half /= 2;
         }
@@ -126,9 +126,9 @@ impl CosetFft {
         let mut half = 1;
         while half < self.size() {
             level(values, &self.forward[half..2 * half], |lo, hi, twiddle| {
-                let (u, v) = (*lo, hi.mont_mul(twiddle));
-                *lo = u + v;
-                *hi = u - v;
+                let (u, v) = (*lo, hi.fast_mul(twiddle));
+                *lo = u.fast_add(&v);
+                *hi = u.fast_sub(&v);
             });
             half *= 2;
         }

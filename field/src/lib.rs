@@ -1,4 +1,4 @@
-//! Field multiplication for BN254's base field Fq, its scalar field Fr and the quadratic
+//! Field arithmetic for BN254's base field Fq, its scalar field Fr and the quadratic
 //! extension Fq2, for the prover's hot loops (bucket sums, batch inversion, transforms).
 //!
 //! On x86-64 with BMI2 and ADX enabled at compile time (see `.cargo/config.toml`), an Fq or
@@ -7,12 +7,16 @@
 //! chains (`adcx` for the low halves, `adox` for the high ones), and one conditional
 //! subtraction at the end. Both moduli are below 2^254, so the running value always fits in
 //! four limbs plus one and no carry word is kept between rounds. Elsewhere the arkworks
-//! multiplication is used. Results are always fully reduced, so they mix freely with
-//! arkworks' own arithmetic.
+//! multiplication is used.
 //!
-//! An Fq2 product takes three Fq products (Karatsuba), a square two.
+//! Additions and subtractions are branch-free: on random operands, the data-dependent branch
+//! of a "reduce if needed" costs a misprediction every other time.
+//!
+//! Results are always fully reduced, so they mix freely with arkworks' own arithmetic. An Fq2
+//! product takes three Fq products (Karatsuba), a square two.
 
-use ark_bn254::{Fq, Fq2, Fr};
+use ark_bn254::{Fq, Fq2, FqConfig, Fr, FrConfig};
+use ark_ff::{BigInt, MontConfig};
 
 #[cfg(all(
     target_arch = "x86_64",
@@ -21,85 +25,161 @@ use ark_bn254::{Fq, Fq2, Fr};
 ))]
 mod x86;
 
-/// Multiplication through this crate's routines.
-pub trait MontMul: Copy {
+/// Arithmetic through this crate's routines.
+pub trait FastField: Copy {
     /// `self · rhs`.
-    fn mont_mul(&self, rhs: &Self) -> Self;
+    fn fast_mul(&self, rhs: &Self) -> Self;
 
     /// `self²`.
-    fn mont_square(&self) -> Self {
-        self.mont_mul(self)
+    fn fast_square(&self) -> Self {
+        self.fast_mul(self)
+    }
+
+    /// `self + rhs`.
+    fn fast_add(&self, rhs: &Self) -> Self;
+
+    /// `self - rhs`.
+    fn fast_sub(&self, rhs: &Self) -> Self;
+
+    /// `2·self`.
+    fn fast_double(&self) -> Self {
+        self.fast_add(self)
     }
 }
 
-impl MontMul for Fq {
-    #[inline(always)]
-    fn mont_mul(&self, rhs: &Self) -> Self {
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "bmi2",
-            target_feature = "adx"
-        ))]
-        {
-            Fq::new_unchecked(ark_ff::BigInt(x86::mul(&self.0.0, &rhs.0.0, &x86::FQ)))
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            target_feature = "bmi2",
-            target_feature = "adx"
-        )))]
-        {
-            *self * rhs
-        }
-    }
+/// `a + b + carry` and the carry out.
+#[inline(always)]
+fn adc(a: u64, b: u64, carry: u64) -> (u64, u64) {
+    let sum = u128::from(a) + u128::from(b) + u128::from(carry);
+    (sum as u64, (sum >> 64) as u64)
 }
 
-impl MontMul for Fr {
-    #[inline(always)]
-    fn mont_mul(&self, rhs: &Self) -> Self {
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "bmi2",
-            target_feature = "adx"
-        ))]
-        {
-            Fr::new_unchecked(ark_ff::BigInt(x86::mul(&self.0.0, &rhs.0.0, &x86::FR)))
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            target_feature = "bmi2",
-            target_feature = "adx"
-        )))]
-        {
-            *self * rhs
-        }
-    }
+/// `a - b - borrow` and the borrow out (0 or 1).
+#[inline(always)]
+fn sbb(a: u64, b: u64, borrow: u64) -> (u64, u64) {
+    let difference = u128::from(a)
+        .wrapping_sub(u128::from(b))
+        .wrapping_sub(u128::from(borrow));
+    (difference as u64, (difference >> 127) as u64)
 }
 
-impl MontMul for Fq2 {
+/// `a - b`, and whether it borrowed (as an all-ones mask).
+#[inline(always)]
+fn sub_limbs(a: &[u64; 4], b: &[u64; 4]) -> ([u64; 4], u64) {
+    let mut out = [0; 4];
+    let mut borrow = 0;
+    for i in 0..4 {
+        (out[i], borrow) = sbb(a[i], b[i], borrow);
+    }
+    (out, borrow.wrapping_neg())
+}
+
+/// `a + b mod p` for `a, b < p < 2^255`.
+#[inline(always)]
+fn add_mod(a: &[u64; 4], b: &[u64; 4], p: &[u64; 4]) -> [u64; 4] {
+    let mut sum = [0; 4];
+    let mut carry = 0;
+    for i in 0..4 {
+        (sum[i], carry) = adc(a[i], b[i], carry);
+    }
+    // The sum is below 2p < 2^256, so it has no carry out; keep it only if `sum - p` borrows.
+    let (reduced, borrowed) = sub_limbs(&sum, p);
+    std::array::from_fn(|i| (sum[i] & borrowed) | (reduced[i] & !borrowed))
+}
+
+/// `a - b mod p` for `a, b < p`.
+#[inline(always)]
+fn sub_mod(a: &[u64; 4], b: &[u64; 4], p: &[u64; 4]) -> [u64; 4] {
+    let (difference, borrowed) = sub_limbs(a, b);
+    let mut out = [0; 4];
+    let mut carry = 0;
+    for i in 0..4 {
+        (out[i], carry) = adc(difference[i], p[i] & borrowed, carry);
+    }
+    out
+}
+
+/// [`FastField`] for a 4-limb Montgomery field of arkworks.
+macro_rules! prime_field {
+    ($field:ty, $config:ty, $modulus:ident) => {
+        impl FastField for $field {
+            #[inline(always)]
+            fn fast_mul(&self, rhs: &Self) -> Self {
+                #[cfg(all(
+                    target_arch = "x86_64",
+                    target_feature = "bmi2",
+                    target_feature = "adx"
+                ))]
+                {
+                    <$field>::new_unchecked(BigInt(x86::mul(&self.0.0, &rhs.0.0, &x86::$modulus)))
+                }
+                #[cfg(not(all(
+                    target_arch = "x86_64",
+                    target_feature = "bmi2",
+                    target_feature = "adx"
+                )))]
+                {
+                    *self * rhs
+                }
+            }
+
+            #[inline(always)]
+            fn fast_add(&self, rhs: &Self) -> Self {
+                let p = &<$config as MontConfig<4>>::MODULUS.0;
+                <$field>::new_unchecked(BigInt(add_mod(&self.0.0, &rhs.0.0, p)))
+            }
+
+            #[inline(always)]
+            fn fast_sub(&self, rhs: &Self) -> Self {
+                let p = &<$config as MontConfig<4>>::MODULUS.0;
+                <$field>::new_unchecked(BigInt(sub_mod(&self.0.0, &rhs.0.0, p)))
+            }
+        }
+    };
+}
+
+prime_field!(Fq, FqConfig, FQ);
+prime_field!(Fr, FrConfig, FR);
+
+impl FastField for Fq2 {
     /// Karatsuba with `u² = -1`: `(a0·b0 - a1·b1) + ((a0 + a1)(b0 + b1) - a0·b0 - a1·b1)·u`.
     #[inline]
-    fn mont_mul(&self, rhs: &Self) -> Self {
-        let v0 = self.c0.mont_mul(&rhs.c0);
-        let v1 = self.c1.mont_mul(&rhs.c1);
-        let cross = (self.c0 + self.c1).mont_mul(&(rhs.c0 + rhs.c1));
-        Fq2::new(v0 - v1, cross - v0 - v1)
+    fn fast_mul(&self, rhs: &Self) -> Self {
+        let v0 = self.c0.fast_mul(&rhs.c0);
+        let v1 = self.c1.fast_mul(&rhs.c1);
+        let cross = self
+            .c0
+            .fast_add(&self.c1)
+            .fast_mul(&rhs.c0.fast_add(&rhs.c1));
+        Fq2::new(v0.fast_sub(&v1), cross.fast_sub(&v0).fast_sub(&v1))
     }
 
     /// `(a0 + a1)(a0 - a1) + 2·a0·a1·u`.
     #[inline]
-    fn mont_square(&self) -> Self {
-        let product = self.c0.mont_mul(&self.c1);
+    fn fast_square(&self) -> Self {
+        let product = self.c0.fast_mul(&self.c1);
         Fq2::new(
-            (self.c0 + self.c1).mont_mul(&(self.c0 - self.c1)),
-            product + product,
+            self.c0
+                .fast_add(&self.c1)
+                .fast_mul(&self.c0.fast_sub(&self.c1)),
+            product.fast_double(),
         )
+    }
+
+    #[inline(always)]
+    fn fast_add(&self, rhs: &Self) -> Self {
+        Fq2::new(self.c0.fast_add(&rhs.c0), self.c1.fast_add(&rhs.c1))
+    }
+
+    #[inline(always)]
+    fn fast_sub(&self, rhs: &Self) -> Self {
+        Fq2::new(self.c0.fast_sub(&rhs.c0), self.c1.fast_sub(&rhs.c1))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use ark_ff::{BigInteger, Field, PrimeField, UniformRand, Zero};
+    use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField, UniformRand, Zero};
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
@@ -136,18 +216,23 @@ mod tests {
         values
     }
 
-    fn check<F: PrimeField + MontMul>(seed: u64) {
+    fn check<F: PrimeField + FastField>(seed: u64) {
         let edges = edges::<F>();
         for a in &edges {
             for b in &edges {
-                assert_eq!(a.mont_mul(b), *a * b, "{a} · {b}");
+                assert_eq!(a.fast_mul(b), *a * b, "{a} · {b}");
+                assert_eq!(a.fast_add(b), *a + b, "{a} + {b}");
+                assert_eq!(a.fast_sub(b), *a - b, "{a} - {b}");
             }
-            assert_eq!(a.mont_square(), a.square(), "{a}²");
+            assert_eq!(a.fast_square(), a.square(), "{a}²");
+            assert_eq!(a.fast_double(), a.double(), "2·{a}");
         }
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         for _ in 0..20_000 {
             let (a, b) = (F::rand(&mut rng), F::rand(&mut rng));
-            assert_eq!(a.mont_mul(&b), a * b);
+            assert_eq!(a.fast_mul(&b), a * b);
+            assert_eq!(a.fast_add(&b), a + b);
+            assert_eq!(a.fast_sub(&b), a - b);
         }
     }
 
@@ -164,53 +249,62 @@ mod tests {
     }
 
     #[test]
-    fn fq_products_match_arkworks() {
+    fn fq_arithmetic_matches_arkworks() {
         check::<Fq>(1);
     }
 
     #[test]
-    fn fr_products_match_arkworks() {
+    fn fr_arithmetic_matches_arkworks() {
         check::<Fr>(2);
     }
 
     #[test]
-    fn fq2_products_and_squares_match_arkworks() {
+    fn fq2_arithmetic_matches_arkworks() {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let edges: Vec<Fq2> = edges::<Fq>()
             .into_iter()
             .flat_map(|a| edges::<Fq>().into_iter().map(move |b| Fq2::new(a, b)))
             .collect();
         for a in &edges {
-            assert_eq!(a.mont_square(), a.square());
-            assert_eq!(a.mont_mul(&edges[7]), *a * edges[7]);
+            assert_eq!(a.fast_square(), a.square());
+            assert_eq!(a.fast_mul(&edges[7]), *a * edges[7]);
+            assert_eq!(a.fast_sub(&edges[7]), *a - edges[7]);
+            assert_eq!(a.fast_add(&edges[7]), *a + edges[7]);
         }
         for _ in 0..5_000 {
             let (a, b) = (Fq2::rand(&mut rng), Fq2::rand(&mut rng));
-            assert_eq!(a.mont_mul(&b), a * b);
-            assert_eq!(a.mont_square(), a.square());
+            assert_eq!(a.fast_mul(&b), a * b);
+            assert_eq!(a.fast_square(), a.square());
+            assert_eq!(a.fast_add(&b), a + b);
+            assert_eq!(a.fast_sub(&b), a - b);
+            assert_eq!(a.fast_double(), a.double());
         }
-        assert!(Fq2::zero().mont_square().is_zero());
+        assert!(Fq2::zero().fast_square().is_zero());
     }
 
     fn element<F: PrimeField>(limbs: [u64; 4]) -> F {
-        F::from_le_bytes_mod_order(&ark_ff::BigInt(limbs).to_bytes_le())
+        F::from_le_bytes_mod_order(&BigInt(limbs).to_bytes_le())
     }
 
     proptest! {
         #[test]
-        fn any_fq_product_matches(a in any::<[u64; 4]>(), b in any::<[u64; 4]>()) {
+        fn any_fq_result_matches(a in any::<[u64; 4]>(), b in any::<[u64; 4]>()) {
             let (a, b): (Fq, Fq) = (element(a), element(b));
-            let product = a.mont_mul(&b);
+            let product = a.fast_mul(&b);
             prop_assert!(product.0 < Fq::MODULUS);
             prop_assert_eq!(product, a * b);
+            prop_assert_eq!(a.fast_add(&b), a + b);
+            prop_assert_eq!(a.fast_sub(&b), a - b);
         }
 
         #[test]
-        fn any_fr_product_matches(a in any::<[u64; 4]>(), b in any::<[u64; 4]>()) {
+        fn any_fr_result_matches(a in any::<[u64; 4]>(), b in any::<[u64; 4]>()) {
             let (a, b): (Fr, Fr) = (element(a), element(b));
-            let product = a.mont_mul(&b);
+            let product = a.fast_mul(&b);
             prop_assert!(product.0 < Fr::MODULUS);
             prop_assert_eq!(product, a * b);
+            prop_assert_eq!(a.fast_add(&b), a + b);
+            prop_assert_eq!(a.fast_sub(&b), a - b);
         }
     }
 }

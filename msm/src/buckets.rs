@@ -7,7 +7,7 @@ use std::ops::Range;
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::{AdditiveGroup, Field, One, Zero};
 
-use wakurln_field::MontMul;
+use wakurln_field::FastField;
 
 use crate::BatchInvert;
 
@@ -228,11 +228,14 @@ impl<F: BatchInvert> Scratch<F> {
 }
 
 /// What `add` divides by: `x_q - x_p`, or `2·y_p` to double; 1 where no division happens.
-fn denominator<P: SWCurveConfig>(p: &Point<P::BaseField>, q: &Point<P::BaseField>) -> P::BaseField {
+fn denominator<P: SWCurveConfig<BaseField: FastField>>(
+    p: &Point<P::BaseField>,
+    q: &Point<P::BaseField>,
+) -> P::BaseField {
     if p.is_identity() || q.is_identity() {
         P::BaseField::one()
     } else if p.x != q.x {
-        q.x - p.x
+        q.x.fast_sub(&p.x)
     } else if p.y == q.y {
         // y = 0 would be a point of order 2, which prime-order groups do not have.
         p.y.double()
@@ -242,7 +245,7 @@ fn denominator<P: SWCurveConfig>(p: &Point<P::BaseField>, q: &Point<P::BaseField
 }
 
 /// `p + q`, given the inverse of their [`denominator`].
-fn add<P: SWCurveConfig<BaseField: MontMul>>(
+fn add<P: SWCurveConfig<BaseField: FastField>>(
     p: Point<P::BaseField>,
     q: Point<P::BaseField>,
     inverse: Option<&P::BaseField>,
@@ -255,15 +258,15 @@ fn add<P: SWCurveConfig<BaseField: MontMul>>(
         return p;
     }
     let lambda = if p.x != q.x {
-        (q.y - p.y).mont_mul(inverse)
+        q.y.fast_sub(&p.y).fast_mul(inverse)
     } else if p.y == q.y {
-        let xx = p.x.mont_square();
-        (xx.double() + xx + P::COEFF_A).mont_mul(inverse)
+        let xx = p.x.fast_square();
+        (xx.double() + xx + P::COEFF_A).fast_mul(inverse)
     } else {
         // q = -p.
         return Point::IDENTITY;
     };
-    let x = lambda.mont_square() - p.x - q.x;
-    let y = lambda.mont_mul(&(p.x - x)) - p.y;
+    let x = lambda.fast_square().fast_sub(&p.x).fast_sub(&q.x);
+    let y = lambda.fast_mul(&p.x.fast_sub(&x)).fast_sub(&p.y);
     Point { x, y }
 }

@@ -8,11 +8,11 @@
 
 use ark_bn254::{Fq, Fq2};
 use ark_ff::Field;
-use wakurln_field::MontMul;
+use wakurln_field::FastField;
 
 /// A field whose values the bucket sums invert in batches (and multiply with
-/// [`MontMul`]).
-pub trait BatchInvert: Field + MontMul {
+/// [`FastField`]).
+pub trait BatchInvert: Field + FastField {
     /// Buffers kept between batches.
     type Space: Default + Send;
 
@@ -39,30 +39,30 @@ impl BatchInvert for Fq2 {
         norms.extend(
             values
                 .iter()
-                .map(|v| v.c0.mont_square() + v.c1.mont_square()),
+                .map(|v| v.c0.fast_square().fast_add(&v.c1.fast_square())),
         );
         montgomery(norms, prefixes);
         for (value, norm) in values.iter_mut().zip(norms.iter()) {
-            *value = Fq2::new(value.c0.mont_mul(norm), -value.c1.mont_mul(norm));
+            *value = Fq2::new(value.c0.fast_mul(norm), -value.c1.fast_mul(norm));
         }
     }
 }
 
 /// Montgomery's trick over `values`, with `prefixes` as space for the running products.
-fn montgomery<F: Field + MontMul>(values: &mut [F], prefixes: &mut Vec<F>) {
+fn montgomery<F: Field + FastField>(values: &mut [F], prefixes: &mut Vec<F>) {
     prefixes.clear();
     let mut product = F::one();
     for value in values.iter() {
         prefixes.push(product);
-        product = product.mont_mul(value);
+        product = product.fast_mul(value);
     }
     let mut inverse = product
         .inverse()
         .expect("denominators are never zero: equal x only reach here as a doubling");
     for (value, prefix) in values.iter_mut().zip(prefixes.iter()).rev() {
         let original = *value;
-        *value = inverse.mont_mul(prefix);
-        inverse = inverse.mont_mul(&original);
+        *value = inverse.fast_mul(prefix);
+        inverse = inverse.fast_mul(&original);
     }
 }
 

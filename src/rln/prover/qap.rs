@@ -7,7 +7,7 @@
 use ark_ff::{FftField, Zero};
 use rayon::prelude::*;
 use wakurln_fft::CosetFft;
-use wakurln_field::MontMul;
+use wakurln_field::FastField;
 
 use crate::rln::{circuit::Matrices, field::Fr};
 
@@ -22,7 +22,7 @@ pub(super) fn coset_fft(rows: usize) -> CosetFft {
 
 fn dot(row: &[(Fr, usize)], witness: &[Fr]) -> Fr {
     row.iter()
-        .map(|(coeff, wire)| coeff.mont_mul(&witness[*wire]))
+        .map(|(coeff, wire)| coeff.fast_mul(&witness[*wire]))
         .sum()
 }
 
@@ -42,7 +42,7 @@ pub(super) fn witness_map(matrices: &Matrices, witness: &[Fr], fft: &CosetFft) -
         });
     // The public-input rows make every instance wire appear in A, as snarkjs' setup assumed.
     a[m..m + matrices.num_instance].copy_from_slice(&witness[..matrices.num_instance]);
-    let mut c: Vec<Fr> = a.iter().zip(&b).map(|(a, b)| a.mont_mul(b)).collect();
+    let mut c: Vec<Fr> = a.iter().zip(&b).map(|(a, b)| a.fast_mul(b)).collect();
 
     let to_coset = |values: &mut Vec<Fr>| fft.domain_to_coset(values);
     rayon::join(
@@ -52,6 +52,6 @@ pub(super) fn witness_map(matrices: &Matrices, witness: &[Fr], fft: &CosetFft) -
     a.par_iter_mut()
         .zip(&b)
         .zip(&c)
-        .for_each(|((a, b), c)| *a = a.mont_mul(b) - c);
+        .for_each(|((a, b), c)| *a = a.fast_mul(b) - c);
     a
 }
