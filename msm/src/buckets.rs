@@ -141,13 +141,75 @@ pub(crate) fn sum<P: SWCurveConfig<BaseField: BatchInvert>>(
         .extend(pairs.iter().map(|(p, q)| denominator::<P>(p, q)));
     scratch.invert_all();
 
-    let mut running = Projective::<P>::zero();
-    let mut weighted = Projective::<P>::zero();
-    for ((p, q), inverse) in pairs.into_iter().zip(&scratch.inverses).rev() {
-        running += &add::<P>(p, q, Some(inverse)).to_affine::<P>();
-        weighted += &running;
+    let buckets: Vec<Point<_>> = pairs
+        .iter()
+        .zip(&scratch.inverses)
+        .map(|(&(p, q), inverse)| add::<P>(p, q, Some(inverse)))
+        .collect();
+    weigh::<P>(&buckets, &mut scratch)
+}
+
+/// `Σ (k + 1)·B_k` and `Σ B_k` over `buckets`.
+///
+/// One running sum (`S += B_k`, `W += S`, from the top bucket down) would be two dependent
+/// additions per bucket, in Jacobian coordinates for want of anything to batch them with.
+/// Instead the buckets are cut into consecutive chunks whose running sums advance in lockstep,
+/// so that every step is one batch of affine additions sharing one inversion. Chunk `t` starts
+/// at bucket `t·len` and ends with `S_t = Σ B_k` and `W_t = Σ (k - t·len + 1)·B_k`; the result
+/// is `Σ W_t + len·Σ t·S_t`, where the last sum is a short Jacobian running sum.
+fn weigh<P: SWCurveConfig<BaseField: BatchInvert>>(
+    buckets: &[Point<P::BaseField>],
+    scratch: &mut Scratch<P::BaseField>,
+) -> (Projective<P>, Projective<P>) {
+    // Balances the inversions (one per step, two steps per bucket of a chunk) against the
+    // Jacobian additions that combine the chunks (three per chunk).
+    let chains = (buckets.len() * 6).isqrt().clamp(1, buckets.len().max(1));
+    let len = buckets.len().div_ceil(chains);
+    let bucket = |t: usize, step: usize| {
+        buckets
+            .get(t * len + step)
+            .copied()
+            .unwrap_or(Point::IDENTITY)
+    };
+    let mut running = vec![Point::IDENTITY; chains];
+    let mut weighted = vec![Point::IDENTITY; chains];
+    for step in (0..len).rev() {
+        add_all::<P>(&mut running, |t| bucket(t, step), scratch);
+        add_all::<P>(&mut weighted, |t| running[t], scratch);
     }
-    (weighted, running)
+
+    let mut total = Projective::<P>::zero();
+    let mut offsets = Projective::<P>::zero();
+    for sum in running.iter().skip(1).rev() {
+        total += &sum.to_affine::<P>();
+        offsets += &total;
+    }
+    if let Some(first) = running.first() {
+        total += &first.to_affine::<P>();
+    }
+    let mut weighted_total = offsets * P::ScalarField::from(len as u64);
+    for sum in &weighted {
+        weighted_total += &sum.to_affine::<P>();
+    }
+    (weighted_total, total)
+}
+
+/// `sums[t] += other(t)` for every `t`, with one shared inversion.
+fn add_all<P: SWCurveConfig<BaseField: BatchInvert>>(
+    sums: &mut [Point<P::BaseField>],
+    other: impl Fn(usize) -> Point<P::BaseField>,
+    scratch: &mut Scratch<P::BaseField>,
+) {
+    scratch.inverses.clear();
+    scratch.inverses.extend(
+        sums.iter()
+            .enumerate()
+            .map(|(t, sum)| denominator::<P>(sum, &other(t))),
+    );
+    scratch.invert_all();
+    for (t, (sum, inverse)) in sums.iter_mut().zip(&scratch.inverses).enumerate() {
+        *sum = add::<P>(*sum, other(t), Some(inverse));
+    }
 }
 
 /// Consecutive runs in groups of at most [`GROUP_POINTS`] points (a larger run is a group
