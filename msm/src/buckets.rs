@@ -114,11 +114,14 @@ pub(crate) fn sum<P: SWCurveConfig<BaseField: BatchInvert>>(
             .map(|s| s - starts[first])
             .collect();
         points.clear();
-        points.extend(
-            indices[starts[first]..starts[end]]
-                .iter()
-                .map(|&index| table[index as usize]),
-        );
+        let group = &indices[starts[first]..starts[end]];
+        for (k, &index) in group.iter().enumerate() {
+            // Runs jump around the table, which no hardware prefetcher foresees.
+            if let Some(&ahead) = group.get(k + PREFETCH_AHEAD) {
+                prefetch(&table[ahead as usize]);
+            }
+            points.push(table[index as usize]);
+        }
         for (len, k) in lens[first..end].iter_mut().zip(first..) {
             *len = counts[runs.start + k];
         }
@@ -210,6 +213,24 @@ fn add_all<P: SWCurveConfig<BaseField: BatchInvert>>(
     for (t, (sum, inverse)) in sums.iter_mut().zip(&scratch.inverses).enumerate() {
         *sum = add::<P>(*sum, other(t), Some(inverse));
     }
+}
+
+/// How many points ahead of the gathering loop the table is prefetched.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Starts loading `value`'s cache line, without waiting for it.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch only hints the cache: it has no effect the program can observe
+        // and cannot fault; the pointer comes from a live reference anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// Consecutive runs in groups of at most [`GROUP_POINTS`] points (a larger run is a group

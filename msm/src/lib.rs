@@ -175,13 +175,14 @@ impl<P: SWCurveConfig<BaseField: BatchInvert>> Table<P> {
 const PART_POINTS: usize = 16_384;
 
 /// The window size that minimises the estimated work for `bases` bases: affine bucket
-/// additions (about 6 multiplications each) against the final bucket sum (2 Jacobian additions
-/// of about 12 per bucket).
+/// additions (about 6 multiplications each) against weighing the buckets (2 batched affine
+/// additions per bucket, plus their share of inversions and of combining the chunks: about 14).
+/// Measured on 8,192 random G1 bases, 13 to 15 bits are within noise of each other.
 pub fn best_window(bases: usize) -> u32 {
     (4..=16)
         .min_by_key(|&c: &u32| {
             let windows = 255usize.div_ceil(c as usize);
-            bases * windows * 6 + (1usize << (c - 1)) * 24
+            bases * windows * 6 + (1usize << (c - 1)) * 14
         })
         .expect("a non-empty range")
 }
