@@ -1,16 +1,15 @@
 //! The Groth16 prover for the RLN circuit, on arkworks curve arithmetic with circom's QAP
 //! reduction.
 //!
-//! Two paths:
-//! - [`Prover::prove_witness`] proves from a full witness;
-//! - [`Prover::prepare_member`] sums, once, the MSM terms of the wires that depend only on
-//!   the member and its Merkle path; [`Prover::prove_prepared`] then pays per message only
-//!   for the wires the message changes (signal, epoch, message id and what follows from
-//!   them) and for the H term.
+//! [`Prover::prepare_member`] sums, once, the MSM terms of the wires that depend only on the
+//! member and its Merkle path; [`Prover::prove_prepared`] then pays per message only for the
+//! wires the message changes (signal, epoch, message id and what follows from them) and for
+//! the H term. [`Prover::prove_witness`] does both in turn, for a witness seen once.
 //!
 //! The per-message MSMs (H and the message's wires) run over precomputed window tables
 //! ([`wakurln_msm::Table`]), built once when the prover is made; the rest uses arkworks'
-//! Pippenger MSM.
+//! Pippenger MSM. Every G1 term that only enters C (H, the message's L wires and its B wires
+//! times the blinding factor `r`) is one MSM over one table, so they share one set of buckets.
 //!
 //! Proving is CPU-bound and synchronous: callers run it on a blocking pool, never on an async
 //! runtime thread. Inside, the MSMs and FFTs use the rayon pool.
@@ -70,7 +69,11 @@ pub struct Prover {
 /// Window tables of the bases every message pays for.
 #[derive(Debug)]
 struct Tables {
-    h: Table<g1::Config>,
+    /// The H points, then the L points of the message's private wires, then the B (G1) points
+    /// of all the message's wires: everything of C that a message changes.
+    c: Table<g1::Config>,
+    /// How many H points lead `c`.
+    h_points: usize,
     /// Wires whose value depends on the message.
     dynamic: Vec<usize>,
     /// Wires whose value does not: their sums are prepared once per member.
@@ -78,9 +81,7 @@ struct Tables {
     /// The private ones among them, as indices into the L query.
     dynamic_private: Vec<usize>,
     a: Table<g1::Config>,
-    b1: Table<g1::Config>,
     b2: Table<g2::Config>,
-    l: Table<g1::Config>,
 }
 
 /// The bases of `wires`.
@@ -97,28 +98,25 @@ impl Tables {
             .iter()
             .filter_map(|&w| w.checked_sub(instance))
             .collect();
-        let ((h, a), (b1, (b2, l))) = rayon::join(
+        let c_bases: Vec<_> = pk
+            .h_query
+            .iter()
+            .copied()
+            .chain(pick(&pk.l_query, &dynamic_private))
+            .chain(pick(&pk.b_g1_query, &dynamic))
+            .collect();
+        let (c, (a, b2)) = rayon::join(
+            || Table::new(&c_bases),
             || {
                 rayon::join(
-                    || Table::new(&pk.h_query),
                     || Table::new(&pick(&pk.a_query, &dynamic)),
-                )
-            },
-            || {
-                rayon::join(
-                    || Table::new(&pick(&pk.b_g1_query, &dynamic)),
-                    || {
-                        rayon::join(
-                            || Table::new(&pick(&pk.b_g2_query, &dynamic)),
-                            || Table::new(&pick(&pk.l_query, &dynamic_private)),
-                        )
-                    },
+                    || Table::new(&pick(&pk.b_g2_query, &dynamic)),
                 )
             },
         );
         tracing::debug!(
             message_wires = dynamic.len(),
-            h_window_bits = h.window_bits(),
+            c_window_bits = c.window_bits(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "prover window tables built"
         );
@@ -126,30 +124,31 @@ impl Tables {
             .filter(|i| dynamic.binary_search(i).is_err())
             .collect();
         Self {
-            h,
+            c,
+            h_points: pk.h_query.len(),
             dynamic,
             fixed,
             dynamic_private,
             a,
-            b1,
             b2,
-            l,
         }
     }
 
-    /// The MSM sums over the message's wires.
-    fn sums(&self, witness: &[Fr], instance: usize) -> Sums {
-        let values: Vec<Fr> = self.dynamic.iter().map(|&w| witness[w]).collect();
-        let private: Vec<Fr> = self
-            .dynamic_private
+    /// The message's share of A and B (G2).
+    fn a_b2(&self, values: &[Fr]) -> (G1Projective, G2Projective) {
+        rayon::join(|| self.a.msm(values), || self.b2.msm(values))
+    }
+
+    /// The message's share of C: `Σ h_i·H_i + Σ w_i·L_i + r·Σ w_i·B_i`, the last two over the
+    /// message's (private) wires.
+    fn c(&self, h: &[Fr], witness: &[Fr], values: &[Fr], instance: usize, r: Fr) -> G1Projective {
+        let scalars: Vec<Fr> = h[..self.h_points]
             .iter()
-            .map(|&i| witness[instance + i])
+            .copied()
+            .chain(self.dynamic_private.iter().map(|&i| witness[instance + i]))
+            .chain(values.iter().map(|v| *v * r))
             .collect();
-        let ((a, b1), (b2, l)) = rayon::join(
-            || rayon::join(|| self.a.msm(&values), || self.b1.msm(&values)),
-            || rayon::join(|| self.b2.msm(&values), || self.l.msm(&private)),
-        );
-        Sums { a, b1, b2, l }
+        self.c.msm(&scalars)
     }
 }
 
@@ -219,38 +218,15 @@ impl Prover {
         Sums { a, b1, b2, l }
     }
 
-    /// The H term: `Σ h_i·H_i` for the QAP values of `witness`.
-    fn h_sum(&self, witness: &[Fr]) -> G1Projective {
-        let h = qap::witness_map(&self.key.matrices, witness, &self.fft);
-        self.tables.h.msm(&h[..self.tables.h.len()])
-    }
-
-    /// Combines the sums with the H term and the blinding factors into a proof.
-    fn finish<R: RngCore>(&self, sums: Sums, h_sum: G1Projective, rng: &mut R) -> Proof<Bn254> {
-        let pk = &self.key.key;
-        let r = Fr::rand(rng);
-        let s = Fr::rand(rng);
-        let a = sums.a + pk.vk.alpha_g1 + pk.delta_g1 * r;
-        let b1 = sums.b1 + pk.beta_g1 + pk.delta_g1 * s;
-        let b2 = sums.b2 + pk.vk.beta_g2 + pk.vk.delta_g2 * s;
-        let c = sums.l + h_sum + a * s + b1 * r - pk.delta_g1 * (r * s);
-        Proof {
-            a: a.into_affine(),
-            b: b2.into_affine(),
-            c: c.into_affine(),
-        }
-    }
-
-    /// Proves from a full witness (one value per wire, wire 0 = 1).
+    /// Proves from a full witness (one value per wire, wire 0 = 1): the member-only sums
+    /// first, as [`Prover::prepare_member`] makes them, then the message's part.
     pub fn prove_witness<R: RngCore>(
         &self,
         witness: &[Fr],
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ProveError> {
-        Self::check_len(witness)?;
-        let all: Vec<usize> = (0..NUM_WIRES).collect();
-        let (sums, h_sum) = rayon::join(|| self.sums(witness, &all), || self.h_sum(witness));
-        Ok(self.finish(sums, h_sum, rng))
+        let member = self.prepare_member(witness)?;
+        self.prove_prepared(&member, witness, rng)
     }
 
     /// Precomputes the member-only part of the MSMs; `witness` is any full witness of this
@@ -285,16 +261,26 @@ impl Prover {
             return Err(ProveError::NotThisMember(wire));
         }
         let instance = self.key.matrices.num_instance;
-        let (fresh, h_sum) = rayon::join(
-            || self.tables.sums(witness, instance),
-            || self.h_sum(witness),
+        let r = Fr::rand(rng);
+        let s = Fr::rand(rng);
+        let values: Vec<Fr> = self.tables.dynamic.iter().map(|&w| witness[w]).collect();
+        let ((a, b2), c_fresh) = rayon::join(
+            || self.tables.a_b2(&values),
+            || {
+                let h = qap::witness_map(&self.key.matrices, witness, &self.fft);
+                self.tables.c(&h, witness, &values, instance, r)
+            },
         );
-        let sums = Sums {
-            a: fresh.a + member.a,
-            b1: fresh.b1 + member.b1,
-            b2: fresh.b2 + member.b2,
-            l: fresh.l + member.l,
-        };
-        Ok(self.finish(sums, h_sum, rng))
+        // C = L + H + s·A + r·B1 - r·s·δ with B1 = B1_message + B1_member + β + s·δ: the r·s·δ
+        // terms cancel, and the message's part of L + H + r·B1 is `c_fresh`.
+        let pk = &self.key.key;
+        let a = a + member.a + pk.vk.alpha_g1 + pk.delta_g1 * r;
+        let b2 = b2 + member.b2 + pk.vk.beta_g2 + pk.vk.delta_g2 * s;
+        let c = c_fresh + member.l + a * s + (member.b1 + pk.beta_g1) * r;
+        Ok(Proof {
+            a: a.into_affine(),
+            b: b2.into_affine(),
+            c: c.into_affine(),
+        })
     }
 }
