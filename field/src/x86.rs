@@ -29,84 +29,43 @@ impl Modulus {
 pub(crate) static FQ: Modulus = Modulus::of::<FqConfig>();
 pub(crate) static FR: Modulus = Modulus::of::<FrConfig>();
 
+/// `t += rdx · x` for the four limbs of `x` at `[$x]`, with `t` in registers `t0`..`t4`: low
+/// halves along the carry flag, high halves along the overflow flag, both ending in `t4`.
+#[rustfmt::skip]
+macro_rules! add_product {
+    ($x:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
+        concat!(
+            "xor r14d, r14d\n",
+            "mulx r13, rax, [", $x, "]\n",
+            "adcx ", $t0, ", rax\n",
+            "adox ", $t1, ", r13\n",
+            "mulx r13, rax, [", $x, " + 8]\n",
+            "adcx ", $t1, ", rax\n",
+            "adox ", $t2, ", r13\n",
+            "mulx r13, rax, [", $x, " + 16]\n",
+            "adcx ", $t2, ", rax\n",
+            "adox ", $t3, ", r13\n",
+            "mulx r13, rax, [", $x, " + 24]\n",
+            "adcx ", $t3, ", rax\n",
+            "adox ", $t4, ", r13\n",
+            "adcx ", $t4, ", r14\n",
+        )
+    };
+}
+
 /// One round for limb `i` of b, with `t` in registers `t0`..`t4` (`t4` is zero on entry).
 /// Afterwards `t1`..`t4` hold the new value and `t0` is zero.
+#[rustfmt::skip]
 macro_rules! round {
     ($i:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
         concat!(
             // t += a · b_i
-            "mov rdx, [rdi + 8*",
-            $i,
-            "]\n",
-            "xor r14d, r14d\n",
-            "mulx r13, rax, [rsi]\n",
-            "adcx ",
-            $t0,
-            ", rax\n",
-            "adox ",
-            $t1,
-            ", r13\n",
-            "mulx r13, rax, [rsi + 8]\n",
-            "adcx ",
-            $t1,
-            ", rax\n",
-            "adox ",
-            $t2,
-            ", r13\n",
-            "mulx r13, rax, [rsi + 16]\n",
-            "adcx ",
-            $t2,
-            ", rax\n",
-            "adox ",
-            $t3,
-            ", r13\n",
-            "mulx r13, rax, [rsi + 24]\n",
-            "adcx ",
-            $t3,
-            ", rax\n",
-            "adox ",
-            $t4,
-            ", r13\n",
-            "adcx ",
-            $t4,
-            ", r14\n",
+            "mov rdx, [rdi + 8*", $i, "]\n",
+            add_product!("rsi", $t0, $t1, $t2, $t3, $t4),
             // m = t0 · (-p⁻¹); t += m · p, which clears t0
-            "mov rdx, ",
-            $t0,
-            "\n",
+            "mov rdx, ", $t0, "\n",
             "imul rdx, [rcx + 32]\n",
-            "xor r14d, r14d\n",
-            "mulx r13, rax, [rcx]\n",
-            "adcx ",
-            $t0,
-            ", rax\n",
-            "adox ",
-            $t1,
-            ", r13\n",
-            "mulx r13, rax, [rcx + 8]\n",
-            "adcx ",
-            $t1,
-            ", rax\n",
-            "adox ",
-            $t2,
-            ", r13\n",
-            "mulx r13, rax, [rcx + 16]\n",
-            "adcx ",
-            $t2,
-            ", rax\n",
-            "adox ",
-            $t3,
-            ", r13\n",
-            "mulx r13, rax, [rcx + 24]\n",
-            "adcx ",
-            $t3,
-            ", rax\n",
-            "adox ",
-            $t4,
-            ", r13\n",
-            "adcx ",
-            $t4,
-            ", r14\n",
+            add_product!("rcx", $t0, $t1, $t2, $t3, $t4),
         )
     };
 }
