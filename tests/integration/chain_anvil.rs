@@ -2,7 +2,7 @@
 //! tree and find the member under the contract's root, erase and extend, errors users meet,
 //! a reorganisation rolled back, and a sync killed mid-way that resumes.
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

@@ -1,7 +1,5 @@
 //! Helpers shared by the integration tests.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 
 /// A file under `../shared/`, the material every checkout has beside the project. Panics with a

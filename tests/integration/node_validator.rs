@@ -2,7 +2,7 @@
 //! reason in the reference order, duplicates ignored, double signalling caught with the secret
 //! recovered, and a batch that singles out exactly its bad messages.
 
-mod common;
+use crate::common;
 
 use std::{
     str::FromStr,

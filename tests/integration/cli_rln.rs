@@ -1,6 +1,6 @@
 //! `wakurln rln` and `wakurln circuit` as scripts use them: keygen, prove, verify, install.
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

@@ -4,7 +4,7 @@
 //! own message (proved with its membership) reaches the JS peer, and a message with a bad proof
 //! from the JS peer is rejected.
 
-mod common;
+use crate::common;
 
 use std::{
     path::PathBuf,

@@ -2,7 +2,7 @@
 //! automatic proof, read back on the other node (static and auto-sharded routes), health,
 //! peers, info, metrics and the OpenAPI description, and the 4xx answers bad requests get.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

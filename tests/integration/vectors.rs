@@ -1,6 +1,6 @@
 //! The shared message-hash and autosharding vectors, through the library and the CLI.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

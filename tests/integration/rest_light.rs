@@ -2,7 +2,7 @@
 //! another service (`peerAddr`) and through the node's own service, and the `/filter/v2`
 //! routes: subscribe, messages, ping, unsubscribe, unsubscribe-all, each with its status.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! forwarded, double signalling detected with the secret recovered, a restarted publisher
 //! that does not reuse a message id, and a peer of another cluster disconnected.
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

@@ -1,7 +1,7 @@
 //! `wakurln keystore` as members use it: passwords from files, the environment or nowhere;
 //! listing without a password; revealing secrets only on request; moving credentials.
 
-mod common;
+use crate::common;
 
 use std::{
     os::unix::fs::PermissionsExt,

@@ -1,6 +1,6 @@
 //! Keystores cross between wakurln and the JS client's Keystore (npm `@waku/rln`) both ways.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

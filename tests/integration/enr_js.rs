@@ -3,7 +3,7 @@
 //! and shards, and records it signs decode and verify here. A running node's own record (what
 //! peer exchange hands out) gives the JS side a dialable address of that node.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! The native graph witness calculator against circom's own wasm witness calculator
 //! (`rln.wasm`, run by `tests/js/witness.mjs` under Node.js): full witnesses must be equal.
 
-mod common;
+use crate::common;
 
 use ark_ff::UniformRand;
 use rand::{Rng, SeedableRng};

@@ -1,7 +1,7 @@
 //! End to end: witness from the graph, proof from the network's key, verification with the
 //! compiled-in key; full and prepared paths; refusals.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

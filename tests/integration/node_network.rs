@@ -2,8 +2,6 @@
 //! node keys of both types kept across restarts, static peers redialled after a restart,
 //! connection limits, and the `wakurln node` command configured from a TOML file.
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},

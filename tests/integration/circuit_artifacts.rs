@@ -1,7 +1,7 @@
 //! The network's circuit files: pinned digests, both proving-key formats, the compiled-in
 //! verifying key, and a clear error for every way a file can be wrong.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

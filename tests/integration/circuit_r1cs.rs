@@ -4,7 +4,7 @@
 //!
 //! The `.r1cs` and `.sym` files are parsed here, independently of the library's key readers.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! implementation with its own stored constants: seeded random inputs and the edges 0, 1 and
 //! r - 1 in every position, for 1 to 4 inputs.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -2,7 +2,7 @@
 //! honest delivery, a double signal caught with the secret recovered, and a light client whose
 //! proofless message goes out with a lent proof and comes back through filter.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -11,7 +11,7 @@
 //! - its peer-exchange discovery, pointed at one wakurln node, finds a store node one hop
 //!   further from the signed record our node hands out, and connects to it.
 
-mod common;
+use crate::common;
 
 use std::{
     process::Stdio,
