@@ -51,10 +51,7 @@ pub enum ProveError {
 pub struct PreparedMember {
     /// The witness the sums were computed from.
     witness: Vec<Fr>,
-    a: G1Projective,
-    b1: G1Projective,
-    b2: G2Projective,
-    l: G1Projective,
+    sums: Sums,
 }
 
 /// Makes RLN proofs with a proving key.
@@ -153,7 +150,7 @@ impl Tables {
 }
 
 /// The four MSM sums of a proof before randomisation.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Sums {
     a: G1Projective,
     b1: G1Projective,
@@ -233,13 +230,9 @@ impl Prover {
     /// member and path.
     pub fn prepare_member(&self, witness: &[Fr]) -> Result<PreparedMember, ProveError> {
         Self::check_len(witness)?;
-        let sums = self.sums(witness, &self.tables.fixed);
         Ok(PreparedMember {
             witness: witness.to_vec(),
-            a: sums.a,
-            b1: sums.b1,
-            b2: sums.b2,
-            l: sums.l,
+            sums: self.sums(witness, &self.tables.fixed),
         })
     }
 
@@ -274,6 +267,7 @@ impl Prover {
         // C = L + H + s·A + r·B1 - r·s·δ with B1 = B1_message + B1_member + β + s·δ: the r·s·δ
         // terms cancel, and the message's part of L + H + r·B1 is `c_fresh`.
         let pk = &self.key.key;
+        let member = &member.sums;
         let a = a + member.a + pk.vk.alpha_g1 + pk.delta_g1 * r;
         let b2 = b2 + member.b2 + pk.vk.beta_g2 + pk.vk.delta_g2 * s;
         let c = c_fresh + member.l + a * s + (member.b1 + pk.beta_g1) * r;
