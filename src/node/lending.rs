@@ -56,6 +56,9 @@ pub enum LendError {
         /// Seconds until the next epoch.
         wait_secs: u64,
     },
+    /// This node has no lending pool.
+    #[error("this service lends no RLN proofs")]
+    NoPool,
     /// The message is not for the current epoch, or has no timestamp.
     #[error("the message's timestamp is not in the current epoch")]
     WrongEpoch,

@@ -172,7 +172,7 @@ pub async fn serve(
             Err(e @ LendError::ClientQuota { .. }) => {
                 return response(id, status::TOO_MANY_REQUESTS, e.to_string(), Some(peers));
             }
-            Err(e @ LendError::Exhausted { .. }) => {
+            Err(e @ (LendError::Exhausted { .. } | LendError::NoPool)) => {
                 return response(id, status::OUT_OF_RLN_PROOF, e.to_string(), Some(peers));
             }
             Err(e @ LendError::WrongEpoch) => {

@@ -465,13 +465,15 @@ impl NodeHandle {
         message: WakuMessage,
     ) -> Result<WakuMessage, lending::LendError> {
         let Some(pool) = self.lending.clone() else {
-            return Err(lending::LendError::Exhausted { wait_secs: 0 });
+            return Err(lending::LendError::NoPool);
         };
         let paths = self.member_path.borrow().clone();
         let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || pool.lend(client, message, &paths, &metrics))
             .await
-            .unwrap_or(Err(lending::LendError::Exhausted { wait_secs: 0 }))
+            .unwrap_or_else(|e| {
+                Err(PublishError::Prove(format!("the proving task did not finish: {e}")).into())
+            })
     }
 
     /// Queries this node's own archive.
