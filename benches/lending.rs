@@ -17,7 +17,7 @@ use wakurln::{
     message::WakuMessage,
     node::{
         MemberPaths,
-        lending::{LendingPool, LendingRules},
+        lending::{Client, LendingPool, LendingRules},
         metrics::Metrics,
         publisher::{Member, MessageIdCounter},
     },
@@ -87,7 +87,10 @@ fn lending(c: &mut Criterion) {
     let pool = Arc::new(LendingPool::new(prover, members, counter, EPOCH, rules));
     let paths = Arc::new(paths);
     let metrics = Arc::new(Metrics::new());
-    let clients = [PeerId::random(), PeerId::random()];
+    let clients = [
+        Client::Peer(PeerId::random()),
+        Client::Peer(PeerId::random()),
+    ];
     // The first lend makes the member's precomputation (the pool takes its members in
     // order); it is not what a running service pays per message.
     pool.lend(clients[0], message(0), &paths, &metrics).unwrap();

@@ -10,12 +10,16 @@
 //!   take one proof from the reserve, so heavy clients cannot starve newcomers;
 //! - when both are spent the pool is exhausted (504) until the next epoch.
 //!
+//! A client is a libp2p peer, or, for the REST API's `POST /lightpush/v3/message`, the address
+//! the HTTP request came from.
+//!
 //! Message ids come from the same durable counter as the node's own messages (keyed by
 //! membership and epoch), so a restart never reuses one. The per-client accounting is kept in
 //! memory: a restart forgets who used what, never which ids were used.
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -76,10 +80,19 @@ pub struct LendingRules {
     pub reserve: u64,
 }
 
+/// Who a proof is lent to: each has its own quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// A peer pushing over lightpush.
+    Peer(PeerId),
+    /// A caller of the REST API, by the address its request came from.
+    Rest(IpAddr),
+}
+
 #[derive(Default)]
 struct Usage {
     epoch: u64,
-    per_client: HashMap<PeerId, u64>,
+    per_client: HashMap<Client, u64>,
     shared: u64,
     reserve: u64,
 }
@@ -147,7 +160,7 @@ impl LendingPool {
     }
 
     /// Takes one unit of the epoch's budget for `client`, or says why not.
-    fn admit(&self, client: PeerId, epoch: u64) -> Result<(), LendError> {
+    fn admit(&self, client: Client, epoch: u64) -> Result<(), LendError> {
         let mut u = self.usage.lock().expect("never poisoned");
         if u.epoch != epoch {
             *u = Usage {
@@ -180,7 +193,7 @@ impl LendingPool {
     /// milliseconds): call it off async threads.
     pub fn lend(
         &self,
-        client: PeerId,
+        client: Client,
         message: WakuMessage,
         paths: &MemberPaths,
         metrics: &Metrics,

@@ -9,7 +9,11 @@
 
 use libp2p::StreamProtocol;
 
-use super::{NodeError, NodeHandle, lending::LendError, publisher::PublishError};
+use super::{
+    NodeError, NodeHandle,
+    lending::{Client, LendError},
+    publisher::PublishError,
+};
 use crate::{
     message::{MessageError, WakuMessage},
     proto::{
@@ -66,7 +70,7 @@ const RESPONSE_FRAME: usize = 16 * 1024;
 pub type LightpushV2Codec = ProtoCodec<PushRpc, PushRpc, MAX_FRAME, MAX_FRAME>;
 
 /// Serves one legacy v2 request through the v3 path.
-pub async fn serve_v2(node: NodeHandle, client: libp2p::PeerId, rpc: PushRpc) -> PushRpc {
+pub async fn serve_v2(node: NodeHandle, client: Client, rpc: PushRpc) -> PushRpc {
     let request_id = rpc.request_id.clone();
     let answer = |is_success: bool, info: String| PushRpc {
         request_id: request_id.clone(),
@@ -108,11 +112,7 @@ fn response(
 }
 
 /// Serves one request from `client` through `node`.
-pub async fn serve(
-    node: NodeHandle,
-    client: libp2p::PeerId,
-    req: LightpushRequest,
-) -> LightpushResponse {
+pub async fn serve(node: NodeHandle, client: Client, req: LightpushRequest) -> LightpushResponse {
     let id = req.request_id.clone();
     let message = match WakuMessage::try_from(req.message) {
         Ok(m) => m,

@@ -461,7 +461,7 @@ impl NodeHandle {
     /// Attaches a proof lent from the pool to `message`, pushed by `client`.
     pub async fn lend(
         &self,
-        client: PeerId,
+        client: lending::Client,
         message: WakuMessage,
     ) -> Result<WakuMessage, lending::LendError> {
         let Some(pool) = self.lending.clone() else {

@@ -1,7 +1,8 @@
 //! Relay nodes on loopback enforcing RLN against a real anvil chain and the network's circuit
 //! keys: honest delivery along a line of five nodes, an invalid proof rejected and not
 //! forwarded, double signalling detected with the secret recovered, a restarted publisher
-//! that does not reuse a message id, and a peer of another cluster disconnected.
+//! that does not reuse a message id, a peer of another cluster disconnected, lightpush with its
+//! status codes, and lending from a service's pool (per lightpush peer and per REST caller).
 
 use crate::common;
 
@@ -510,6 +511,71 @@ async fn lightpush_relays_proved_messages_and_answers_with_status_codes() {
     assert_eq!(r.status_code, status::INVALID_MESSAGE, "{r:?}");
     assert!(r.status_desc.unwrap().contains("invalid_proof"));
     for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_callers_each_have_their_own_lending_quota() {
+    use common::http::Http;
+    use node::lending::LendingRules;
+    let chain = chain("rest-lending").await;
+    let (pool, _) = member(&chain, "pool", 3).await;
+    let mut service_config = config(&chain, "service", None, &[]);
+    Chain::lend_from(
+        &mut service_config,
+        &pool,
+        LendingRules {
+            per_client_quota: 1,
+            reserve: 0,
+        },
+    );
+    let service = start(service_config).await;
+    let watcher = start(config(&chain, "watcher", None, &[address(&service).await])).await;
+    wait_mesh(&[&service, &watcher], &[1, 1]).await;
+    let mut delivered = watcher.delivered();
+    let bound = node::rest::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let push = |from: &str, text: &str| {
+        let api = Http::from(bound, from.parse().unwrap());
+        let body = serde_json::json!({
+            "pubsubTopic": topic().as_str(),
+            "message": {
+                "payload": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text),
+                "contentTopic": "/relay-test/1/chat/proto",
+            },
+        });
+        async move {
+            api.call_json("POST", "/lightpush/v3/message", Some(body.to_string()))
+                .await
+        }
+    };
+
+    // Callers from two addresses: each takes its own quota of one proof.
+    let (status, answer) = push("127.0.0.1", "first caller").await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = push("127.0.0.1", "first caller again").await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(
+        answer["statusDesc"]
+            .as_str()
+            .unwrap()
+            .contains("next epoch")
+    );
+    let (status, answer) = push("127.0.0.2", "second caller").await;
+    assert_eq!(status, 200, "{answer}");
+
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let d = next_delivered(&mut delivered, Duration::from_secs(20))
+            .await
+            .expect("lent messages arrive");
+        got.push(String::from_utf8(d.message.payload().to_vec()).unwrap());
+    }
+    got.sort();
+    assert_eq!(got, vec!["first caller", "second caller"]);
+    for n in [&service, &watcher] {
         n.shutdown().await;
     }
 }

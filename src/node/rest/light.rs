@@ -2,19 +2,21 @@
 //! routes.
 //!
 //! Lightpush goes to the service named by `?peerAddr=`, or, without one, through this node's
-//! own lightpush service (with its lending pool, if it has one). Filter requests go to the
+//! own lightpush service (with its lending pool, if it has one, where each caller's IP address
+//! has its own quota). Filter requests go to the
 //! service named by `?peerAddr=`; later requests without one use the last service a
 //! subscription was made with. Messages the service pushes are kept per content topic
 //! subscribed through this API and returned (and forgotten) by `GET /filter/v2/messages/{topic}`.
 
 use std::{
     collections::{HashMap, VecDeque},
+    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{ConnectInfo, Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{delete, get, post},
@@ -24,7 +26,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Api, ApiError, CACHE_PER_TOPIC, RestMessage, connect, parse_content, parse_pubsub};
-use crate::{filter::protocol::Kind, node::lightpush, proto::lightpush::LightpushRequest};
+use crate::{
+    filter::protocol::Kind,
+    node::{lending::Client, lightpush},
+    proto::lightpush::LightpushRequest,
+};
 
 /// What the filter routes remember between requests.
 #[derive(Default)]
@@ -113,6 +119,7 @@ fn body_of<T>(
 
 async fn lightpush_message(
     State(light): State<Light>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     Query(params): Query<PeerParam>,
     body: Result<Json<PushBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -136,7 +143,7 @@ async fn lightpush_message(
                 pubsub_topic: topic.map(|t| t.as_str().to_owned()),
                 message: message.to_proto(),
             };
-            lightpush::serve(node.clone(), node.peer_id(), request).await
+            lightpush::serve(node.clone(), Client::Rest(caller.ip()), request).await
         }
     };
     let body = json!({

@@ -208,6 +208,8 @@ pub async fn serve(node: NodeHandle, address: SocketAddr) -> std::io::Result<Soc
     let bound = listener.local_addr()?;
     let app = router(node);
     tokio::spawn(async move {
+        // Lending keeps a quota per caller, told apart by the address each request comes from.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "the REST server stopped");
         }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Behaviour, Runner};
 use crate::{
     filter::protocol::{self as filter_protocol, status as filter_status},
-    node::{lightpush, peer_exchange},
+    node::{lending::Client, lightpush, peer_exchange},
     proto::{
         filter::{FilterSubscribeRequest, FilterSubscribeResponse},
         lightpush::{LightpushRequest, LightpushResponse},
@@ -125,7 +125,7 @@ impl Runner {
             return;
         };
         self.serve_later(async move {
-            let response = lightpush::serve(handle, peer, request).await;
+            let response = lightpush::serve(handle, Client::Peer(peer), request).await;
             let reply: Reply = Box::new(move |b: &mut Behaviour| {
                 let _ = b.lightpush.send_response(channel, response);
             });
@@ -143,7 +143,7 @@ impl Runner {
             return;
         };
         self.serve_later(async move {
-            let response = lightpush::serve_v2(handle, peer, request).await;
+            let response = lightpush::serve_v2(handle, Client::Peer(peer), request).await;
             let reply: Reply = Box::new(move |b: &mut Behaviour| {
                 let _ = b.lightpush_v2.send_response(channel, response);
             });

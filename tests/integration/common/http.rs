@@ -18,6 +18,18 @@ impl Http {
         }
     }
 
+    /// The API served at `bound`, called from the local address `from` (any of 127.0.0.0/8
+    /// reaches a loopback server), so that the server sees distinct callers.
+    pub fn from(bound: std::net::SocketAddr, from: std::net::IpAddr) -> Self {
+        Self {
+            base: format!("http://{bound}"),
+            client: reqwest::Client::builder()
+                .local_address(from)
+                .build()
+                .unwrap(),
+        }
+    }
+
     /// Sends `method path` with an optional JSON body; returns the status and the body text.
     pub async fn call(&self, method: &str, path: &str, body: Option<String>) -> (u16, String) {
         let url = format!("{}{path}", self.base);
