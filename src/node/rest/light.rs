@@ -3,9 +3,8 @@
 //!
 //! Lightpush goes to the service named by `?peerAddr=`, or, without one, through this node's
 //! own lightpush service (with its lending pool, if it has one, where each caller's IP address
-//! has its own quota). Filter requests go to the
-//! service named by `?peerAddr=`; later requests without one use the last service a
-//! subscription was made with. Messages the service pushes are kept per content topic
+//! has its own quota). Filter requests go to the service named by `?peerAddr=`; later requests
+//! without one use the last service a subscription was made with. Messages the service pushes are kept per content topic
 //! subscribed through this API and returned (and forgotten) by `GET /filter/v2/messages/{topic}`.
 
 use std::{
