@@ -20,6 +20,7 @@ use wakurln::{
         lending::{Client, LendingPool, LendingRules},
         metrics::Metrics,
         publisher::{Member, MessageIdCounter},
+        validator::RlnRules,
     },
     rln::{identity::Identity, prover::RlnProver, tree::MerkleTree},
     topics::ContentTopic,
@@ -84,7 +85,11 @@ fn lending(c: &mut Criterion) {
         per_client_quota: 1_000_000,
         reserve: 0,
     };
-    let pool = Arc::new(LendingPool::new(prover, members, counter, EPOCH, rules));
+    let rln = RlnRules {
+        epoch_period: EPOCH,
+        ..RlnRules::default()
+    };
+    let pool = Arc::new(LendingPool::new(prover, members, counter, rln, rules));
     let paths = Arc::new(paths);
     let metrics = Arc::new(Metrics::new());
     let clients = [

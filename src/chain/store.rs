@@ -381,13 +381,48 @@ impl SyncStore {
         Ok(out)
     }
 
+    /// Records the window of recent roots, oldest first.
+    pub fn save_roots(&self, roots: &[Fr]) -> Result<(), ChainError> {
+        let text: Vec<String> = roots
+            .iter()
+            .map(|r| hex::encode(field::to_le_bytes(r)))
+            .collect();
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('recent_roots', ?1)",
+                [text.join(",")],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The window of recent roots as last saved, oldest first (empty if none was).
+    pub fn load_roots(&self) -> Result<Vec<Fr>, ChainError> {
+        let Some(text) = self.meta("recent_roots")? else {
+            return Ok(Vec::new());
+        };
+        text.split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                hex::decode(s)
+                    .ok()
+                    .and_then(|bytes| field::from_le_bytes(&bytes).ok())
+                    .ok_or_else(|| ChainError::Store {
+                        path: self.path.clone(),
+                        detail: format!("a saved root is damaged: {s}"),
+                    })
+            })
+            .collect()
+    }
+
     /// Forgets everything synced (the contract binding stays).
     pub fn reset(&mut self) -> Result<(), ChainError> {
         self.conn
             .execute_batch(
                 "DELETE FROM leaves; DELETE FROM blocks; DELETE FROM undo;
                  DELETE FROM meta WHERE key IN ('last_block', 'last_hash', 'initial_block',
-                                                'initial_hash', 'initial_next');",
+                                                'initial_hash', 'initial_next',
+                                                'recent_roots');",
             )
             .map_err(|e| self.err(&e))
     }

@@ -103,15 +103,19 @@ impl Syncer {
     ) -> Result<Self, ChainError> {
         let db = db.to_path_buf();
         let (chain, contract) = (client.chain_id(), client.contract_address());
-        let (store, tree) = tokio::task::spawn_blocking(move || {
+        let (store, tree, saved_roots) = tokio::task::spawn_blocking(move || {
             let store = SyncStore::open(&db)?;
             store.bind(chain, contract)?;
             let tree = store.load_tree()?;
-            Ok::<_, ChainError>((store, tree))
+            let roots = store.load_roots()?;
+            Ok::<_, ChainError>((store, tree, roots))
         })
         .await
         .expect("the tree loader does not panic")?;
         let mut roots = RootWindow::new(config.root_window);
+        for root in saved_roots {
+            roots.push(root);
+        }
         roots.push(tree.root());
         Ok(Self {
             log_range: config.initial_log_range,
@@ -371,7 +375,38 @@ impl Syncer {
         }
         let last_hash = self.block_hash(last).await?;
         self.store().commit(&changes, &hashes, (last, last_hash))?;
-        let mut finals: Vec<(u32, Fr)> = overlay.into_iter().collect();
+        // A publisher may have proved against the root after any block: every block's root
+        // enters the window. Blocks too old to stay in it are applied in one batch.
+        let mut blocks: Vec<(u64, HashMap<u32, Fr>)> = Vec::new();
+        for (number, change) in &changes {
+            match blocks.last_mut() {
+                Some((n, leaves)) if n == number => {
+                    leaves.insert(change.index, change.new);
+                }
+                _ => blocks.push((*number, HashMap::from([(change.index, change.new)]))),
+            }
+        }
+        let batched = blocks.len().saturating_sub(self.roots.capacity());
+        let mut early: HashMap<u32, Fr> = HashMap::new();
+        for (_, leaves) in &blocks[..batched] {
+            early.extend(leaves);
+        }
+        if !early.is_empty() {
+            self.set_leaves(early)?;
+        }
+        for (_, leaves) in &blocks[batched..] {
+            self.set_leaves(leaves.clone())?;
+            self.roots.push(self.tree.root());
+        }
+        if !changes.is_empty() {
+            self.save_roots()?;
+        }
+        Ok(changes.len())
+    }
+
+    /// Sets leaves in the tree, in runs of consecutive indices.
+    fn set_leaves(&mut self, leaves: HashMap<u32, Fr>) -> Result<(), ChainError> {
+        let mut finals: Vec<(u32, Fr)> = leaves.into_iter().collect();
         finals.sort_by_key(|(i, _)| *i);
         for run in runs(&finals) {
             let values: Vec<Fr> = run.iter().map(|(_, v)| *v).collect();
@@ -379,10 +414,13 @@ impl Syncer {
                 .set_range(run[0].0 as usize, &values)
                 .map_err(|e| ChainError::rpc("applying events", e))?;
         }
-        if !changes.is_empty() {
-            self.roots.push(self.tree.root());
-        }
-        Ok(changes.len())
+        Ok(())
+    }
+
+    /// Persists the root window, so a restarted node accepts the same roots at once.
+    fn save_roots(&self) -> Result<(), ChainError> {
+        let roots: Vec<Fr> = self.roots.iter().copied().collect();
+        self.store().save_roots(&roots)
     }
 
     /// Walks back to the newest stored block the chain still has, undoing what came after.
@@ -400,6 +438,7 @@ impl Syncer {
                 // Roots made on the abandoned branch must no longer be accepted.
                 self.roots = RootWindow::new(self.config.root_window);
                 self.roots.push(self.tree.root());
+                self.save_roots()?;
                 tracing::warn!(
                     block = number,
                     "chain reorganisation: rolled the membership tree back"

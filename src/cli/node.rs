@@ -88,9 +88,13 @@ pub struct NodeArgs {
     /// Shards per cluster for autosharding [default: 8].
     #[arg(long, value_name = "N", env = "WAKURLN_SHARD_COUNT")]
     shard_count: Option<u16>,
-    /// Largest number of connections [default: 50].
+    /// Largest number of connections, a third of them outbound; static peers have slots of
+    /// their own beyond it [default: 50].
     #[arg(long, value_name = "N", env = "WAKURLN_MAX_CONNECTIONS")]
     max_connections: Option<u32>,
+    /// Largest number of inbound connections from one IP address, 0 for no limit [default: 10].
+    #[arg(long, value_name = "N", env = "WAKURLN_IP_COLOCATION_LIMIT")]
+    ip_colocation_limit: Option<u32>,
     /// Relay without RLN: no rate limits, for private networks only.
     #[arg(long, env = "WAKURLN_NO_RLN", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     no_rln: Option<bool>,
@@ -433,6 +437,9 @@ impl NodeArgs {
             shard_count,
             shards,
             max_connections: self.max_connections.unwrap_or(50),
+            max_inbound_per_ip: self
+                .ip_colocation_limit
+                .unwrap_or(node::config::DEFAULT_MAX_INBOUND_PER_IP),
             rln,
             store: self.store.unwrap_or(false).then(|| StoreConfig {
                 path: self

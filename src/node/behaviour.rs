@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use libp2p::{
-    StreamProtocol, connection_limits, gossipsub, identify,
+    StreamProtocol, gossipsub, identify,
     identity::Keypair,
     ping,
     request_response::{self, ProtocolSupport},
@@ -11,6 +11,7 @@ use libp2p::{
 };
 
 use super::{
+    gate,
     lightpush::{self, LightpushCodec, LightpushV2Codec},
     metadata::{self, MetadataCodec},
     peer_exchange::{self, PeerExchangeCodec},
@@ -46,7 +47,7 @@ pub(crate) struct Behaviour {
     pub peer_exchange: request_response::Behaviour<PeerExchangeCodec>,
     /// Filter push streams, which outlive one request.
     pub streams: libp2p_stream::Behaviour,
-    pub limits: connection_limits::Behaviour,
+    pub gate: gate::Behaviour,
 }
 
 /// A request-response behaviour for `protocol`, answering inbound requests only when `serve`
@@ -76,18 +77,16 @@ where
 }
 
 impl Behaviour {
-    pub fn new(key: &Keypair, max_connections: u32, serves: Serves) -> Self {
-        let relay =
+    pub fn new(key: &Keypair, limits: gate::Limits, serves: Serves) -> Self {
+        let mut relay =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, relay::config())
                 .expect("anonymous gossipsub with a valid configuration");
+        relay
+            .with_peer_score(relay::peer_score_params(), relay::peer_score_thresholds())
+            .expect("the relay's scoring parameters are valid (tested)");
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                 .with_agent_version(format!("wakurln/{}", env!("CARGO_PKG_VERSION"))),
-        );
-        let limits = connection_limits::Behaviour::new(
-            connection_limits::ConnectionLimits::default()
-                .with_max_established(Some(max_connections))
-                .with_max_established_per_peer(Some(2)),
         );
         let short = Duration::from_secs(10);
         let long = Duration::from_secs(20);
@@ -102,7 +101,7 @@ impl Behaviour {
             filter: exchange(filter::SUBSCRIBE_PROTOCOL, serves.filter, short, 32),
             peer_exchange: exchange(peer_exchange::PROTOCOL, serves.peer_exchange, short, 8),
             streams: libp2p_stream::Behaviour::new(),
-            limits,
+            gate: gate::Behaviour::new(limits),
         }
     }
 }

@@ -29,8 +29,11 @@ pub struct NodeConfig {
     pub shard_count: u16,
     /// Static shards to relay from the start.
     pub shards: Vec<u16>,
-    /// Largest number of connections.
+    /// Largest number of connections (a third outbound, the rest inbound); static peers have
+    /// slots of their own beyond it.
     pub max_connections: u32,
+    /// Largest number of inbound connections from one IP address (0: no limit).
+    pub max_inbound_per_ip: u32,
     /// RLN; `None` relays without RLN (private networks only).
     pub rln: Option<RlnConfig>,
     /// The Store v3 archive; `None` serves no store queries (and answers 503).
@@ -44,6 +47,10 @@ pub struct NodeConfig {
     /// Addresses to announce in the node's record; empty takes the concrete listen addresses.
     pub announce: Vec<Multiaddr>,
 }
+
+/// Inbound connections one IP address may hold by default: room for a few nodes behind one
+/// NAT, far from the whole inbound budget.
+pub const DEFAULT_MAX_INBOUND_PER_IP: u32 = 10;
 
 /// The message archive.
 #[derive(Debug, Clone)]
@@ -70,6 +77,7 @@ impl NodeConfig {
             shard_count: 8,
             shards: vec![0],
             max_connections: 50,
+            max_inbound_per_ip: DEFAULT_MAX_INBOUND_PER_IP,
             rln: None,
             store: None,
             filter: None,

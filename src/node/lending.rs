@@ -21,7 +21,6 @@ use std::{
     collections::HashMap,
     net::IpAddr,
     sync::{Arc, Mutex},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use libp2p::PeerId;
@@ -29,7 +28,10 @@ use libp2p::PeerId;
 use super::{
     MemberPaths,
     metrics::Metrics,
-    publisher::{Member, MessageIdCounter, PublishError, attach_proof},
+    publisher::{
+        Member, MessageIdCounter, PublishError, TimestampError, attach_proof, check_timestamp,
+    },
+    validator::RlnRules,
 };
 use crate::{
     message::WakuMessage,
@@ -63,9 +65,9 @@ pub enum LendError {
     /// This node has no lending pool.
     #[error("this service lends no RLN proofs")]
     NoPool,
-    /// The message is not for the current epoch, or has no timestamp.
-    #[error("the message's timestamp is not in the current epoch")]
-    WrongEpoch,
+    /// The message has no timestamp, or one too far from the node's clock.
+    #[error(transparent)]
+    Timestamp(#[from] TimestampError),
     /// Proving failed.
     #[error(transparent)]
     Prove(#[from] PublishError),
@@ -102,7 +104,7 @@ pub struct LendingPool {
     prover: RlnProver,
     members: Vec<Member>,
     counter: MessageIdCounter,
-    epoch_period: u64,
+    rln: RlnRules,
     rules: LendingRules,
     usage: Mutex<Usage>,
     /// Each member's precomputation at the root it was made for; proofs run outside the lock.
@@ -118,27 +120,20 @@ impl std::fmt::Debug for LendingPool {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl LendingPool {
     /// A pool of `members`.
     pub fn new(
         prover: RlnProver,
         members: Vec<Member>,
         counter: MessageIdCounter,
-        epoch_period: u64,
+        rln: RlnRules,
         rules: LendingRules,
     ) -> Self {
         Self {
             prover,
             members,
             counter,
-            epoch_period,
+            rln,
             rules,
             usage: Mutex::new(Usage::default()),
             prepared: Mutex::new(HashMap::new()),
@@ -156,7 +151,7 @@ impl LendingPool {
     }
 
     fn wait_secs(&self, epoch: u64) -> u64 {
-        ((epoch + 1) * self.epoch_period).saturating_sub(now_secs())
+        ((epoch + 1) * self.rln.epoch_period).saturating_sub(crate::clock::now_secs())
     }
 
     /// Takes one unit of the epoch's budget for `client`, or says why not.
@@ -198,11 +193,10 @@ impl LendingPool {
         paths: &MemberPaths,
         metrics: &Metrics,
     ) -> Result<WakuMessage, LendError> {
-        let timestamp = message.timestamp().ok_or(LendError::WrongEpoch)?;
-        let epoch = Epoch::from_timestamp_ns(timestamp, self.epoch_period).0;
-        if epoch != now_secs() / self.epoch_period {
-            return Err(LendError::WrongEpoch);
-        }
+        let now = crate::clock::now_ns();
+        let period = self.rln.epoch_period;
+        let epoch = check_timestamp(message.timestamp(), now, self.rln.max_clock_drift, period)?.0;
+        let now_epoch = Epoch::from_timestamp_ns(now, period).0;
         if let Err(e) = self.admit(client, epoch) {
             metrics.count_lending_refusal(match e {
                 LendError::ClientQuota { .. } => "client_quota",
@@ -217,7 +211,10 @@ impl LendingPool {
             if *leaf != member.identity.rate_commitment(member.limit) {
                 continue;
             }
-            let Some(id) = self.counter.reserve(member.index, epoch, member.limit)? else {
+            let Some(id) = self
+                .counter
+                .reserve(member.index, epoch, member.limit, now_epoch)?
+            else {
                 continue;
             };
             let cached = self
@@ -247,7 +244,7 @@ impl LendingPool {
                     p
                 }
             };
-            let proved = attach_proof(&self.prover, &p, message, self.epoch_period, id)?;
+            let proved = attach_proof(&self.prover, &p, message, period, id)?;
             metrics.count_lent(member.index);
             return Ok(proved);
         }

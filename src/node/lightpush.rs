@@ -175,7 +175,7 @@ pub async fn serve(node: NodeHandle, client: Client, req: LightpushRequest) -> L
             Err(e @ (LendError::Exhausted { .. } | LendError::NoPool)) => {
                 return response(id, status::OUT_OF_RLN_PROOF, e.to_string(), Some(peers));
             }
-            Err(e @ LendError::WrongEpoch) => {
+            Err(e @ LendError::Timestamp(_)) => {
                 return response(id, status::INVALID_MESSAGE, e.to_string(), Some(peers));
             }
             Err(e) => return response(id, status::INTERNAL, e.to_string(), Some(peers)),

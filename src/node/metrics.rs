@@ -53,6 +53,12 @@ pub struct Metrics {
     pub lending_refused: Family<Reason, Counter>,
     /// The filter service's counters.
     pub filter: crate::filter::service::Counters,
+    /// Validation tasks that panicked (each was replaced).
+    pub validation_panics: Counter,
+    /// Peers disconnected and banned because their relay score fell too low.
+    pub score_disconnects: Counter,
+    /// Connections refused, by reason (`inbound`, `per_ip`, `banned_peer`, ...).
+    pub refused_connections: Family<Reason, Counter>,
 }
 
 impl Default for Metrics {
@@ -83,6 +89,24 @@ impl Metrics {
         let lent = Family::<PoolMember, Counter>::default();
         let lending_refused = Family::<Reason, Counter>::default();
         let filter = crate::filter::service::Counters::default();
+        let validation_panics = Counter::default();
+        let score_disconnects = Counter::default();
+        let refused_connections = Family::<Reason, Counter>::default();
+        registry.register(
+            "waku_relay_validation_panics",
+            "Validation tasks that panicked and were replaced",
+            validation_panics.clone(),
+        );
+        registry.register(
+            "waku_relay_score_disconnects",
+            "Peers disconnected and banned for a relay score below the threshold",
+            score_disconnects.clone(),
+        );
+        registry.register(
+            "libp2p_refused_connections",
+            "Connections refused by the connection limits and bans, by reason",
+            refused_connections.clone(),
+        );
         registry.register(
             "waku_filter_subscriptions",
             "Peers subscribed to this node's filter service",
@@ -180,7 +204,19 @@ impl Metrics {
             lent,
             lending_refused,
             filter,
+            validation_panics,
+            score_disconnects,
+            refused_connections,
         }
+    }
+
+    /// Counts a connection the gate refused.
+    pub fn count_refused_connection(&self, reason: &str) {
+        self.refused_connections
+            .get_or_create(&Reason {
+                r#type: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one validation verdict.

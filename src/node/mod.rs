@@ -9,6 +9,7 @@
 mod behaviour;
 pub mod config;
 pub mod enr;
+pub mod gate;
 pub mod keys;
 pub mod lending;
 pub mod lightpush;
@@ -19,6 +20,7 @@ pub mod publisher;
 pub mod relay;
 pub mod rest;
 mod run;
+pub mod validation_queue;
 pub mod validator;
 
 use std::{
@@ -77,6 +79,14 @@ pub enum NodeEvent {
     PeerConnected(PeerId),
     /// The last connection to a peer closed.
     PeerDisconnected(PeerId),
+    /// A peer's relay score fell below the disconnect threshold: it was disconnected and is
+    /// refused for a while.
+    ScoredOut {
+        /// The peer.
+        peer: PeerId,
+        /// Its score.
+        score: f64,
+    },
     /// A peer of another cluster was disconnected.
     ClusterMismatch {
         /// The peer.
@@ -112,6 +122,9 @@ pub struct SyncState {
     pub members: usize,
     /// The last error, if the last step failed.
     pub error: Option<String>,
+    /// When the last completed step started: a message that arrived before it was judged on
+    /// the roots of the chain as it stood then.
+    pub step_started: Option<std::time::Instant>,
 }
 
 /// Why a handle request failed.
@@ -336,10 +349,22 @@ impl NodeHandle {
             };
             let index = publisher.member().index as usize;
             let path = self.member_path.borrow().get(&index).cloned();
+            let validator = self.validator.clone();
             let started = std::time::Instant::now();
-            let proved = tokio::task::spawn_blocking(move || publisher.prove(message, path))
-                .await
-                .map_err(|_| NodeError::Stopped)??;
+            let proved = tokio::task::spawn_blocking(move || {
+                let now = crate::clock::now_ns();
+                let proved = publisher.prove(message, path, now)?;
+                // The last guard of the membership's secret: whatever happened to the counter,
+                // a second share of a nullifier this node sent never leaves.
+                validator.record_own(&proved, now).map_err(|verdict| {
+                    let error = PublishError::reused(&proved, verdict);
+                    tracing::error!(%error, "own message not sent");
+                    error
+                })?;
+                Ok::<_, PublishError>(proved)
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)??;
             self.metrics
                 .proof_generation
                 .observe(started.elapsed().as_secs_f64());

@@ -1,18 +1,22 @@
 //! Proving the node's own messages with its membership.
 //!
-//! Each message takes the next message id of the current epoch from a SQLite counter, written
-//! durably *before* the proof is made: a crash or restart can waste an id but never reuse one,
-//! so the node can never double-signal (and have its secret recovered) by restarting within
-//! an epoch. The member's share of every proof is prepared once per Merkle path.
+//! Each message takes the next message id of its epoch from a SQLite counter, written durably
+//! *before* the proof is made: a crash or restart can waste an id but never reuse one, so the
+//! node can never double-signal (and have its secret recovered) by restarting within an epoch.
+//! The member's share of every proof is prepared once per Merkle path.
+//!
+//! Only messages dated within the clock drift of now are proved ([`check_timestamp`]): a caller
+//! with a wrong clock (or a hostile one) cannot make the node prove for an epoch it does not
+//! keep a counter for, and the counter's old rows are pruned by the clock, never by a
+//! message's date. The node also passes every proof it makes through its own nullifier log
+//! before sending it (see `Validator::record_own`), so even a lost counter cannot send two
+//! shares of one nullifier.
 
-use std::{
-    path::Path,
-    sync::Mutex,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{path::Path, sync::Mutex, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::validator::RlnRules;
 use crate::{
     message::WakuMessage,
     rln::{
@@ -58,9 +62,19 @@ pub enum PublishError {
         /// Our leaf index.
         index: u64,
     },
-    /// The message has no timestamp to prove for.
-    #[error("the message needs a timestamp")]
-    NoTimestamp,
+    /// The message's timestamp is missing or too far from the node's clock.
+    #[error(transparent)]
+    Timestamp(#[from] TimestampError),
+    /// The proof would reveal a second share of a nullifier this node already sent.
+    #[error(
+        "refused to send: the proof would reuse a message id of epoch {epoch} that this node \
+         already sent (its message-id counter was lost or rolled back), and a second message \
+         with one id reveals the membership's secret"
+    )]
+    WouldDoubleSignal {
+        /// The epoch.
+        epoch: u64,
+    },
     /// Proving failed.
     #[error("proving failed: {0}")]
     Prove(String),
@@ -74,6 +88,72 @@ pub enum PublishError {
     },
 }
 
+impl PublishError {
+    /// The error for a proof of `message` that the node's own nullifier log refused with
+    /// `verdict`.
+    pub fn reused(message: &WakuMessage, verdict: super::validator::Verdict) -> Self {
+        use super::validator::{Rejection, Verdict};
+        let epoch = message
+            .rate_limit_proof()
+            .and_then(|bytes| RlnProofData::decode(bytes).ok())
+            .map(|d| d.epoch.0);
+        match (verdict, epoch) {
+            (
+                Verdict::Reject(Rejection::DoubleSignal { .. } | Rejection::InconsistentShare),
+                Some(epoch),
+            ) => Self::WouldDoubleSignal { epoch },
+            (verdict, _) => Self::Prove(format!(
+                "the node's nullifier log cannot take its own proof ({})",
+                verdict.label()
+            )),
+        }
+    }
+}
+
+/// Why the node will not prove a message for the time it carries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    /// The message has no timestamp to prove for.
+    #[error("the message needs a timestamp (Unix nanoseconds) to be proved")]
+    Missing,
+    /// The timestamp is further from the node's clock than the network accepts.
+    #[error(
+        "the message's timestamp is {off_secs} s {direction} this node's clock; the node proves \
+         only messages dated within {drift_secs} s of now (omit the timestamp to use the \
+         node's clock)",
+        direction = if *ahead { "ahead of" } else { "behind" }
+    )]
+    OutOfRange {
+        /// Whether the timestamp lies in the future.
+        ahead: bool,
+        /// How far it is from the clock, in whole seconds.
+        off_secs: u64,
+        /// The accepted drift, in seconds.
+        drift_secs: u64,
+    },
+}
+
+/// The epoch to prove `timestamp` for, if it lies within `drift` of `now_ns`: the same test the
+/// network's validators apply, so the node never proves what its peers would refuse, and the
+/// epoch is at most one away from the clock's.
+pub fn check_timestamp(
+    timestamp: Option<i64>,
+    now_ns: i64,
+    drift: Duration,
+    epoch_period: u64,
+) -> Result<Epoch, TimestampError> {
+    let timestamp = timestamp.ok_or(TimestampError::Missing)?;
+    let off = timestamp.abs_diff(now_ns);
+    if u128::from(off) > drift.as_nanos() {
+        return Err(TimestampError::OutOfRange {
+            ahead: timestamp > now_ns,
+            off_secs: off / 1_000_000_000,
+            drift_secs: drift.as_secs(),
+        });
+    }
+    Ok(Epoch::from_timestamp_ns(timestamp, epoch_period))
+}
+
 /// Attaches an RLN proof to `message` for a prepared member, with `message_id` in the epoch
 /// of the message's timestamp. The caller answers for the message id: [`Publisher`] takes it
 /// from its durable counter; tests and tools may pick one.
@@ -84,7 +164,7 @@ pub fn attach_proof(
     epoch_period: u64,
     message_id: u64,
 ) -> Result<WakuMessage, PublishError> {
-    let timestamp = message.timestamp().ok_or(PublishError::NoTimestamp)?;
+    let timestamp = message.timestamp().ok_or(TimestampError::Missing)?;
     let epoch = Epoch::from_timestamp_ns(timestamp, epoch_period);
     let rln_id = rln_identifier();
     let inputs = MessageInputs {
@@ -136,7 +216,16 @@ impl MessageIdCounter {
     }
 
     /// Reserves the next message id of `epoch` for membership `index`, below `limit`.
-    pub fn reserve(&self, index: u64, epoch: u64, limit: u64) -> Result<Option<u64>, PublishError> {
+    /// `now_epoch` is the clock's epoch: rows more than two epochs behind it are dropped, never
+    /// rows relative to `epoch`, so a message dated far from now cannot erase the current
+    /// epoch's count.
+    pub fn reserve(
+        &self,
+        index: u64,
+        epoch: u64,
+        limit: u64,
+        now_epoch: u64,
+    ) -> Result<Option<u64>, PublishError> {
         let err = |e: rusqlite::Error| PublishError::Counter {
             path: self.path.clone(),
             detail: e.to_string(),
@@ -165,10 +254,11 @@ impl MessageIdCounter {
             params![index as i64, epoch as i64, (next + 1) as i64],
         )
         .map_err(err)?;
-        // Old epochs can never be proved for again.
+        // Epochs this far behind the clock are outside every validator's window: no message
+        // of theirs can be proved or accepted again.
         tx.execute(
             "DELETE FROM message_ids WHERE membership = ?1 AND epoch < ?2",
-            params![index as i64, epoch.saturating_sub(2) as i64],
+            params![index as i64, now_epoch.saturating_sub(2) as i64],
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
@@ -211,23 +301,24 @@ pub struct Member {
 pub struct Publisher {
     prover: RlnProver,
     member: Member,
-    epoch_period: u64,
+    rules: RlnRules,
     counter: MessageIdCounter,
     prepared: Mutex<Option<(Fr, PreparedRln)>>,
 }
 
 impl Publisher {
-    /// A publisher for `member`, with its message-id counter at `counter`.
+    /// A publisher for `member` under the network's `rules`, with its message-id counter at
+    /// `counter`.
     pub fn new(
         prover: RlnProver,
         member: Member,
-        epoch_period: u64,
+        rules: RlnRules,
         counter: MessageIdCounter,
     ) -> Self {
         Self {
             prover,
             member,
-            epoch_period,
+            rules,
             counter,
             prepared: Mutex::new(None),
         }
@@ -243,28 +334,36 @@ impl Publisher {
         &self.counter
     }
 
-    /// Attaches a proof to `message` using the Merkle `path` of our leaf at `root`. Blocking
-    /// (tens of milliseconds): call it off async threads.
+    /// Attaches a proof to `message` using the Merkle `path` of our leaf at `root`, if the
+    /// message is dated within the clock drift of `now_ns`. Blocking (tens of milliseconds):
+    /// call it off async threads.
     pub fn prove(
         &self,
         message: WakuMessage,
         path: Option<(Fr, MerkleProof, Fr)>,
+        now_ns: i64,
     ) -> Result<WakuMessage, PublishError> {
         let index = self.member.index;
+        let period = self.rules.epoch_period;
+        let epoch = check_timestamp(
+            message.timestamp(),
+            now_ns,
+            self.rules.max_clock_drift,
+            period,
+        )?;
         let Some((root, path, leaf)) = path else {
             return Err(PublishError::NotSynced { index });
         };
         if leaf != self.member.identity.rate_commitment(self.member.limit) {
             return Err(PublishError::NotAMember { index });
         }
-        let timestamp = message.timestamp().ok_or(PublishError::NoTimestamp)?;
-        let epoch = Epoch::from_timestamp_ns(timestamp, self.epoch_period);
-        let Some(message_id) = self.counter.reserve(index, epoch.0, self.member.limit)? else {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let next_start = (epoch.0 + 1) * self.epoch_period;
+        let now_epoch = Epoch::from_timestamp_ns(now_ns, period);
+        let reserved = self
+            .counter
+            .reserve(index, epoch.0, self.member.limit, now_epoch.0)?;
+        let Some(message_id) = reserved else {
+            let now = u64::try_from(now_ns).unwrap_or(0) / 1_000_000_000;
+            let next_start = (epoch.0 + 1) * period;
             return Err(PublishError::BudgetSpent {
                 limit: self.member.limit,
                 epoch: epoch.0,
@@ -286,6 +385,6 @@ impl Publisher {
             *prepared = Some((root, p));
         }
         let (_, member) = prepared.as_ref().expect("prepared above");
-        attach_proof(&self.prover, member, message, self.epoch_period, message_id)
+        attach_proof(&self.prover, member, message, period, message_id)
     }
 }

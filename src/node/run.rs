@@ -1,7 +1,7 @@
 //! Starting a node and its tasks: the swarm loop, the validation workers and the chain sync.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     path::Path,
     sync::{Arc, RwLock},
     time::{Duration, Instant},
@@ -14,18 +14,20 @@ use libp2p::{
     Multiaddr, PeerId, Swarm, SwarmBuilder, gossipsub, identify, multiaddr::Protocol, noise,
     request_response, swarm::SwarmEvent, tcp, yamux,
 };
-use tokio::sync::{Mutex, broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use super::{
     Command, Delivered, MemberPaths, NodeConfig, NodeError, NodeEvent, NodeHandle, PeerInfo,
     SyncState,
     behaviour::{Behaviour, BehaviourEvent, Serves},
-    keys,
+    gate, keys,
     lending::LendingPool,
     metadata::Metadata,
     metrics::Metrics,
     publisher::{Member, MessageIdCounter, Publisher},
-    validator::{Ignored, Rejection, Validator, Verdict, describe_spam},
+    relay,
+    validation_queue::{FairQueue, QueueLimits},
+    validator::{Ignored, Rejection, RlnRules, Validator, Verdict, describe_spam},
 };
 use crate::{
     chain::{
@@ -42,17 +44,49 @@ use crate::{
 /// Only messages this close to the local clock are archived.
 const ARCHIVE_DRIFT_NS: u64 = 20_000_000_000;
 
-/// Messages waiting for validation before new ones are ignored.
-const VALIDATION_QUEUE: usize = 4_096;
+/// Messages and bytes waiting for validation, across all peers, before the heaviest sender's
+/// are ignored.
+const VALIDATION_QUEUE: QueueLimits = QueueLimits {
+    max_items: 4_096,
+    max_bytes: 64 * 1024 * 1024,
+};
 /// Most messages validated in one batch.
 const MAX_BATCH: usize = 64;
+
+/// The validation queue, shared by the swarm task (which fills it) and the workers.
+struct Jobs {
+    queue: std::sync::Mutex<FairQueue<PeerId, Job>>,
+    ready: Notify,
+}
+
+impl Jobs {
+    fn queue(&self) -> std::sync::MutexGuard<'_, FairQueue<PeerId, Job>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 struct Job {
     id: gossipsub::MessageId,
     source: PeerId,
     topic: gossipsub::TopicHash,
     data: Vec<u8>,
+    arrived: Instant,
+    /// Whether the job waited once for the chain sync (its root was unknown).
+    held: bool,
 }
+
+/// Messages waiting for the chain sync because their root is unknown, at most.
+const MAX_HELD: usize = 1_024;
+/// Longest wait for the chain sync: gossipsub forgets a message after its history length (6
+/// heartbeats of 1 s), and a verdict reported after that is lost.
+const MAX_HOLD: Duration = Duration::from_secs(4);
+/// Fewest time between two sync steps forced by unknown roots.
+const FORCED_SYNC_GAP: Duration = Duration::from_secs(1);
+
+/// What a validation worker runs on each batch (the validator; a stand-in in tests).
+type ValidateFn = dyn Fn(&[&[u8]]) -> Vec<(Verdict, Option<WakuMessage>)> + Send + Sync;
 
 struct Outcome {
     job: Job,
@@ -82,6 +116,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (sync_tx, sync_rx) = watch::channel(SyncState::default());
+    let sync_now = Arc::new(Notify::new());
     let (path_tx, path_rx) = watch::channel::<MemberPaths>(MemberPaths::new());
     let mut lending = None;
     let mut publisher = None;
@@ -93,12 +128,11 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                     .await
                     .map_err(start_error)?;
             if let Some(m) = &rln.membership {
-                let p =
-                    load_publisher(m, &client, &config.data_dir, rln.rules.epoch_period).await?;
+                let p = load_publisher(m, &client, &config.data_dir, rln.rules).await?;
                 publisher = Some(Arc::new(p));
             }
             if let Some(l) = &rln.lending {
-                let pool = load_pool(l, &client, &config.data_dir, rln.rules.epoch_period).await?;
+                let pool = load_pool(l, &client, &config.data_dir, rln.rules).await?;
                 lending = Some(Arc::new(pool));
             }
             let roots = Arc::new(RwLock::new(RootWindow::new(rln.root_window)));
@@ -123,18 +157,28 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             }
             let outputs = SyncOutputs {
                 roots: roots.clone(),
-                state: sync_tx,
+                state: sync_tx.clone(),
                 path: path_tx,
                 metrics: metrics.clone(),
+                sync_now: sync_now.clone(),
             };
+            let nullifiers = crate::rln::nullifier_store::NullifierStore::open(
+                &config.data_dir.join("nullifiers.sqlite"),
+            )
+            .map_err(start_error)?;
+            let (validator, synced) = Validator::rln(rln.rules, roots)
+                .with_store(nullifiers)
+                .map_err(start_error)?
+                .until_synced();
             tokio::spawn(sync_task(
                 syncer,
                 ours,
                 outputs,
+                synced,
                 rln.chain.poll_interval,
                 stop_rx.clone(),
             ));
-            Validator::rln(rln.rules, roots)
+            validator
         }
     };
     let enforces_rln = validator.enforces_rln();
@@ -156,7 +200,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         peer_exchange: config.peer_exchange,
     };
     let key_for_record = key.clone();
-    let mut swarm = build_swarm(key, config.max_connections, serves).await?;
+    let limits = gate::Limits::of_total(config.max_connections, config.max_inbound_per_ip);
+    let mut swarm = build_swarm(key, limits, serves).await?;
     let filter_client = filter::Client::default();
     filter_client.listen(swarm.behaviour().streams.new_control());
     let filter_service = config.filter.map(|limits| {
@@ -189,17 +234,24 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (commands_tx, commands_rx) = mpsc::channel(256);
     let (delivered, _) = broadcast::channel(4_096);
     let (events, _) = broadcast::channel(4_096);
-    let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(VALIDATION_QUEUE);
-    let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(VALIDATION_QUEUE);
+    let jobs = Arc::new(Jobs {
+        queue: std::sync::Mutex::new(FairQueue::new(VALIDATION_QUEUE)),
+        ready: Notify::new(),
+    });
+    let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(VALIDATION_QUEUE.max_items);
     let validator = Arc::new(validator);
-    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let validate: Arc<ValidateFn> = {
+        let v = validator.clone();
+        Arc::new(move |batch: &[&[u8]]| v.validate_batch(batch))
+    };
     for _ in 0..workers {
-        tokio::spawn(validation_worker(
-            validator.clone(),
-            jobs_rx.clone(),
+        tokio::spawn(supervise_worker(
+            validate.clone(),
+            jobs.clone(),
             outcomes_tx.clone(),
             metrics.clone(),
+            stop_rx.clone(),
         ));
     }
     if let (Some(archive), Some(store)) = (&archive, &config.store) {
@@ -220,7 +272,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let mut runner = Runner {
         swarm,
         commands: commands_rx,
-        jobs: jobs_tx,
+        jobs,
         outcomes: outcomes_rx,
         delivered: delivered.clone(),
         events: events.clone(),
@@ -237,6 +289,9 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             .collect(),
         cluster: config.cluster,
         shards: shards.clone(),
+        sync: sync_rx.clone(),
+        sync_now,
+        held: VecDeque::new(),
         stop: stop_tx,
         metrics: metrics.clone(),
         archive: archive.clone(),
@@ -249,6 +304,11 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     };
     for shard in &config.shards {
         runner.subscribe(&StaticShard::new(config.cluster, *shard).pubsub_topic());
+    }
+    for s in &runner.static_peers {
+        if let Some(peer) = peer_of(&s.address) {
+            runner.swarm.behaviour_mut().gate.reserve(peer);
+        }
     }
     let handle = NodeHandle {
         peer_id,
@@ -280,7 +340,7 @@ async fn load_publisher(
     m: &super::MembershipConfig,
     client: &ChainClient,
     data_dir: &Path,
-    epoch_period: u64,
+    rules: RlnRules,
 ) -> Result<Publisher, NodeError> {
     let key = match &m.key {
         Some(k) => k.clone(),
@@ -322,7 +382,7 @@ async fn load_publisher(
             index: credential.tree_index,
             limit,
         },
-        epoch_period,
+        rules,
         counter,
     ))
 }
@@ -332,7 +392,7 @@ async fn load_pool(
     l: &super::LendingConfig,
     client: &ChainClient,
     data_dir: &Path,
-    epoch_period: u64,
+    rules: RlnRules,
 ) -> Result<LendingPool, NodeError> {
     let keys = if l.keys.is_empty() {
         credentials_of_contract(&l.keystore, client)?
@@ -381,13 +441,7 @@ async fn load_pool(
         capacity = members.iter().map(|m| m.limit).sum::<u64>(),
         "lending RLN proofs to light clients"
     );
-    Ok(LendingPool::new(
-        prover,
-        members,
-        counter,
-        epoch_period,
-        l.rules,
-    ))
+    Ok(LendingPool::new(prover, members, counter, rules, l.rules))
 }
 
 /// Every credential of the keystore registered with `client`'s contract.
@@ -431,7 +485,7 @@ fn pick_credential(keystore: &Path, client: &ChainClient) -> Result<String, Node
 
 async fn build_swarm(
     key: libp2p::identity::Keypair,
-    max_connections: u32,
+    limits: gate::Limits,
     serves: Serves,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let swarm = SwarmBuilder::with_existing_identity(key)
@@ -448,7 +502,7 @@ async fn build_swarm(
         )
         .await
         .map_err(start_error)?
-        .with_behaviour(|key| Behaviour::new(key, max_connections, serves))
+        .with_behaviour(|key| Behaviour::new(key, limits, serves))
         .map_err(start_error)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
         .build();
@@ -514,12 +568,15 @@ struct SyncOutputs {
     state: watch::Sender<SyncState>,
     path: watch::Sender<MemberPaths>,
     metrics: Arc<Metrics>,
+    /// Asks for a step now (a message waits on an unknown root).
+    sync_now: Arc<Notify>,
 }
 
 async fn sync_task(
     mut syncer: Syncer,
     ours: Vec<usize>,
     outputs: SyncOutputs,
+    synced: Arc<std::sync::atomic::AtomicBool>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -528,11 +585,16 @@ async fn sync_task(
         state,
         path,
         metrics,
+        sync_now,
     } = outputs;
     loop {
+        let started = Instant::now();
         match syncer.step().await {
             Ok(status) => {
-                *roots.write().expect("never poisoned") = syncer.roots().clone();
+                *roots
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = syncer.roots().clone();
+                synced.store(true, std::sync::atomic::Ordering::Release);
                 metrics.root_window.set(syncer.roots().len() as i64);
                 metrics.sync_block.set(status.block as i64);
                 metrics.members.set(status.members as i64);
@@ -550,6 +612,7 @@ async fn sync_task(
                     block: status.block,
                     members: status.members,
                     error: None,
+                    step_started: Some(started),
                 });
             }
             // A node that is stopping has no use for the step, nor for a warning about it.
@@ -562,42 +625,90 @@ async fn sync_task(
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(interval) => {}
+            // A message with an unknown root is waiting: step early, but not more often than
+            // FORCED_SYNC_GAP however many such messages arrive.
+            () = async {
+                sync_now.notified().await;
+                tokio::time::sleep_until((started + FORCED_SYNC_GAP).into()).await;
+            } => {}
         }
     }
 }
 
-/// Takes queued messages in batches and validates them on the blocking pool.
-async fn validation_worker(
-    validator: Arc<Validator>,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+/// Runs a validation worker, and a new one in its place whenever it panics: validation must
+/// never die silently.
+async fn supervise_worker(
+    validate: Arc<ValidateFn>,
+    jobs: Arc<Jobs>,
     outcomes: mpsc::Sender<Outcome>,
     metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
 ) {
     loop {
-        let batch = {
-            let mut rx = jobs.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+        let worker = tokio::spawn(validation_worker(
+            validate.clone(),
+            jobs.clone(),
+            outcomes.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ));
+        match worker.await {
+            Err(e) if e.is_panic() => {
+                metrics.validation_panics.inc();
+                tracing::error!(
+                    "a validation worker panicked; starting a new one (please report this)"
+                );
             }
-            batch
-        };
-        let v = validator.clone();
+            _ => return,
+        }
+    }
+}
+
+/// Takes queued messages in batches, round robin across peers, and validates them on the
+/// blocking pool. A batch whose validation panics is ignored (no peer is penalised for the
+/// node's own failure), logged and counted.
+async fn validation_worker(
+    validate: Arc<ValidateFn>,
+    jobs: Arc<Jobs>,
+    outcomes: mpsc::Sender<Outcome>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let batch = jobs.queue().pop_batch(MAX_BATCH);
+        if batch.is_empty() {
+            tokio::select! {
+                () = jobs.ready.notified() => continue,
+                _ = stop.changed() => return,
+            }
+        }
+        if !jobs.queue().is_empty() {
+            // Let another worker start on the rest while this batch is verified.
+            jobs.ready.notify_one();
+        }
+        // A copy (messages are small): a job held on an unknown root goes back to the queue.
+        let data: Vec<Vec<u8>> = batch.iter().map(|job| job.data.clone()).collect();
+        let v = validate.clone();
         let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || {
-            let data: Vec<&[u8]> = batch.iter().map(|j| j.data.as_slice()).collect();
-            let verdicts = v.validate_batch(&data);
-            (batch, verdicts)
+            let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+            v(&refs)
         })
         .await;
-        let Ok((batch, verdicts)) = result else {
-            return;
+        let verdicts = match result {
+            Ok(verdicts) => verdicts,
+            Err(e) => {
+                metrics.validation_panics.inc();
+                tracing::error!(
+                    error = %e,
+                    messages = batch.len(),
+                    "validating a batch failed inside the node; its messages are ignored"
+                );
+                batch
+                    .iter()
+                    .map(|_| (Verdict::Ignore(Ignored::Internal), None))
+                    .collect()
+            }
         };
         let per_proof = started.elapsed().as_secs_f64() / batch.len() as f64;
         metrics.batch_size.observe(batch.len() as f64);
@@ -637,7 +748,7 @@ struct PeerState {
 struct Runner {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
-    jobs: mpsc::Sender<Job>,
+    jobs: Arc<Jobs>,
     outcomes: mpsc::Receiver<Outcome>,
     delivered: broadcast::Sender<Delivered>,
     events: broadcast::Sender<NodeEvent>,
@@ -645,6 +756,11 @@ struct Runner {
     static_peers: Vec<StaticPeer>,
     cluster: u16,
     shards: Arc<RwLock<HashSet<u16>>>,
+    /// The chain sync's progress, to release messages held on an unknown root.
+    sync: watch::Receiver<SyncState>,
+    sync_now: Arc<Notify>,
+    /// Messages whose root was unknown, waiting for a sync step that started after them.
+    held: VecDeque<Job>,
     stop: watch::Sender<bool>,
     metrics: Arc<Metrics>,
     archive: Option<Arc<Archive>>,
@@ -746,6 +862,8 @@ async fn retention_task(
 impl Runner {
     async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Without RLN nothing syncs: the sender is gone and `changed` would fire at once.
+        let sync_alive = self.sync.has_changed().is_ok();
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
@@ -755,7 +873,12 @@ impl Runner {
                 },
                 Some(outcome) = self.outcomes.recv() => self.on_outcome(outcome),
                 Some(reply) = self.replies.1.recv() => reply(self.swarm.behaviour_mut()),
-                _ = tick.tick() => self.redial_due(),
+                Ok(()) = self.sync.changed(), if sync_alive => self.release_held(),
+                _ = tick.tick() => {
+                    self.redial_due();
+                    self.check_scores();
+                    self.release_held();
+                }
             }
         }
         let _ = self.stop.send(true);
@@ -778,12 +901,11 @@ impl Runner {
 
     fn subscribe(&mut self, topic: &PubsubTopic) -> bool {
         let t = gossipsub::IdentTopic::new(topic.as_str());
-        let new = self
-            .swarm
-            .behaviour_mut()
-            .relay
-            .subscribe(&t)
-            .unwrap_or(false);
+        let relay = &mut self.swarm.behaviour_mut().relay;
+        let new = relay.subscribe(&t).unwrap_or(false);
+        if new && let Err(e) = relay.set_topic_params(t, relay::topic_score_params()) {
+            tracing::warn!(%topic, error = e, "peer scoring is off on this topic");
+        }
         if let Some(shard) = topic.static_shard() {
             self.shards
                 .write()
@@ -910,7 +1032,68 @@ impl Runner {
         Ok(hash)
     }
 
+    /// Queues a job for validation; what the full queue drops is ignored.
+    fn enqueue(&mut self, job: Job) {
+        let size = job.data.len();
+        let dropped = self.jobs.queue().push(job.source, job, size);
+        self.jobs.ready.notify_one();
+        for job in dropped {
+            self.on_outcome(Outcome {
+                job,
+                verdict: Verdict::Ignore(Ignored::Overloaded),
+                message: None,
+            });
+        }
+    }
+
+    /// Holds a message whose root is unknown until a sync step that started after it
+    /// arrived: the sender may have seen a block our sync had not reached yet, and a reject
+    /// would score an honest peer. Returns the outcome when it cannot be held.
+    fn hold(&mut self, outcome: Outcome) -> Option<Outcome> {
+        let unknown_root = matches!(outcome.verdict, Verdict::Reject(Rejection::UnknownRoot));
+        if !unknown_root || outcome.job.held {
+            return Some(outcome);
+        }
+        if self.held.len() >= MAX_HELD {
+            return Some(Outcome {
+                verdict: Verdict::Ignore(Ignored::Overloaded),
+                ..outcome
+            });
+        }
+        let mut job = outcome.job;
+        job.held = true;
+        self.held.push_back(job);
+        self.sync_now.notify_one();
+        None
+    }
+
+    /// Sends held messages back to validation once a sync step that started after their
+    /// arrival has completed; ignores those that waited too long (the sync is failing, which
+    /// is not the sender's fault).
+    fn release_held(&mut self) {
+        let step_started = self.sync.borrow().step_started;
+        let now = Instant::now();
+        let mut waiting = VecDeque::new();
+        while let Some(job) = self.held.pop_front() {
+            if step_started.is_some_and(|s| s > job.arrived) {
+                self.enqueue(job);
+            } else if now.duration_since(job.arrived) > MAX_HOLD {
+                self.on_outcome(Outcome {
+                    job,
+                    verdict: Verdict::Ignore(Ignored::NotSynced),
+                    message: None,
+                });
+            } else {
+                waiting.push_back(job);
+            }
+        }
+        self.held = waiting;
+    }
+
     fn on_outcome(&mut self, outcome: Outcome) {
+        let Some(outcome) = self.hold(outcome) else {
+            return;
+        };
         let Outcome {
             job,
             verdict,
@@ -949,9 +1132,16 @@ impl Runner {
                 tracing::debug!(peer = %job.source, reason = ?r, "rejected a relayed message");
             }
             Verdict::Ignore(Ignored::Overloaded) => {
-                tracing::warn!("validation queue full; ignoring a relayed message");
+                tracing::debug!(
+                    peer = %job.source,
+                    "validation queue full; ignoring a message of its heaviest sender"
+                );
             }
             Verdict::Ignore(_) => {}
+        }
+        if matches!(verdict, Verdict::Reject(_)) {
+            // The reject above lowered the sender's score; act on it at once.
+            self.disconnect_if_scored_out(job.source);
         }
         self.metrics.count_verdict(verdict.label());
         let _ = self.events.send(NodeEvent::Validated {
@@ -977,19 +1167,14 @@ impl Runner {
                 message_id,
                 message,
             })) => {
-                let job = Job {
+                self.enqueue(Job {
                     id: message_id,
                     source: propagation_source,
                     topic: message.topic,
                     data: message.data,
-                };
-                if let Err(mpsc::error::TrySendError::Full(job)) = self.jobs.try_send(job) {
-                    self.on_outcome(Outcome {
-                        job,
-                        verdict: Verdict::Ignore(Ignored::Overloaded),
-                        message: None,
-                    });
-                }
+                    arrived: Instant::now(),
+                    held: false,
+                });
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -1028,6 +1213,7 @@ impl Runner {
                         s.peer = Some(peer_id);
                         s.failures = 0;
                         s.next_dial = None;
+                        self.swarm.behaviour_mut().gate.reserve(peer_id);
                     }
                 }
                 let state = self.peers.entry(peer_id).or_default();
@@ -1134,6 +1320,52 @@ impl Runner {
         }
     }
 
+    /// Disconnects and bans every connected peer whose relay score fell below the disconnect
+    /// threshold (scores also fall by decay and behaviour penalties, not only by rejects), and
+    /// counts the connections the gate refused.
+    fn check_scores(&mut self) {
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.disconnect_if_scored_out(peer);
+        }
+        for refused in self.swarm.behaviour_mut().gate.take_refused() {
+            self.metrics.count_refused_connection(refused.label());
+        }
+    }
+
+    /// Disconnects and bans `peer` if its relay score is below the disconnect threshold. Static
+    /// peers are scored like any other: they are redialled only after the ban.
+    fn disconnect_if_scored_out(&mut self, peer: PeerId) {
+        let Some(score) = self.swarm.behaviour().relay.peer_score(&peer) else {
+            return;
+        };
+        if score >= relay::DISCONNECT_THRESHOLD || self.swarm.behaviour().gate.is_banned(&peer) {
+            return;
+        }
+        let ip = self
+            .peers
+            .get(&peer)
+            .and_then(|s| s.addresses.iter().find_map(gate::ip_of));
+        let address_banned = self.swarm.behaviour_mut().gate.ban(peer, ip, relay::BAN);
+        tracing::warn!(
+            %peer,
+            score,
+            ban_secs = relay::BAN.as_secs(),
+            address_banned,
+            "disconnecting a peer whose relay score fell below the threshold (it sent invalid \
+             messages)"
+        );
+        self.metrics.score_disconnects.inc();
+        let _ = self.events.send(NodeEvent::ScoredOut { peer, score });
+        let _ = self.swarm.disconnect_peer_id(peer);
+        let until = Instant::now() + relay::BAN;
+        for s in &mut self.static_peers {
+            if s.peer == Some(peer) {
+                s.next_dial = Some(until);
+            }
+        }
+    }
+
     fn redial_due(&mut self) {
         let now = Instant::now();
         for i in 0..self.static_peers.len() {
@@ -1177,4 +1409,70 @@ fn same_address(a: &Multiaddr, b: &Multiaddr) -> bool {
             .collect()
     };
     strip(a) == strip(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn job(source: PeerId, n: u8) -> Job {
+        Job {
+            id: gossipsub::MessageId::new(&[n]),
+            source,
+            topic: gossipsub::TopicHash::from_raw("/waku/2/rs/1/0"),
+            data: vec![n],
+            arrived: Instant::now(),
+            held: false,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_validation_is_counted_and_the_worker_goes_on() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let validate: Arc<ValidateFn> = {
+            let calls = calls.clone();
+            Arc::new(move |batch: &[&[u8]]| {
+                assert!(
+                    calls.fetch_add(1, Ordering::SeqCst) > 0,
+                    "the first batch panics"
+                );
+                batch.iter().map(|_| (Verdict::Accept, None)).collect()
+            })
+        };
+        let jobs = Arc::new(Jobs {
+            queue: std::sync::Mutex::new(FairQueue::new(VALIDATION_QUEUE)),
+            ready: Notify::new(),
+        });
+        let (outcomes_tx, mut outcomes) = mpsc::channel(16);
+        let metrics = Arc::new(Metrics::new());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(supervise_worker(
+            validate,
+            jobs.clone(),
+            outcomes_tx,
+            metrics.clone(),
+            stop_rx,
+        ));
+        let peer = PeerId::random();
+        for n in 0..2 {
+            let dropped = jobs.queue().push(peer, job(peer, n), 1);
+            assert!(dropped.is_empty());
+            jobs.ready.notify_one();
+            let outcome = tokio::time::timeout(Duration::from_secs(10), outcomes.recv())
+                .await
+                .expect("an outcome for every job")
+                .expect("the worker is alive");
+            let expected = if n == 0 {
+                Verdict::Ignore(Ignored::Internal)
+            } else {
+                Verdict::Accept
+            };
+            assert_eq!(outcome.verdict, expected, "job {n}");
+            assert_eq!(outcome.job.id, gossipsub::MessageId::new(&[n]));
+        }
+        assert_eq!(metrics.validation_panics.get(), 1);
+        stop_tx.send(true).unwrap();
+    }
 }

@@ -1,14 +1,24 @@
-//! The RLN validator of relayed messages, with the checks in the order the reference nodes
-//! use: decode the proof, timestamp within the clock drift, proof epoch equal to the
-//! message's epoch, root in the window of recent roots, zero-knowledge proof (over the signal
+//! The RLN validator of relayed messages, cheapest check first: decode the proof, timestamp
+//! within the clock drift, proof epoch equal to the message's epoch, root in the window of
+//! recent roots, then a look at the nullifier log *before* any curve point is touched (a copy
+//! of a share already seen is a duplicate however it was re-encoded, and a second share with
+//! the same `y` cannot come from a valid proof), then the zero-knowledge proof (over the signal
 //! computed from the message itself), then the nullifier log. Proofs of a batch are verified
 //! together; a failing batch still singles out each bad proof.
 //!
-//! Everything here is synchronous and CPU-bound: the node runs it on the blocking pool.
+//! Until the node's first chain sync completes its root window says nothing, so messages are
+//! ignored rather than rejected: a reject would lower an honest peer's score.
+//!
+//! Everything here is synchronous and CPU-bound: the node runs it on the blocking pool. A
+//! panic while a lock is held must not stop validation for good, so poisoned locks are taken
+//! over (the data behind them is only ever changed by single inserts).
 
 use std::{
-    sync::{Arc, Mutex, RwLock},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use ark_bn254::Bn254;
@@ -19,6 +29,7 @@ use crate::{
     rln::{
         field::{self, Fr},
         nullifier_log::{self, NullifierLog},
+        nullifier_store::{NullifierStore, StoreError, StoredShare},
         tree::RootWindow,
         verifier::{PublicInputs, Verifier, decode_proof},
         waku::{Epoch, RlnProofData, rln_identifier, signal_x_of},
@@ -78,6 +89,11 @@ pub enum Ignored {
     EpochFull,
     /// The validation queue was full.
     Overloaded,
+    /// The node's first chain sync has not finished: its roots cannot judge the proof yet.
+    NotSynced,
+    /// Validation failed inside the node (a panicking validation task); not the sender's
+    /// fault.
+    Internal,
 }
 
 impl Verdict {
@@ -102,6 +118,8 @@ impl Verdict {
                 Ignored::Duplicate => "duplicate",
                 Ignored::EpochFull => "epoch_full",
                 Ignored::Overloaded => "overloaded",
+                Ignored::NotSynced => "not_synced",
+                Ignored::Internal => "internal_error",
             },
         }
     }
@@ -125,7 +143,14 @@ impl Default for RlnRules {
     }
 }
 
-/// A message that passed the cheap checks, waiting for its proof check.
+/// A message that passed the cheap checks: its proof data and the signal `x` computed from
+/// the message itself.
+struct Checked {
+    data: RlnProofData,
+    x: Fr,
+}
+
+/// A message whose proof points decoded, waiting for its proof check.
 struct Pending {
     proof: Proof<Bn254>,
     inputs: PublicInputs,
@@ -139,13 +164,8 @@ pub struct Validator {
     roots: Arc<RwLock<RootWindow>>,
     log: Mutex<NullifierLog>,
     rln_identifier: Fr,
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    synced: Arc<AtomicBool>,
+    store: Option<NullifierStore>,
 }
 
 impl Validator {
@@ -162,7 +182,17 @@ impl Validator {
             roots,
             log: Mutex::new(NullifierLog::new(gap)),
             rln_identifier: rln_identifier(),
+            synced: Arc::new(AtomicBool::new(true)),
+            store: None,
         }
+    }
+
+    /// The same validator, ignoring RLN messages until the returned flag is set (by the chain
+    /// sync, once its first step has filled the root window).
+    pub fn until_synced(mut self) -> (Self, Arc<AtomicBool>) {
+        self.synced = Arc::new(AtomicBool::new(false));
+        let flag = self.synced.clone();
+        (self, flag)
     }
 
     /// A validator that only checks messages are well formed (private networks without RLN).
@@ -172,6 +202,89 @@ impl Validator {
             roots: Arc::new(RwLock::new(RootWindow::default())),
             log: Mutex::new(NullifierLog::new(1)),
             rln_identifier: rln_identifier(),
+            synced: Arc::new(AtomicBool::new(true)),
+            store: None,
+        }
+    }
+
+    /// The same validator, keeping its nullifier log in `store` as well: the shares stored for
+    /// the epochs still accepted are loaded now, and every accepted share is written before
+    /// its verdict is reported.
+    pub fn with_store(mut self, store: NullifierStore) -> Result<Self, StoreError> {
+        if let Some(rules) = self.rules {
+            let now = Epoch::from_timestamp_ns(crate::clock::now_ns(), rules.epoch_period);
+            let from = Epoch(now.0.saturating_sub(self.log().max_epoch_gap()));
+            let shares = store.load(from)?;
+            let mut log = self.log();
+            for (epoch, nullifier, x, y) in &shares {
+                log.check_and_insert(*epoch, *nullifier, *x, *y, now);
+            }
+            drop(log);
+            tracing::debug!(shares = shares.len(), "nullifier log restored");
+        }
+        self.store = Some(store);
+        Ok(self)
+    }
+
+    /// Writes newly accepted shares to the store, if there is one. A failed write is logged,
+    /// not fatal: the shares are still in memory.
+    fn persist(&self, shares: &[StoredShare], now_epoch: Epoch) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let gap = self.log().max_epoch_gap();
+        if let Err(e) = store.record(shares, Epoch(now_epoch.0.saturating_sub(gap))) {
+            tracing::warn!(error = %e, "cannot write the nullifier log; a restart would forget \
+                these shares");
+        }
+    }
+
+    fn log(&self) -> MutexGuard<'_, NullifierLog> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the share of a proof this node made itself, before the message leaves: `Err`
+    /// with the log's verdict when it is not the first share of its nullifier (sending it would
+    /// double-signal). No zero-knowledge check: the node made the proof. `Ok` without RLN.
+    pub fn record_own(&self, message: &WakuMessage, now: i64) -> Result<(), Verdict> {
+        let Some(rules) = self.rules else {
+            return Ok(());
+        };
+        let Some(bytes) = message.rate_limit_proof() else {
+            return Err(Verdict::Reject(Rejection::MissingProof));
+        };
+        let data = RlnProofData::decode(bytes)
+            .map_err(|e| Verdict::Reject(Rejection::MalformedProof(e.to_string())))?;
+        let now_epoch = Epoch::from_timestamp_ns(now, rules.epoch_period);
+        let x = signal_x_of(message);
+        let verdict =
+            self.log()
+                .check_and_insert(data.epoch, data.nullifier, x, data.share_y, now_epoch);
+        match verdict {
+            nullifier_log::Verdict::Valid => {
+                self.persist(&[(data.epoch, data.nullifier, x, data.share_y)], now_epoch);
+                Ok(())
+            }
+            nullifier_log::Verdict::Duplicate => Ok(()),
+            other => Err(Self::verdict_of(other)),
+        }
+    }
+
+    fn verdict_of(log_verdict: nullifier_log::Verdict) -> Verdict {
+        match log_verdict {
+            nullifier_log::Verdict::Valid => Verdict::Accept,
+            nullifier_log::Verdict::Duplicate => Verdict::Ignore(Ignored::Duplicate),
+            nullifier_log::Verdict::DoubleSignal { secret } => {
+                Verdict::Reject(Rejection::DoubleSignal {
+                    secret,
+                    commitment: crate::rln::poseidon::poseidon(&[secret]),
+                })
+            }
+            nullifier_log::Verdict::InconsistentShare => {
+                Verdict::Reject(Rejection::InconsistentShare)
+            }
+            nullifier_log::Verdict::OutsideWindow => Verdict::Reject(Rejection::OutsideWindow),
+            nullifier_log::Verdict::EpochFull => Verdict::Ignore(Ignored::EpochFull),
         }
     }
 
@@ -187,12 +300,21 @@ impl Validator {
             .expect("one verdict per message")
     }
 
-    /// Validates messages together: cheap checks one by one, then all surviving proofs in one
-    /// batch verification, then the nullifier log in arrival order.
+    /// Validates messages together: cheap checks one by one (the nullifier log's view
+    /// included), then all surviving proofs in one batch verification, then the nullifier log
+    /// in arrival order.
     pub fn validate_batch(&self, batch: &[&[u8]]) -> Vec<(Verdict, Option<WakuMessage>)> {
-        let now = now_ns();
+        self.validate_batch_at(batch, crate::clock::now_ns())
+    }
+
+    /// [`Self::validate_batch`] with the clock reading `now` (Unix nanoseconds).
+    pub fn validate_batch_at(
+        &self,
+        batch: &[&[u8]],
+        now: i64,
+    ) -> Vec<(Verdict, Option<WakuMessage>)> {
         let mut out: Vec<(Verdict, Option<WakuMessage>)> = Vec::with_capacity(batch.len());
-        let mut pending: Vec<(usize, Pending)> = Vec::new();
+        let mut checked: Vec<(usize, Checked)> = Vec::new();
         for (i, data) in batch.iter().enumerate() {
             let message = match WakuMessage::decode(data) {
                 Ok(m) => m,
@@ -205,7 +327,7 @@ impl Validator {
                 }
             };
             match self.precheck(&message, now) {
-                Ok(Some(p)) => pending.push((i, p)),
+                Ok(Some(c)) => checked.push((i, c)),
                 Ok(None) => {}
                 Err(verdict) => {
                     out.push((verdict, Some(message)));
@@ -213,6 +335,47 @@ impl Validator {
                 }
             }
             out.push((Verdict::Accept, Some(message)));
+        }
+        let Some(rules) = self.rules else {
+            return out;
+        };
+        let now_epoch = Epoch::from_timestamp_ns(now, rules.epoch_period);
+        let mut pending: Vec<(usize, Pending)> = Vec::with_capacity(checked.len());
+        {
+            let log = self.log();
+            for (i, c) in checked {
+                match log.seen(c.data.epoch, &c.data.nullifier) {
+                    // The very share already accepted: a copy, however it was re-encoded.
+                    Some((x, y)) if x == c.x && y == c.data.share_y => {
+                        out[i].0 = Verdict::Ignore(Ignored::Duplicate);
+                        continue;
+                    }
+                    // On the sender's line `y` follows from `x`: the same `y` for another
+                    // `x`, or another `y` for the same `x`, cannot come from a valid proof.
+                    Some((x, y)) if (x == c.x) != (y == c.data.share_y) => {
+                        out[i].0 = Verdict::Reject(Rejection::InvalidProof);
+                        continue;
+                    }
+                    _ => {}
+                }
+                match decode_proof(&c.data.proof) {
+                    Ok(proof) => {
+                        let mut values = c.data.values();
+                        values.x = c.x;
+                        pending.push((
+                            i,
+                            Pending {
+                                proof,
+                                inputs: values.public_inputs(),
+                                data: c.data,
+                            },
+                        ));
+                    }
+                    Err(e) => {
+                        out[i].0 = Verdict::Reject(Rejection::MalformedProof(e.to_string()));
+                    }
+                }
+            }
         }
         if pending.is_empty() {
             return out;
@@ -226,14 +389,8 @@ impl Validator {
         } else {
             Verifier::network().verify_batch(&proofs, &mut rand::thread_rng())
         };
-        let Some(rules) = self.rules else {
-            return out;
-        };
-        let now_epoch = Epoch::from_timestamp_ns(now, rules.epoch_period);
-        let mut log = self
-            .log
-            .lock()
-            .expect("the nullifier log is never poisoned");
+        let mut accepted: Vec<StoredShare> = Vec::new();
+        let mut log = self.log();
         for ((i, p), ok) in pending.iter().zip(valid) {
             if !ok {
                 out[*i].0 = Verdict::Reject(Rejection::InvalidProof);
@@ -241,35 +398,28 @@ impl Validator {
             }
             let d = &p.data;
             // inputs[3] is x as verified: the signal computed from the message.
-            out[*i].0 =
-                match log.check_and_insert(d.epoch, d.nullifier, p.inputs[3], d.share_y, now_epoch)
-                {
-                    nullifier_log::Verdict::Valid => Verdict::Accept,
-                    nullifier_log::Verdict::Duplicate => Verdict::Ignore(Ignored::Duplicate),
-                    nullifier_log::Verdict::DoubleSignal { secret } => {
-                        Verdict::Reject(Rejection::DoubleSignal {
-                            secret,
-                            commitment: crate::rln::poseidon::poseidon(&[secret]),
-                        })
-                    }
-                    nullifier_log::Verdict::InconsistentShare => {
-                        Verdict::Reject(Rejection::InconsistentShare)
-                    }
-                    nullifier_log::Verdict::OutsideWindow => {
-                        Verdict::Reject(Rejection::OutsideWindow)
-                    }
-                    nullifier_log::Verdict::EpochFull => Verdict::Ignore(Ignored::EpochFull),
-                };
+            let share = (d.epoch, d.nullifier, p.inputs[3], d.share_y);
+            let verdict = log.check_and_insert(share.0, share.1, share.2, share.3, now_epoch);
+            if verdict == nullifier_log::Verdict::Valid {
+                accepted.push(share);
+            }
+            out[*i].0 = Self::verdict_of(verdict);
         }
+        drop(log);
+        self.persist(&accepted, now_epoch);
         out
     }
 
-    /// The checks before the proof: `Ok(None)` when RLN is off, `Ok(Some)` with the proof
-    /// to verify, `Err` with the verdict of the first check that failed.
-    fn precheck(&self, message: &WakuMessage, now: i64) -> Result<Option<Pending>, Verdict> {
+    /// The checks before the nullifier log and the proof points: `Ok(None)` when RLN is off,
+    /// `Ok(Some)` with the proof data to go on with, `Err` with the verdict of the first check
+    /// that failed.
+    fn precheck(&self, message: &WakuMessage, now: i64) -> Result<Option<Checked>, Verdict> {
         let Some(rules) = self.rules else {
             return Ok(None);
         };
+        if !self.synced.load(Ordering::Acquire) {
+            return Err(Verdict::Ignore(Ignored::NotSynced));
+        }
         let reject = |r| Err(Verdict::Reject(r));
         let Some(bytes) = message.rate_limit_proof() else {
             return reject(Rejection::MissingProof);
@@ -281,8 +431,7 @@ impl Validator {
         let Some(timestamp) = message.timestamp() else {
             return reject(Rejection::TimestampOutOfRange);
         };
-        let drift = rules.max_clock_drift.as_nanos() as i64;
-        if timestamp.abs_diff(now) > drift as u64 {
+        if u128::from(timestamp.abs_diff(now)) > rules.max_clock_drift.as_nanos() {
             return reject(Rejection::TimestampOutOfRange);
         }
         if data.epoch != Epoch::from_timestamp_ns(timestamp, rules.epoch_period) {
@@ -291,24 +440,17 @@ impl Validator {
         if data.rln_identifier != self.rln_identifier {
             return reject(Rejection::WrongRlnIdentifier);
         }
-        if !self
+        let known_root = self
             .roots
             .read()
-            .expect("the root window is never poisoned")
-            .contains(&data.merkle_root)
-        {
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&data.merkle_root);
+        if !known_root {
             return reject(Rejection::UnknownRoot);
         }
-        let proof = match decode_proof(&data.proof) {
-            Ok(p) => p,
-            Err(e) => return reject(Rejection::MalformedProof(e.to_string())),
-        };
         // The signal is the message's own, so a proof cannot be moved to another message.
-        let mut values = data.values();
-        values.x = signal_x_of(message);
-        Ok(Some(Pending {
-            proof,
-            inputs: values.public_inputs(),
+        Ok(Some(Checked {
+            x: signal_x_of(message),
             data,
         }))
     }

@@ -5,6 +5,7 @@ pub mod circuit;
 pub mod field;
 pub mod identity;
 pub mod nullifier_log;
+pub mod nullifier_store;
 pub mod poseidon;
 pub mod prover;
 pub mod tree;

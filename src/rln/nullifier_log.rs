@@ -24,7 +24,7 @@ use crate::rln::{
 pub const DEFAULT_MAX_ENTRIES_PER_EPOCH: usize = 1_000_000;
 
 /// How the log classifies a verified message's share.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// The first share for this nullifier in this epoch; it is now recorded. Accept.
     Valid,
@@ -130,6 +130,15 @@ impl NullifierLog {
                 Verdict::Valid
             }
         }
+    }
+
+    /// The share recorded for `nullifier` in `epoch`, as `(x, y)`: lets a validator spot a
+    /// copy of a known share before it pays for the proof check.
+    pub fn seen(&self, epoch: Epoch, nullifier: &Fr) -> Option<(Fr, Fr)> {
+        self.epochs
+            .get(&epoch)
+            .and_then(|shares| shares.get(nullifier))
+            .map(|s| (s.x, s.y))
     }
 
     /// Drops every epoch more than `max_epoch_gap` away from `now_epoch`.

@@ -18,6 +18,7 @@ mod keystore_js;
 mod light_js;
 mod node_bad_input;
 mod node_filter;
+mod node_hardening;
 mod node_network;
 mod node_peer_exchange;
 mod node_relay;

@@ -171,7 +171,8 @@ async fn keys_persist_and_static_peers_are_redialled_after_a_restart() {
 async fn connection_limits_hold() {
     let dir = temp_dir("limits");
     let mut config = NodeConfig::local(dir.join("hub"), CLUSTER);
-    config.max_connections = 2;
+    // A third outbound (1), the rest inbound (2).
+    config.max_connections = 3;
     let hub = node::start(config).await.unwrap();
     let addr = hub.listen_addrs().await.unwrap()[0]
         .clone()
@@ -187,6 +188,12 @@ async fn connection_limits_hold() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let peers = hub.peers().await.unwrap();
     assert_eq!(peers.len(), 2, "{peers:?}");
+    assert!(
+        hub.metrics()
+            .encode()
+            .contains("libp2p_refused_connections_total{type=\"inbound\"}"),
+        "the refusals are counted"
+    );
     for n in others {
         n.shutdown().await;
     }

@@ -28,7 +28,7 @@ use wakurln::{
     topics::{ContentTopic, PubsubTopic, StaticShard},
 };
 
-const CLUSTER: u16 = 42;
+pub(crate) const CLUSTER: u16 = 42;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wakurln-node-{name}-{}", std::process::id()));
@@ -49,11 +49,11 @@ fn config(chain: &Chain, name: &str, keystore: Option<&Path>, peers: &[Multiaddr
     chain.config(name, keystore, peers)
 }
 
-fn topic() -> PubsubTopic {
+pub(crate) fn topic() -> PubsubTopic {
     StaticShard::new(CLUSTER, 0).pubsub_topic()
 }
 
-fn message(text: &str) -> WakuMessage {
+pub(crate) fn message(text: &str) -> WakuMessage {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     WakuMessage::builder(
         ContentTopic::from_str("/relay-test/1/chat/proto").unwrap(),
@@ -65,7 +65,7 @@ fn message(text: &str) -> WakuMessage {
 }
 
 /// Waits until every node has at least `min[i]` mesh peers on the topic.
-async fn wait_mesh(nodes: &[&NodeHandle], min: &[usize]) {
+pub(crate) async fn wait_mesh(nodes: &[&NodeHandle], min: &[usize]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut ok = true;
@@ -102,7 +102,7 @@ async fn line(chain: &Chain, n: usize, publisher: Option<&Path>) -> Vec<NodeHand
     nodes
 }
 
-async fn next_delivered(
+pub(crate) async fn next_delivered(
     rx: &mut broadcast::Receiver<Delivered>,
     within: Duration,
 ) -> Option<Delivered> {
@@ -149,7 +149,7 @@ async fn honest_messages_cross_a_line_of_five_nodes() {
 
 /// Proves `message` for `identity` at leaf `index` with message id `id`, bypassing any
 /// counter (as a misbehaving or broken client would).
-fn prove_raw(
+pub(crate) fn prove_raw(
     prover: &RlnProver,
     tree: &MerkleTree,
     identity: &Identity,
@@ -170,7 +170,7 @@ fn prove_raw(
 }
 
 /// The membership tree as the nodes see it, from the contract's events.
-async fn tree_of(chain: &Chain) -> MerkleTree {
+pub(crate) async fn tree_of(chain: &Chain) -> MerkleTree {
     let client = ChainClient::connect(
         &[Endpoint(chain.anvil.url.clone())],
         chain.contract,
@@ -197,7 +197,7 @@ async fn tree_of(chain: &Chain) -> MerkleTree {
 
 /// A gossipsub peer speaking Waku relay that forwards whatever it is given, unvalidated: a
 /// misbehaving or broken client. Returns a sender of encoded messages to publish.
-fn rogue_peer(dial: Multiaddr) -> tokio::sync::mpsc::Sender<Vec<u8>> {
+pub(crate) fn rogue_peer(dial: Multiaddr) -> tokio::sync::mpsc::Sender<Vec<u8>> {
     use futures::StreamExt;
     use libp2p::{gossipsub, noise, tcp, yamux};
     let config = gossipsub::ConfigBuilder::default()

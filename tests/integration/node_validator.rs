@@ -248,3 +248,134 @@ fn without_rln_only_the_message_is_checked() {
         Verdict::Reject(Rejection::MalformedMessage(_))
     ));
 }
+
+/// `message` with its parts rebuilt: another meta, and `proof` as its proof bytes.
+fn rebuilt(m: &WakuMessage, payload: &[u8], meta: &[u8], proof: &RlnProofData) -> WakuMessage {
+    WakuMessage::builder(m.content_topic().clone(), payload.to_vec())
+        .timestamp(m.timestamp().unwrap())
+        .meta(meta.to_vec())
+        .build()
+        .unwrap()
+        .with_rate_limit_proof(proof.encode())
+        .unwrap()
+}
+
+#[test]
+fn copies_of_a_seen_share_cost_no_proof_check_however_re_encoded() {
+    let s = setup();
+    let original = proved(&s, message("seen", now_ns()), 4, None, rln_identifier());
+    assert_eq!(check(&s, &original), Verdict::Accept);
+    let data = RlnProofData::decode(original.rate_limit_proof().unwrap()).unwrap();
+    // Garbage where the curve points were: any proof check would refuse these copies, so a
+    // verdict of Duplicate shows none ran.
+    let mut broken = data.clone();
+    broken.proof = [0xa5; 128];
+
+    let other_meta = rebuilt(&original, b"seen", b"other meta", &broken);
+    assert_eq!(check(&s, &other_meta), Verdict::Ignore(Ignored::Duplicate));
+    // An unknown protobuf field appended (field 31, varint 1) is another encoding too.
+    let mut extra = rebuilt(&original, b"seen", b"", &broken).encode();
+    extra.extend_from_slice(&[0xf8, 0x01, 0x01]);
+    assert_eq!(
+        s.validator.validate(&extra).0,
+        Verdict::Ignore(Ignored::Duplicate)
+    );
+    // The payload changed under the same share: on the sender's line another x needs another
+    // y, so no valid proof can carry this; refused before any point is decoded.
+    assert_eq!(
+        check(&s, &rebuilt(&original, b"changed", b"", &broken)),
+        Verdict::Reject(Rejection::InvalidProof)
+    );
+    // With the original points the verdict is the same: the proof check is not what refuses it.
+    assert_eq!(
+        check(&s, &rebuilt(&original, b"changed", b"", &data)),
+        Verdict::Reject(Rejection::InvalidProof)
+    );
+}
+
+#[test]
+fn nothing_is_judged_before_the_first_sync() {
+    let Setup {
+        tree,
+        member,
+        validator,
+    } = setup();
+    let (validator, synced) = validator.until_synced();
+    let s = Setup {
+        tree,
+        member,
+        validator,
+    };
+    let m = proved(&s, message("early", now_ns()), 0, None, rln_identifier());
+    // Not even a valid message is accepted, and an invalid one is not rejected: the roots are
+    // not known yet, so no peer may be scored on them.
+    assert_eq!(check(&s, &m), Verdict::Ignore(Ignored::NotSynced));
+    let unproved = message("no proof", now_ns());
+    assert_eq!(check(&s, &unproved), Verdict::Ignore(Ignored::NotSynced));
+    synced.store(true, std::sync::atomic::Ordering::Release);
+    assert_eq!(check(&s, &m), Verdict::Accept);
+    assert_eq!(
+        check(&s, &unproved),
+        Verdict::Reject(Rejection::MissingProof)
+    );
+}
+
+#[test]
+fn the_nodes_own_proofs_pass_its_nullifier_log_before_leaving() {
+    let s = setup();
+    let now = now_ns();
+    let first = proved(&s, message("own one", now), 7, None, rln_identifier());
+    assert_eq!(s.validator.record_own(&first, now), Ok(()));
+    // The same proof again is harmless (one share); a second message with the same id is not.
+    assert_eq!(s.validator.record_own(&first, now), Ok(()));
+    let second = proved(&s, message("own two", now), 7, None, rln_identifier());
+    assert!(matches!(
+        s.validator.record_own(&second, now),
+        Err(Verdict::Reject(Rejection::DoubleSignal { .. }))
+    ));
+    // And a relayed copy of the first is a duplicate for the validator.
+    assert_eq!(check(&s, &first), Verdict::Ignore(Ignored::Duplicate));
+}
+
+#[test]
+fn a_double_signal_straddling_a_restart_is_caught() {
+    let dir = std::env::temp_dir().join(format!("wakurln-validator-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nullifiers.sqlite");
+    let open = |s: Setup| Setup {
+        validator: s
+            .validator
+            .with_store(wakurln::rln::nullifier_store::NullifierStore::open(&path).unwrap())
+            .unwrap(),
+        ..s
+    };
+    let before = open(setup());
+    let first = proved(
+        &before,
+        message("before the restart", now_ns()),
+        2,
+        None,
+        rln_identifier(),
+    );
+    assert_eq!(check(&before, &first), Verdict::Accept);
+    drop(before);
+
+    // A new validator on the same file: the share is still known.
+    let after = open(setup());
+    assert_eq!(check(&after, &first), Verdict::Ignore(Ignored::Duplicate));
+    let second = proved(
+        &after,
+        message("after the restart", now_ns()),
+        2,
+        None,
+        rln_identifier(),
+    );
+    match check(&after, &second) {
+        Verdict::Reject(Rejection::DoubleSignal { secret, .. }) => {
+            assert_eq!(secret, after.member.secret_hash);
+        }
+        other => panic!("the double signal was missed: {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

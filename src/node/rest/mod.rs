@@ -127,7 +127,7 @@ impl From<NodeError> for ApiError {
             NodeError::Store(_) => StatusCode::BAD_GATEWAY,
             NodeError::BadMessage(_)
             | NodeError::Rejected(_)
-            | NodeError::Publish(PublishError::NoTimestamp) => StatusCode::BAD_REQUEST,
+            | NodeError::Publish(PublishError::Timestamp(_)) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self(status, e.to_string())

@@ -52,6 +52,11 @@ impl RootWindow {
         self.roots.contains(root)
     }
 
+    /// How many roots the window keeps.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// The newest root.
     pub fn latest(&self) -> Option<Fr> {
         self.roots.back().copied()

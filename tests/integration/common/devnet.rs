@@ -50,7 +50,12 @@ pub fn circuit_dir() -> PathBuf {
 impl Devnet {
     /// Starts anvil and deploys the contract (rate limits from 1 message per epoch).
     pub async fn start(name: &str, cluster: u16) -> Self {
-        let anvil = super::anvil(&[]);
+        Self::start_with(name, cluster, &[]).await
+    }
+
+    /// [`Self::start`] with extra anvil arguments (`--block-time 1`, say).
+    pub async fn start_with(name: &str, cluster: u16, anvil_args: &[&str]) -> Self {
+        let anvil = super::anvil(anvil_args);
         let signer = PrivateKeySigner::from_str(super::ANVIL_KEYS[0]).unwrap();
         let terms = Terms {
             min_rate_limit: 1,
