@@ -322,6 +322,11 @@ async fn publisher(
             _ = swarm.select_next_some() => {}
         }
     }
+    // Let the last message leave before the connection goes.
+    let flush = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < flush {
+        let _ = tokio::time::timeout(Duration::from_millis(100), swarm.select_next_some()).await;
+    }
 }
 
 /// The observer: records when each honest message reaches it through the node.
@@ -329,10 +334,15 @@ async fn observer(
     node: Multiaddr,
     received: Arc<Mutex<HashMap<Vec<u8>, Instant>>>,
     until: Instant,
+    ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut swarm = relay_peer();
     swarm.dial(node).unwrap();
+    let mut ready = Some(ready);
     while Instant::now() < until {
+        if ready.is_some() && swarm.behaviour().mesh_peers(&topic().hash()).count() > 0 {
+            let _ = ready.take().expect("checked").send(());
+        }
         let event =
             tokio::time::timeout(Duration::from_millis(100), swarm.select_next_some()).await;
         if let Ok(SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. })) = event
@@ -392,6 +402,10 @@ async fn attacker(
                 SwarmEvent::ConnectionClosed {
                     num_established: 0, ..
                 } => {
+                    if disconnected.is_some() {
+                        // A reconnection the node closed at once.
+                        refused += 1;
+                    }
                     disconnected.get_or_insert(started.elapsed());
                 }
                 SwarmEvent::OutgoingConnectionError { .. } if disconnected.is_some() => {
@@ -459,11 +473,15 @@ async fn scenario(chain: Arc<Chain>, dir: &Path, seconds: u64, attack: bool) -> 
     let sent = Arc::new(Mutex::new(HashMap::new()));
     let received = Arc::new(Mutex::new(HashMap::new()));
     let until = Instant::now() + Duration::from_secs(seconds) + Duration::from_secs(3);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let observing = tokio::spawn(observer(
         node.address.clone(),
         received.clone(),
         until + Duration::from_secs(3),
+        ready_tx,
     ));
+    // Publishing starts once the node forwards to the observer.
+    ready_rx.await.expect("the observer joins the node's mesh");
     let attacking =
         attack.then(|| tokio::spawn(attacker(chain.clone(), node.address.clone(), until)));
     let publishers: Vec<_> = (0..PUBLISHERS)

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub score_disconnects: Counter,
     /// Connections refused, by reason (`inbound`, `per_ip`, `banned_peer`, ...).
     pub refused_connections: Family<Reason, Counter>,
+    /// Relayed messages held for the chain sync because their root was not known yet.
+    pub held_unknown_root: Counter,
 }
 
 impl Default for Metrics {
@@ -92,6 +94,12 @@ impl Metrics {
         let validation_panics = Counter::default();
         let score_disconnects = Counter::default();
         let refused_connections = Family::<Reason, Counter>::default();
+        let held_unknown_root = Counter::default();
+        registry.register(
+            "waku_relay_held_unknown_root",
+            "Relayed messages held for the chain sync because their root was not known yet",
+            held_unknown_root.clone(),
+        );
         registry.register(
             "waku_relay_validation_panics",
             "Validation tasks that panicked and were replaced",
@@ -207,6 +215,7 @@ impl Metrics {
             validation_panics,
             score_disconnects,
             refused_connections,
+            held_unknown_root,
         }
     }
 

@@ -53,17 +53,58 @@ const VALIDATION_QUEUE: QueueLimits = QueueLimits {
 /// Most messages validated in one batch.
 const MAX_BATCH: usize = 64;
 
-/// The validation queue, shared by the swarm task (which fills it) and the workers.
+/// Most messages of one peer in one batch: a flooder's backlog never makes up a batch.
+const MAX_PER_PEER_IN_BATCH: usize = 8;
+/// How long a peer that sent an invalid message is verified apart from the others.
+const SUSPECT_FOR: Duration = Duration::from_secs(60);
+/// Peers remembered as suspects at most.
+const MAX_SUSPECTS: usize = 10_000;
+
+/// The validation queue, shared by the swarm task (which fills it) and the workers, and the
+/// peers whose messages are verified apart.
 struct Jobs {
     queue: std::sync::Mutex<FairQueue<PeerId, Job>>,
     ready: Notify,
+    suspects: std::sync::Mutex<HashMap<PeerId, Instant>>,
 }
 
 impl Jobs {
+    fn new() -> Self {
+        Self {
+            queue: std::sync::Mutex::new(FairQueue::new(VALIDATION_QUEUE)),
+            ready: Notify::new(),
+            suspects: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
     fn queue(&self) -> std::sync::MutexGuard<'_, FairQueue<PeerId, Job>> {
         self.queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn suspects(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, Instant>> {
+        self.suspects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `peer` sent an invalid message within the last [`SUSPECT_FOR`].
+    fn is_suspect(&self, peer: &PeerId) -> bool {
+        self.suspects()
+            .get(peer)
+            .is_some_and(|at| at.elapsed() < SUSPECT_FOR)
+    }
+
+    fn suspect(&self, peer: PeerId) {
+        let mut suspects = self.suspects();
+        if suspects.len() >= MAX_SUSPECTS {
+            suspects.retain(|_, at| at.elapsed() < SUSPECT_FOR);
+            if suspects.len() >= MAX_SUSPECTS {
+                suspects.clear();
+            }
+        }
+        suspects.insert(peer, Instant::now());
     }
 }
 
@@ -234,10 +275,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (commands_tx, commands_rx) = mpsc::channel(256);
     let (delivered, _) = broadcast::channel(4_096);
     let (events, _) = broadcast::channel(4_096);
-    let jobs = Arc::new(Jobs {
-        queue: std::sync::Mutex::new(FairQueue::new(VALIDATION_QUEUE)),
-        ready: Notify::new(),
-    });
+    let jobs = Arc::new(Jobs::new());
     let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(VALIDATION_QUEUE.max_items);
     let validator = Arc::new(validator);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -675,7 +713,7 @@ async fn validation_worker(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let batch = jobs.queue().pop_batch(MAX_BATCH);
+        let batch = jobs.queue().pop_batch(MAX_BATCH, MAX_PER_PEER_IN_BATCH);
         if batch.is_empty() {
             tokio::select! {
                 () = jobs.ready.notified() => continue,
@@ -686,49 +724,67 @@ async fn validation_worker(
             // Let another worker start on the rest while this batch is verified.
             jobs.ready.notify_one();
         }
-        // A copy (messages are small): a job held on an unknown root goes back to the queue.
-        let data: Vec<Vec<u8>> = batch.iter().map(|job| job.data.clone()).collect();
-        let v = validate.clone();
-        let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-            v(&refs)
-        })
-        .await;
-        let verdicts = match result {
-            Ok(verdicts) => verdicts,
-            Err(e) => {
-                metrics.validation_panics.inc();
-                tracing::error!(
-                    error = %e,
-                    messages = batch.len(),
-                    "validating a batch failed inside the node; its messages are ignored"
-                );
-                batch
-                    .iter()
-                    .map(|_| (Verdict::Ignore(Ignored::Internal), None))
-                    .collect()
+        // Peers that sent invalid messages lately are verified apart, after the others: a
+        // batch holding a bad proof is searched by halves, and honest messages must not pay
+        // for that search nor wait for it.
+        let (suspect, clean): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|job| jobs.is_suspect(&job.source));
+        for group in [clean, suspect] {
+            if group.is_empty() {
+                continue;
             }
-        };
-        let per_proof = started.elapsed().as_secs_f64() / batch.len() as f64;
-        metrics.batch_size.observe(batch.len() as f64);
-        for _ in 0..batch.len() {
-            metrics.proof_verification.observe(per_proof);
-        }
-        for (job, (verdict, message)) in batch.into_iter().zip(verdicts) {
-            if outcomes
-                .send(Outcome {
+            let verdicts = validate_group(&validate, &group, &metrics).await;
+            for (job, (verdict, message)) in group.into_iter().zip(verdicts) {
+                if matches!(verdict, Verdict::Reject(_)) {
+                    jobs.suspect(job.source);
+                }
+                let outcome = Outcome {
                     job,
                     verdict,
                     message,
-                })
-                .await
-                .is_err()
-            {
-                return;
+                };
+                if outcomes.send(outcome).await.is_err() {
+                    return;
+                }
             }
         }
     }
+}
+
+/// Validates `group` on the blocking pool; a panic gives every message of the group an
+/// `Internal` ignore, and is logged and counted.
+async fn validate_group(
+    validate: &Arc<ValidateFn>,
+    group: &[Job],
+    metrics: &Metrics,
+) -> Vec<(Verdict, Option<WakuMessage>)> {
+    // A copy (messages are small): a job held on an unknown root goes back to the queue.
+    let data: Vec<Vec<u8>> = group.iter().map(|job| job.data.clone()).collect();
+    let v = validate.clone();
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+        v(&refs)
+    })
+    .await;
+    let per_proof = started.elapsed().as_secs_f64() / group.len() as f64;
+    metrics.batch_size.observe(group.len() as f64);
+    for _ in 0..group.len() {
+        metrics.proof_verification.observe(per_proof);
+    }
+    result.unwrap_or_else(|e| {
+        metrics.validation_panics.inc();
+        tracing::error!(
+            error = %e,
+            messages = group.len(),
+            "validating a batch failed inside the node; its messages are ignored"
+        );
+        group
+            .iter()
+            .map(|_| (Verdict::Ignore(Ignored::Internal), None))
+            .collect()
+    })
 }
 
 struct StaticPeer {
@@ -1063,6 +1119,7 @@ impl Runner {
         let mut job = outcome.job;
         job.held = true;
         self.held.push_back(job);
+        self.metrics.held_unknown_root.inc();
         self.sync_now.notify_one();
         None
     }
@@ -1441,10 +1498,7 @@ mod tests {
                 batch.iter().map(|_| (Verdict::Accept, None)).collect()
             })
         };
-        let jobs = Arc::new(Jobs {
-            queue: std::sync::Mutex::new(FairQueue::new(VALIDATION_QUEUE)),
-            ready: Notify::new(),
-        });
+        let jobs = Arc::new(Jobs::new());
         let (outcomes_tx, mut outcomes) = mpsc::channel(16);
         let metrics = Arc::new(Metrics::new());
         let (stop_tx, stop_rx) = watch::channel(false);

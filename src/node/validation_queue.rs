@@ -124,26 +124,33 @@ impl<K: Hash + Eq + Clone, T> FairQueue<K, T> {
         dropped
     }
 
-    /// Takes up to `max` messages, one per peer in turn.
-    pub fn pop_batch(&mut self, max: usize) -> Vec<T> {
+    /// Takes up to `max` messages, one per peer in turn and at most `per_key` from one peer,
+    /// so that no peer's backlog makes up most of a batch.
+    pub fn pop_batch(&mut self, max: usize, per_key: usize) -> Vec<T> {
         let mut batch = Vec::new();
-        while batch.len() < max {
-            let Some(key) = self.turn.pop_front() else {
-                break;
-            };
-            let queue = self
-                .queues
-                .get_mut(&key)
-                .expect("a peer in turn has a queue");
-            let (item, size) = queue.pop_front().expect("queues in turn are not empty");
-            if queue.is_empty() {
-                self.queues.remove(&key);
-            } else {
-                self.turn.push_back(key);
+        let mut rounds = 0;
+        while batch.len() < max && rounds < per_key && !self.turn.is_empty() {
+            rounds += 1;
+            // One round: each peer in turn once.
+            for _ in 0..self.turn.len() {
+                if batch.len() >= max {
+                    break;
+                }
+                let key = self.turn.pop_front().expect("counted above");
+                let queue = self
+                    .queues
+                    .get_mut(&key)
+                    .expect("a peer in turn has a queue");
+                let (item, size) = queue.pop_front().expect("queues in turn are not empty");
+                if queue.is_empty() {
+                    self.queues.remove(&key);
+                } else {
+                    self.turn.push_back(key);
+                }
+                self.items -= 1;
+                self.bytes -= size;
+                batch.push(item);
             }
-            self.items -= 1;
-            self.bytes -= size;
-            batch.push(item);
         }
         batch
     }
@@ -170,13 +177,21 @@ mod tests {
         }
         assert!(q.push("honest", ("honest", 0), 10).is_empty());
         assert!(q.push("other", ("other", 0), 10).is_empty());
-        let batch = q.pop_batch(4);
+        let batch = q.pop_batch(4, usize::MAX);
         assert_eq!(
             batch,
             vec![("flood", 0), ("honest", 0), ("other", 0), ("flood", 1)]
         );
         assert_eq!(q.len(), 3);
         assert_eq!(q.bytes(), 30);
+        // At most two of one peer per batch, however much room is left.
+        assert!(q.push("honest", ("honest", 1), 10).is_empty());
+        assert_eq!(
+            q.pop_batch(64, 2),
+            vec![("flood", 2), ("honest", 1), ("flood", 3)]
+        );
+        assert_eq!(q.pop_batch(64, 2), vec![("flood", 4)]);
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -214,7 +229,7 @@ mod tests {
             let (mut pushed, mut out) = (0usize, 0usize);
             for (i, (peer, size, pop)) in ops.into_iter().enumerate() {
                 if pop {
-                    out += q.pop_batch(3).len();
+                    out += q.pop_batch(3, 2).len();
                 } else {
                     pushed += 1;
                     out += q.push(peer, i, size).len();
@@ -223,7 +238,7 @@ mod tests {
                 prop_assert!(q.bytes() <= max_bytes);
                 prop_assert_eq!(q.turn.len(), q.queues.len());
             }
-            out += q.pop_batch(usize::MAX).len();
+            out += q.pop_batch(usize::MAX, usize::MAX).len();
             prop_assert_eq!(pushed, out);
             prop_assert!(q.is_empty());
             prop_assert_eq!(q.bytes(), 0);
