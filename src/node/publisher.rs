@@ -12,7 +12,11 @@
 //! before sending it (see `Validator::record_own`), so even a lost counter cannot send two
 //! shares of one nullifier.
 
-use std::{path::Path, sync::Mutex, time::Duration};
+use std::{
+    path::Path,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -303,7 +307,48 @@ pub struct Publisher {
     member: Member,
     rules: RlnRules,
     counter: MessageIdCounter,
-    prepared: Mutex<Option<(Fr, PreparedRln)>>,
+    prepared: Mutex<Prepared<PreparedRln>>,
+    root_grace: Duration,
+}
+
+/// The member's precomputation and the newest root seen.
+#[derive(Debug)]
+struct Prepared<P> {
+    /// The root the precomputation was made for, and the precomputation.
+    at: Option<(Fr, P)>,
+    /// The newest root the sync reported, and when it first did.
+    newest: Option<(Fr, Instant)>,
+}
+
+impl<P> Default for Prepared<P> {
+    fn default() -> Self {
+        Self {
+            at: None,
+            newest: None,
+        }
+    }
+}
+
+impl<P> Prepared<P> {
+    /// Whether proving may stay on the prepared root although `root` is newer: peers sync at
+    /// their own pace, and a proof against a root they have not reached yet would wait for
+    /// their sync (or be refused by nodes that do not wait). A root only just seen is used
+    /// once `grace` has passed.
+    fn stays_on_old_root(&mut self, root: Fr, grace: Duration, now: Instant) -> bool {
+        let Some((prepared_root, _)) = &self.at else {
+            return false;
+        };
+        if *prepared_root == root {
+            return true;
+        }
+        match self.newest {
+            Some((newest, since)) if newest == root => now.saturating_duration_since(since) < grace,
+            _ => {
+                self.newest = Some((root, now));
+                !grace.is_zero()
+            }
+        }
+    }
 }
 
 impl Publisher {
@@ -320,8 +365,16 @@ impl Publisher {
             member,
             rules,
             counter,
-            prepared: Mutex::new(None),
+            prepared: Mutex::new(Prepared::default()),
+            root_grace: Duration::ZERO,
         }
+    }
+
+    /// The same publisher, proving against the previous root for `grace` after a new one
+    /// appears (about how far its peers' chain sync may lag behind its own).
+    pub fn with_root_grace(mut self, grace: Duration) -> Self {
+        self.root_grace = grace;
+        self
     }
 
     /// The membership.
@@ -370,8 +423,11 @@ impl Publisher {
                 wait_secs: next_start.saturating_sub(now),
             });
         };
-        let mut prepared = self.prepared.lock().expect("never poisoned");
-        if prepared.as_ref().is_none_or(|(r, _)| *r != root) {
+        let mut prepared = self
+            .prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !prepared.stays_on_old_root(root, self.root_grace, Instant::now()) {
             let inputs = MemberInputs {
                 identity_secret: self.member.identity.secret_hash,
                 user_message_limit: Fr::from(self.member.limit),
@@ -382,9 +438,34 @@ impl Publisher {
                 .prover
                 .prepare(&inputs)
                 .map_err(|e| PublishError::Prove(e.to_string()))?;
-            *prepared = Some((root, p));
+            prepared.at = Some((root, p));
         }
-        let (_, member) = prepared.as_ref().expect("prepared above");
+        let (_, member) = prepared.at.as_ref().expect("prepared above");
         attach_proof(&self.prover, member, message, period, message_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_root_is_used_once_the_grace_has_passed() {
+        let grace = Duration::from_secs(6);
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut p = Prepared::<()>::default();
+        assert!(
+            !p.stays_on_old_root(Fr::from(1u64), grace, at(0)),
+            "nothing prepared yet"
+        );
+        p.at = Some((Fr::from(1u64), ()));
+        assert!(p.stays_on_old_root(Fr::from(1u64), grace, at(0)));
+        // Root 2 appears at 10 s: root 1 is kept for the grace, then dropped.
+        assert!(p.stays_on_old_root(Fr::from(2u64), grace, at(10)));
+        assert!(p.stays_on_old_root(Fr::from(2u64), grace, at(15)));
+        assert!(!p.stays_on_old_root(Fr::from(2u64), grace, at(16)));
+        // Without a grace, a new root is used at once.
+        assert!(!p.stays_on_old_root(Fr::from(3u64), Duration::ZERO, at(20)));
     }
 }

@@ -170,7 +170,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                     .map_err(start_error)?;
             if let Some(m) = &rln.membership {
                 let p = load_publisher(m, &client, &config.data_dir, rln.rules).await?;
-                publisher = Some(Arc::new(p));
+                // Peers poll the chain as often as we do: give them a poll and a second to
+                // reach a new root before proving against it.
+                let grace = rln.chain.poll_interval + Duration::from_secs(1);
+                publisher = Some(Arc::new(p.with_root_grace(grace)));
             }
             if let Some(l) = &rln.lending {
                 let pool = load_pool(l, &client, &config.data_dir, rln.rules).await?;

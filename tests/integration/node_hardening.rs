@@ -408,7 +408,13 @@ async fn no_honest_message_is_refused_while_members_register() {
         Chain::start_with("hardening-burst", CLUSTER, &["--block-time", "1"]).await,
     );
     let (keystore, _) = chain.member("publisher", 500).await;
-    let watcher = start(chain.config("watcher", None, &[])).await;
+    // Peers sync at their own pace: the watcher polls the chain every 10 s, the publisher
+    // every 250 ms, so the publisher often knows a root the watcher has not reached yet.
+    let mut watcher_config = chain.config("watcher", None, &[]);
+    if let Some(rln) = watcher_config.rln.as_mut() {
+        rln.chain.poll_interval = Duration::from_secs(10);
+    }
+    let watcher = start(watcher_config).await;
     let publisher =
         start(chain.config("publisher", Some(&keystore), &[address(&watcher).await])).await;
     wait_mesh(&[&watcher, &publisher], &[1, 1]).await;

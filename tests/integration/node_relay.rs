@@ -636,6 +636,32 @@ async fn a_service_lends_proofs_fairly_from_its_own_pool() {
         async move { client.lightpush(service, Some(topic()), &m).await.unwrap() }
     };
 
+    // A message dated four epochs ahead gets no proof, says why, and costs no quota.
+    let ahead = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+        + 4 * EPOCH as i64 * 1_000_000_000;
+    let far = WakuMessage::builder(
+        ContentTopic::from_str("/relay-test/1/chat/proto").unwrap(),
+        b"far".to_vec(),
+    )
+    .timestamp(ahead)
+    .build()
+    .unwrap();
+    let r = late
+        .lightpush(service.peer_id(), Some(topic()), &far)
+        .await
+        .unwrap();
+    assert_eq!(r.status_code, status::INVALID_MESSAGE, "{r:?}");
+    assert!(
+        r.status_desc
+            .as_deref()
+            .unwrap()
+            .contains("ahead of this node's clock"),
+        "{r:?}"
+    );
+
     // The heavy client takes its quota of 3 from the shared part (capacity 4 - reserve 1).
     for i in 0..3 {
         let r = push(&heavy, &format!("heavy {i}")).await;
