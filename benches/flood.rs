@@ -5,9 +5,13 @@
 //! refuse them. The node runs as its own process (`wakurln node`), so its peak memory is its
 //! own; publishers, attacker and an observer peer are libp2p peers of this process.
 //!
-//! Reported, for a run without the attacker and one with it: honest delivery (at the observer,
-//! through the node), honest latency p50/p99, the time until the node disconnected the
-//! attacker, the attacker's refused reconnections, and the node's peak RSS.
+//! The attacker comes back under a new peer id each time the node bans it. A second attacker
+//! sends only re-encoded copies of valid messages, which the node ignores without penalty, as
+//! fast as its connection takes them.
+//!
+//! Reported, for a run without an attacker and one with each: honest delivery (at the
+//! observer, through the node), honest latency p50/p99, the time until the node first
+//! disconnected the attacker, the attacker's refused reconnections, and the node's peak RSS.
 //!
 //! `cargo bench --bench flood` runs 30 s per scenario (`FLOOD_SECONDS` to change it); the test
 //! run (`cargo test --benches`) runs 6 s per scenario.
@@ -262,17 +266,20 @@ fn free_port() -> u16 {
 }
 
 /// Drives `swarm` until `topic` has a peer to publish to.
-async fn wait_subscribed(swarm: &mut Swarm<gossipsub::Behaviour>) {
+/// Drives `swarm` until `topic` has a peer to publish to; false if `until` came first.
+async fn wait_subscribed(swarm: &mut Swarm<gossipsub::Behaviour>, until: Instant) -> bool {
     let hash = topic().hash();
-    let deadline = Instant::now() + Duration::from_secs(30);
     while swarm
         .behaviour()
         .all_peers()
         .all(|(_, t)| !t.contains(&&hash))
     {
-        assert!(Instant::now() < deadline, "the node never subscribed");
+        if Instant::now() >= until {
+            return false;
+        }
         let _ = tokio::time::timeout(Duration::from_millis(100), swarm.select_next_some()).await;
     }
+    true
 }
 
 #[derive(Default)]
@@ -280,9 +287,7 @@ struct Report {
     sent: usize,
     delivered: usize,
     latencies: Vec<Duration>,
-    disconnected_after: Option<Duration>,
-    attacker_sent: usize,
-    refused_reconnects: usize,
+    attack: Option<Attack>,
     peak_rss_mb: f64,
 }
 
@@ -296,7 +301,10 @@ async fn publisher(
 ) {
     let mut swarm = relay_peer();
     swarm.dial(node).unwrap();
-    wait_subscribed(&mut swarm).await;
+    assert!(
+        wait_subscribed(&mut swarm, Instant::now() + Duration::from_secs(30)).await,
+        "the node never subscribed"
+    );
     let mut tick = tokio::time::interval(INTERVAL);
     // Each scenario runs a fresh node, so message ids start at 0 in each.
     let mut n = 0u64;
@@ -358,15 +366,32 @@ async fn observer(
     }
 }
 
-/// The attacker. Returns (messages sent, time until disconnected, refused reconnections).
-async fn attacker(
-    chain: Arc<Chain>,
-    node: Multiaddr,
-    until: Instant,
-) -> (usize, Option<Duration>, usize) {
-    let mut swarm = relay_peer();
-    swarm.dial(node.clone()).unwrap();
-    wait_subscribed(&mut swarm).await;
+/// What the attacker achieved.
+#[derive(Default)]
+struct Attack {
+    /// Messages it published.
+    sent: usize,
+    /// Peer identities it used (a new one after each ban).
+    identities: usize,
+    /// Time from its first message until the node first disconnected it.
+    first_disconnect: Option<Duration>,
+    /// Reconnections of a banned identity, and how many the node refused.
+    redials: usize,
+    refused: usize,
+}
+
+/// The attacker: floods under one peer identity until the node disconnects it, checks that
+/// the same identity is refused, then comes back under a new one, until `until`.
+/// What the attacker sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    /// Garbage, re-encoded copies, payload-changed and share-changed copies in turn.
+    Invalid,
+    /// Only re-encoded copies of valid messages: never rejected, so never banned.
+    Copies,
+}
+
+async fn attacker(chain: Arc<Chain>, node: Multiaddr, until: Instant, mix: Mix) -> Attack {
     // Its one valid message, and the honest messages it sees, are its material.
     let own = {
         let c = chain.clone();
@@ -380,77 +405,101 @@ async fn attacker(
         .await
         .unwrap()
     };
-    let _ = swarm.behaviour_mut().publish(topic(), own.encode());
-    let mut seen: Vec<WakuMessage> = vec![own];
-    let started = Instant::now();
-    let mut disconnected = None;
-    let mut refused = 0;
-    let mut sent = 0usize;
+    let mut seen: Vec<WakuMessage> = vec![own.clone()];
+    let mut attack = Attack::default();
     let mut rng = rand::rngs::StdRng::from_entropy();
-    let mut next_redial = Instant::now();
+    let mut started = None;
     while Instant::now() < until {
-        // Drain what the connection reports without waiting.
-        while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, swarm.next()).await {
-            match event {
-                SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) => {
-                    if let Ok(m) = WakuMessage::decode(&message.data)
-                        && seen.len() < 64
-                    {
-                        seen.push(m);
+        let mut swarm = relay_peer();
+        attack.identities += 1;
+        swarm.dial(node.clone()).unwrap();
+        if !wait_subscribed(&mut swarm, until).await {
+            break;
+        }
+        if attack.identities == 1 {
+            let _ = swarm.behaviour_mut().publish(topic(), own.encode());
+        }
+        let started = *started.get_or_insert_with(Instant::now);
+        let mut connected = true;
+        while connected && Instant::now() < until {
+            // Drain what the connection reports without waiting.
+            while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, swarm.next()).await {
+                match event {
+                    SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) => {
+                        if let Ok(m) = WakuMessage::decode(&message.data)
+                            && seen.len() < 64
+                        {
+                            seen.push(m);
+                        }
                     }
-                }
-                SwarmEvent::ConnectionClosed {
-                    num_established: 0, ..
-                } => {
-                    if disconnected.is_some() {
-                        // A reconnection the node closed at once.
-                        refused += 1;
+                    SwarmEvent::ConnectionClosed {
+                        num_established: 0, ..
+                    } => {
+                        connected = false;
+                        attack.first_disconnect.get_or_insert(started.elapsed());
                     }
-                    disconnected.get_or_insert(started.elapsed());
+                    _ => {}
                 }
-                SwarmEvent::OutgoingConnectionError { .. } if disconnected.is_some() => {
-                    refused += 1;
+            }
+            let base = &seen[rng.gen_range(0..seen.len())];
+            let kind = if mix == Mix::Copies {
+                1
+            } else {
+                attack.sent % 4
+            };
+            let data = match kind {
+                // Garbage.
+                0 => (0..200).map(|_| rng.r#gen::<u8>()).collect(),
+                // A valid message re-encoded with other meta.
+                1 => rebuild(base, base.payload().to_vec(), None).encode(),
+                // The payload changed under a valid proof.
+                2 => rebuild(base, format!("spam {}", attack.sent).into_bytes(), None).encode(),
+                // Payload and share changed: only a proof check refuses it.
+                _ => rebuild(
+                    base,
+                    format!("spam {}", attack.sent).into_bytes(),
+                    Some(Fr::from(attack.sent as u64)),
+                )
+                .encode(),
+            };
+            match swarm.behaviour_mut().publish(topic(), data) {
+                Ok(_) => attack.sent += 1,
+                Err(_) => {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(1), swarm.select_next_some())
+                            .await;
                 }
-                _ => {}
+            }
+            if attack.sent.is_multiple_of(32) {
+                tokio::task::yield_now().await;
             }
         }
-        if disconnected.is_some() {
-            // Banned: try to come back now and then.
-            if Instant::now() >= next_redial && swarm.connected_peers().count() == 0 {
-                let _ = swarm.dial(node.clone());
-                next_redial = Instant::now() + Duration::from_millis(500);
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(50), swarm.select_next_some()).await;
+        if connected {
+            break;
+        }
+        // The same identity tries to come back: the node must close the door at once.
+        attack.redials += 1;
+        if swarm.dial(node.clone()).is_err() || !stays_out(&mut swarm).await {
             continue;
         }
-        let base = &seen[rng.gen_range(0..seen.len())];
-        let data = match sent % 4 {
-            // Garbage.
-            0 => (0..200).map(|_| rng.r#gen::<u8>()).collect(),
-            // A valid message re-encoded with other meta.
-            1 => rebuild(base, base.payload().to_vec(), None).encode(),
-            // The payload changed under a valid proof.
-            2 => rebuild(base, format!("spam {sent}").into_bytes(), None).encode(),
-            // Payload and share changed: only a proof check refuses it.
-            _ => rebuild(
-                base,
-                format!("spam {sent}").into_bytes(),
-                Some(Fr::from(sent as u64)),
-            )
-            .encode(),
-        };
-        match swarm.behaviour_mut().publish(topic(), data) {
-            Ok(_) => sent += 1,
-            Err(_) => {
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(1), swarm.select_next_some()).await;
-            }
-        }
-        if sent.is_multiple_of(32) {
-            tokio::task::yield_now().await;
+        attack.refused += 1;
+    }
+    attack
+}
+
+/// Whether a dial of a banned identity ends without a lasting connection.
+async fn stays_out(swarm: &mut Swarm<gossipsub::Behaviour>) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline.into(), swarm.select_next_some()).await {
+            Err(_) => return swarm.connected_peers().count() == 0,
+            Ok(SwarmEvent::OutgoingConnectionError { .. }) => return true,
+            Ok(SwarmEvent::ConnectionClosed {
+                num_established: 0, ..
+            }) => return true,
+            Ok(_) => {}
         }
     }
-    (sent, disconnected, refused)
 }
 
 /// `m` with another payload and meta, and optionally another share `y`.
@@ -468,7 +517,7 @@ fn rebuild(m: &WakuMessage, payload: Vec<u8>, y: Option<Fr>) -> WakuMessage {
         .unwrap()
 }
 
-async fn scenario(chain: Arc<Chain>, dir: &Path, seconds: u64, attack: bool) -> Report {
+async fn scenario(chain: Arc<Chain>, dir: &Path, seconds: u64, attack: Option<Mix>) -> Report {
     let node = Node::start(&chain, dir).await;
     let sent = Arc::new(Mutex::new(HashMap::new()));
     let received = Arc::new(Mutex::new(HashMap::new()));
@@ -483,7 +532,7 @@ async fn scenario(chain: Arc<Chain>, dir: &Path, seconds: u64, attack: bool) -> 
     // Publishing starts once the node forwards to the observer.
     ready_rx.await.expect("the observer joins the node's mesh");
     let attacking =
-        attack.then(|| tokio::spawn(attacker(chain.clone(), node.address.clone(), until)));
+        attack.map(|mix| tokio::spawn(attacker(chain.clone(), node.address.clone(), until, mix)));
     let publishers: Vec<_> = (0..PUBLISHERS)
         .map(|member| {
             tokio::spawn(publisher(
@@ -498,9 +547,9 @@ async fn scenario(chain: Arc<Chain>, dir: &Path, seconds: u64, attack: bool) -> 
     for p in publishers {
         p.await.unwrap();
     }
-    let (attacker_sent, disconnected_after, refused_reconnects) = match attacking {
-        Some(a) => a.await.unwrap(),
-        None => (0, None, 0),
+    let attack = match attacking {
+        Some(a) => Some(a.await.unwrap()),
+        None => None,
     };
     observing.await.unwrap();
     let sent = sent.lock().unwrap();
@@ -518,9 +567,7 @@ async fn scenario(chain: Arc<Chain>, dir: &Path, seconds: u64, attack: bool) -> 
         sent: sent.len(),
         delivered: latencies.len(),
         latencies,
-        disconnected_after,
-        attacker_sent,
-        refused_reconnects,
+        attack,
         peak_rss_mb: node.peak_rss_mb(),
     }
 }
@@ -543,13 +590,18 @@ fn print(label: &str, r: &Report) {
         percentile(&r.latencies, 0.99).as_secs_f64() * 1e3,
         r.peak_rss_mb,
     );
-    if r.attacker_sent > 0 {
+    if let Some(a) = &r.attack {
         println!(
-            "{label}: attacker sent {} messages; disconnected after {}; {} reconnections refused",
-            r.attacker_sent,
-            r.disconnected_after
-                .map_or("never".to_owned(), |d| format!("{:.2} s", d.as_secs_f64())),
-            r.refused_reconnects,
+            "{label}: attacker sent {} messages under {} peer ids; first disconnected after {}; \
+             {} of {} reconnections under a banned id refused",
+            a.sent,
+            a.identities,
+            a.first_disconnect.map_or("never".to_owned(), |d| format!(
+                "{:.0} ms",
+                d.as_secs_f64() * 1e3
+            )),
+            a.refused,
+            a.redials,
         );
     }
 }
@@ -569,16 +621,33 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     rt.block_on(async {
         let chain = Arc::new(chain(&dir).await);
-        let calm = scenario(chain.clone(), &dir.join("calm"), seconds, false).await;
+        let calm = scenario(chain.clone(), &dir.join("calm"), seconds, None).await;
         print("without attacker", &calm);
-        let flood = scenario(chain.clone(), &dir.join("flood"), seconds, true).await;
+        let flood = scenario(
+            chain.clone(),
+            &dir.join("flood"),
+            seconds,
+            Some(Mix::Invalid),
+        )
+        .await;
         print("with attacker", &flood);
+        let copies = scenario(
+            chain.clone(),
+            &dir.join("copies"),
+            seconds,
+            Some(Mix::Copies),
+        )
+        .await;
+        print("with a copying attacker", &copies);
         assert_eq!(
             calm.delivered, calm.sent,
             "honest messages lost without an attacker"
         );
         assert!(
-            flood.disconnected_after.is_some(),
+            flood
+                .attack
+                .as_ref()
+                .is_some_and(|a| a.first_disconnect.is_some()),
             "the attacker was never disconnected"
         );
     });

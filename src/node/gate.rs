@@ -5,7 +5,7 @@
 //! from one IP address (peer ids cost nothing, addresses do). Static peers bypass every limit
 //! but the per-peer one: their slots are reserved. Peers the relay disconnects for a low score
 //! are refused for a backoff period, and an address whose peers keep being banned is refused
-//! as a whole, so a spammer cannot come straight back under a new peer id.
+//! as a whole (loopback excepted), so a spammer cannot come straight back under a new peer id.
 //!
 //! Every map here is bounded: connections by the limits themselves, bans by [`MAX_BANS`].
 
@@ -201,7 +201,9 @@ impl Behaviour {
     pub fn ban(&mut self, peer: PeerId, ip: Option<IpAddr>, period: Duration) -> bool {
         let now = Instant::now();
         self.banned_peers.ban(peer, now + period, now);
-        let Some(ip) = ip else {
+        // The operator's own processes (and every peer of a local test network) share the
+        // loopback address: banning it would cut them all off.
+        let Some(ip) = ip.filter(|ip| !ip.is_loopback()) else {
             return false;
         };
         if self.bans_per_ip.len() >= MAX_BANS && !self.bans_per_ip.contains_key(&ip) {
@@ -451,6 +453,12 @@ mod tests {
             gate.admit_pending_inbound(Some("10.0.0.8".parse().unwrap()))
                 .is_ok()
         );
+        // Loopback is never banned as a whole.
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..BANNED_PEERS_PER_IP + 1 {
+            assert!(!gate.ban(PeerId::random(), Some(local), period));
+        }
+        assert!(gate.admit_pending_inbound(Some(local)).is_ok());
     }
 
     #[test]
