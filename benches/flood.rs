@@ -18,24 +18,23 @@
 
 #![allow(missing_docs)]
 
+mod common;
+
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     str::FromStr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use futures::StreamExt;
 use libp2p::{Multiaddr, Swarm, gossipsub, noise, swarm::SwarmEvent, tcp, yamux};
 use rand::{Rng, SeedableRng};
 use wakurln::{
     chain::{
-        ChainClient, Endpoint,
-        anvil::{Anvil, project_binary},
-        deploy::{self, Terms, Variant},
+        anvil::Anvil,
         membership,
         sync::{SyncConfig, Syncer},
     },
@@ -53,19 +52,8 @@ use wakurln::{
 
 const EPOCH: u64 = 86_400;
 const CLUSTER: u16 = 42;
-const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const PUBLISHERS: usize = 3;
 const INTERVAL: Duration = Duration::from_millis(500);
-
-fn circuit_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/circuits/waku-rln-v2");
-    assert!(
-        dir.is_dir(),
-        "missing {}: benches need ../shared",
-        dir.display()
-    );
-    dir
-}
 
 fn topic() -> gossipsub::IdentTopic {
     gossipsub::IdentTopic::new(StaticShard::new(CLUSTER, 0).pubsub_topic().as_str())
@@ -111,30 +99,11 @@ struct Chain {
 }
 
 async fn chain(dir: &Path) -> Chain {
-    let anvil =
-        Anvil::start(&project_binary(), &[]).expect("anvil from `npm ci --prefix contracts`");
-    let signer = PrivateKeySigner::from_str(DEV_KEY).unwrap();
-    let d = deploy::deploy(
-        &Endpoint(anvil.url.clone()),
-        signer.clone(),
-        Terms {
-            min_rate_limit: 1,
-            ..Terms::waku_network(U256::ZERO)
-        },
-        Variant::Standard,
-        &[],
-        U256::ZERO,
-    )
-    .await
-    .unwrap();
-    let client = ChainClient::connect(
-        &[Endpoint(anvil.url.clone())],
-        d.contract,
-        None,
-        Some(signer),
-    )
-    .await
-    .unwrap();
+    let common::LocalChain {
+        anvil,
+        contract,
+        client,
+    } = common::local_chain().await;
     // Three honest members and the attacker's, which it uses for one valid message only.
     let mut identities = Vec::new();
     for _ in 0..=PUBLISHERS {
@@ -156,7 +125,7 @@ async fn chain(dir: &Path) -> Chain {
     .await
     .unwrap();
     syncer.step().await.unwrap();
-    let prover = Arc::new(RlnProver::load(&circuit_dir()).unwrap());
+    let prover = Arc::new(RlnProver::load(&common::circuit_dir()).unwrap());
     let members = identities
         .iter()
         .map(|(identity, index)| {
@@ -175,7 +144,7 @@ async fn chain(dir: &Path) -> Chain {
         .collect();
     Chain {
         anvil,
-        contract: d.contract,
+        contract,
         prover,
         members,
     }

@@ -4,8 +4,9 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
+mod common;
+
 use std::{
-    path::PathBuf,
     str::FromStr,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -31,16 +32,6 @@ const EPOCH: u64 = 86_400;
 /// Proofs lent per measured round, split between two clients.
 const ROUND: u64 = 20;
 
-fn circuit_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/circuits/waku-rln-v2");
-    assert!(
-        dir.is_dir(),
-        "missing {}: benches need ../shared",
-        dir.display()
-    );
-    dir
-}
-
 fn message(i: u64) -> WakuMessage {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -59,7 +50,7 @@ fn lending(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("wakurln-bench-lending-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let prover = RlnProver::load(&common::circuit_dir()).unwrap();
     let mut tree = MerkleTree::new();
     let members: Vec<Member> = (0..2u64)
         .map(|i| {

@@ -4,20 +4,19 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
+mod common;
+
 use std::{
-    path::PathBuf,
     str::FromStr,
     sync::{Arc, RwLock},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wakurln::{
     chain::{
-        ChainClient, Endpoint,
-        anvil::{Anvil, project_binary},
-        deploy::{self, Terms, Variant},
+        Endpoint,
+        anvil::Anvil,
         membership,
         sync::{SyncConfig, Syncer},
     },
@@ -37,17 +36,6 @@ use wakurln::{
 };
 
 const EPOCH: u64 = 86_400;
-const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-fn circuit_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/circuits/waku-rln-v2");
-    assert!(
-        dir.is_dir(),
-        "missing {}: benches need ../shared",
-        dir.display()
-    );
-    dir
-}
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -89,7 +77,7 @@ fn prove(prover: &RlnProver, prepared: &PreparedRln, id: u64, message: WakuMessa
 }
 
 fn validator_throughput(c: &mut Criterion) {
-    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let prover = RlnProver::load(&common::circuit_dir()).unwrap();
     let identity = Identity::from_seed(b"bench member");
     let mut tree = MerkleTree::new();
     tree.set(7, identity.rate_commitment(1000)).unwrap();
@@ -136,30 +124,11 @@ struct Line {
 }
 
 async fn line() -> Line {
-    let anvil =
-        Anvil::start(&project_binary(), &[]).expect("anvil from `npm ci --prefix contracts`");
-    let signer = PrivateKeySigner::from_str(DEV_KEY).unwrap();
-    let d = deploy::deploy(
-        &Endpoint(anvil.url.clone()),
-        signer.clone(),
-        Terms {
-            min_rate_limit: 1,
-            ..Terms::waku_network(U256::ZERO)
-        },
-        Variant::Standard,
-        &[],
-        U256::ZERO,
-    )
-    .await
-    .unwrap();
-    let client = ChainClient::connect(
-        &[Endpoint(anvil.url.clone())],
-        d.contract,
-        None,
-        Some(signer),
-    )
-    .await
-    .unwrap();
+    let common::LocalChain {
+        anvil,
+        contract,
+        client,
+    } = common::local_chain().await;
     let identity = Identity::generate();
     let plan = membership::plan_register(&client, identity.commitment, 600)
         .await
@@ -179,7 +148,7 @@ async fn line() -> Line {
     .await
     .unwrap();
     syncer.step().await.unwrap();
-    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let prover = RlnProver::load(&common::circuit_dir()).unwrap();
     let prepared = prepare(&prover, syncer.tree(), &identity, r.index as usize, 600);
     let mut nodes: Vec<NodeHandle> = Vec::new();
     for i in 0..5 {
@@ -199,7 +168,7 @@ async fn line() -> Line {
             root_window: 50,
             chain: ChainConfig {
                 rpc: vec![Endpoint(anvil.url.clone())],
-                contract: d.contract,
+                contract,
                 chain_id: None,
                 poll_interval: Duration::from_secs(1),
                 follow_distance: 0,

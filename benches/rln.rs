@@ -3,7 +3,7 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
-use std::path::PathBuf;
+mod common;
 
 use ark_ff::UniformRand;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -17,16 +17,6 @@ use wakurln::rln::{
     tree::MerkleTree,
     verifier::{Verifier, decode_proof},
 };
-
-fn circuit_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/circuits/waku-rln-v2");
-    assert!(
-        dir.is_dir(),
-        "missing {}: benches need ../shared",
-        dir.display()
-    );
-    dir
-}
 
 fn member(rng: &mut ChaCha20Rng) -> MemberInputs {
     let identity = Identity::random(rng);
@@ -62,7 +52,7 @@ fn inputs(member: &MemberInputs, msg: MessageInputs) -> RlnInputs {
 }
 
 fn proving(c: &mut Criterion) {
-    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let prover = RlnProver::load(&common::circuit_dir()).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let member = member(&mut rng);
     let prepared = prover.prepare(&member).unwrap();
@@ -86,7 +76,7 @@ fn proving(c: &mut Criterion) {
 }
 
 fn verifying(c: &mut Criterion) {
-    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let prover = RlnProver::load(&common::circuit_dir()).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let member = member(&mut rng);
     let prepared = prover.prepare(&member).unwrap();

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use std::{net::TcpListener, time::Duration};
+use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use common::{
@@ -279,21 +279,13 @@ fn squatter(target: Multiaddr) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_peer_ids_from_one_address_cannot_keep_a_static_peer_out() {
     let dir = std::env::temp_dir().join(format!("wakurln-gate-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // The static peer's key and port are fixed before it runs, so the node can be told of it.
     let key = libp2p::identity::Keypair::generate_secp256k1();
-    let port = free_port();
+    let port = common::free_port();
     let static_address: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}")
         .parse::<Multiaddr>()
         .unwrap()

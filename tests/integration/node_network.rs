@@ -2,6 +2,8 @@
 //! node keys of both types kept across restarts, static peers redialled after a restart,
 //! connection limits, and the `wakurln node` command configured from a TOML file.
 
+use crate::common;
+
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
@@ -21,14 +23,6 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn wait_peers(node: &NodeHandle, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while node.peers().await.unwrap().len() != n {
@@ -40,7 +34,7 @@ async fn wait_peers(node: &NodeHandle, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_with_mplex_carry_relay_traffic() {
     let dir = temp_dir("ws");
-    let ws_port = free_port();
+    let ws_port = common::free_port();
     let mut config = NodeConfig::local(dir.join("node"), CLUSTER);
     config
         .listen
@@ -116,7 +110,7 @@ async fn websockets_with_mplex_carry_relay_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_persist_and_static_peers_are_redialled_after_a_restart() {
     let dir = temp_dir("restart");
-    let port = free_port();
+    let port = common::free_port();
     let config_a = || {
         let mut c = NodeConfig::local(dir.join("a"), CLUSTER);
         c.key_kind = KeyKind::Ed25519;
