@@ -120,6 +120,9 @@ struct Job {
 
 /// Messages waiting for the chain sync because their root is unknown, at most.
 const MAX_HELD: usize = 1_024;
+/// ... and at most this many from one peer, so a peer sending made-up roots cannot take the
+/// room honest peers need during a burst of registrations.
+const MAX_HELD_PER_PEER: usize = 256;
 /// Longest wait for the chain sync: gossipsub forgets a message after its history length (6
 /// heartbeats of 1 s), and a verdict reported after that is lost.
 const MAX_HOLD: Duration = Duration::from_secs(4);
@@ -1113,7 +1116,12 @@ impl Runner {
         if !unknown_root || outcome.job.held {
             return Some(outcome);
         }
-        if self.held.len() >= MAX_HELD {
+        let from_source = self
+            .held
+            .iter()
+            .filter(|j| j.source == outcome.job.source)
+            .count();
+        if self.held.len() >= MAX_HELD || from_source >= MAX_HELD_PER_PEER {
             return Some(Outcome {
                 verdict: Verdict::Ignore(Ignored::Overloaded),
                 ..outcome
