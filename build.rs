@@ -4,7 +4,6 @@ use std::path::Path;
 
 const PROTOS: &[&str] = &[
     "waku/message/v1/message.proto",
-    "waku/rln/v1/rate_limit_proof.proto",
     "waku/store/v3/store.proto",
     "waku/filter/v2/filter.proto",
     "waku/lightpush/v3/lightpush.proto",

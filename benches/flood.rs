@@ -40,7 +40,7 @@ use wakurln::{
     },
     clock,
     message::WakuMessage,
-    node::{publisher::attach_proof, relay},
+    relay::{gossip as relay, publisher::attach_proof},
     rln::{
         field::Fr,
         identity::Identity,

@@ -15,13 +15,11 @@ use std::{
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use libp2p::PeerId;
 use wakurln::{
+    lightpush::lending::{Client, Counters, LendingPool, LendingRules},
     message::WakuMessage,
-    node::{
-        MemberPaths,
-        lending::{Client, LendingPool, LendingRules},
-        metrics::Metrics,
-        publisher::{Member, MessageIdCounter},
-        validator::RlnRules,
+    relay::{
+        pipeline::RlnRules,
+        publisher::{Member, MemberPaths, MessageIdCounter},
     },
     rln::{identity::Identity, prover::RlnProver, tree::MerkleTree},
     topics::ContentTopic,
@@ -82,7 +80,7 @@ fn lending(c: &mut Criterion) {
     };
     let pool = Arc::new(LendingPool::new(prover, members, counter, rln, rules));
     let paths = Arc::new(paths);
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Counters::default());
     let clients = [
         Client::Peer(PeerId::random()),
         Client::Peer(PeerId::random()),

@@ -21,10 +21,10 @@ use wakurln::{
         sync::{SyncConfig, Syncer},
     },
     message::WakuMessage,
-    node::{
-        self, ChainConfig, NodeConfig, NodeHandle, RlnConfig,
+    node::{self, ChainConfig, NodeConfig, NodeHandle, RlnConfig},
+    relay::{
+        pipeline::{RlnRules, Validator},
         publisher::attach_proof,
-        validator::{RlnRules, Validator},
     },
     rln::{
         field::Fr,

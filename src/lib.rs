@@ -1,26 +1,40 @@
 //! wakurln: a Waku v2 node built around RLN v2 spam protection, and the toolchain its users
 //! need.
 //!
-//! This crate is the library behind the `wakurln` binary:
+//! This crate is the library behind the `wakurln` binary. RLN itself (field, Poseidon, tree,
+//! circuit, prover, verifier, nullifier log) is the `wakurln-rln` crate, re-exported as
+//! [`rln`]. Here:
 //!
-//! - [`proto`]: prost types for every Waku protocol we speak, generated from `proto/`;
-//! - [`message`]: the validated [`message::WakuMessage`] and the deterministic message hash;
-//! - [`topics`]: static-shard pubsub topics, content topics and autosharding;
-//! - [`protocols::codec`]: varint-length-prefixed framing for request/response protocols;
-//! - [`rln`]: the RLN v2 prover, verifier, membership tree and nullifier log;
-//! - [`chain`]: the membership contract, its sync into the tree, and registration;
-//! - [`store`] and [`filter`]: the archive and the filter protocol;
-//! - [`node`]: the relay node that ties them together, with its REST API;
-//! - [`clock`]: the wall clock every timestamp check reads.
+//! - wire and data: [`proto`] (prost types of every protocol), [`message`] (the validated
+//!   [`message::WakuMessage`] and its hash), [`topics`] (pubsub and content topics,
+//!   autosharding), [`codec`] (length-prefixed framing), [`enr`] (node records);
+//! - one module per protocol, each with its wire format, its service and its client side:
+//!   [`relay`] (with the validation pipeline and publishing), [`lightpush`] (with proof
+//!   lending), [`filter`], [`store`], [`metadata`], [`peer_exchange`];
+//! - [`chain`]: the membership contract, its sync into the tree, registration and local
+//!   development chains; [`credentials`]: the keystore as the node uses it;
+//! - [`node`]: the composition root that starts the protocols and runs the swarm;
+//!   [`rest`]: the REST API over a node's handle; [`presets`]: the networks we know;
+//! - helpers: [`clock`] (the wall clock and a clock tests can move) and [`sqlite`] (opening
+//!   the node's SQLite files).
 
 pub mod chain;
 pub mod clock;
+pub mod codec;
 pub mod credentials;
+pub mod enr;
 pub mod filter;
+pub mod lightpush;
 pub mod message;
+pub mod metadata;
 pub mod node;
+pub mod peer_exchange;
+pub mod presets;
 pub mod proto;
-pub mod protocols;
-pub mod rln;
+pub mod relay;
+pub mod rest;
+pub mod sqlite;
 pub mod store;
 pub mod topics;
+
+pub use wakurln_rln as rln;

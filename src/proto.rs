@@ -21,7 +21,7 @@ pub use generated::waku::message::v1 as message;
 pub use generated::waku::metadata::v1 as metadata;
 /// Peer exchange `2.0.0-alpha1`.
 pub use generated::waku::peer_exchange::v2 as peer_exchange;
-/// The RLN proof carried in `WakuMessage.rate_limit_proof`.
-pub use generated::waku::rln::v1 as rln;
 /// Store v3 query and response.
 pub use generated::waku::store::v3 as store;
+/// The RLN proof carried in `WakuMessage.rate_limit_proof`.
+pub use wakurln_rln::proto as rln;

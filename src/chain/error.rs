@@ -134,6 +134,9 @@ pub enum ChainError {
         /// What failed.
         detail: String,
     },
+    /// The SQLite sync store could not be opened.
+    #[error("sync store: {0}")]
+    StoreOpen(#[from] crate::sqlite::OpenError),
 }
 
 /// Maps a failed call or transaction to an error a user can act on: the contract's typed

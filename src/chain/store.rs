@@ -14,11 +14,10 @@ use crate::rln::{
     field::{self, Fr},
     tree::MerkleTree,
 };
+use crate::sqlite::Durability;
 
 /// Recent blocks kept for reorg detection and rollback.
 pub const KEPT_BLOCKS: u64 = 256;
-
-const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA_V1: &str = "
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,40 +48,8 @@ pub struct SyncStore {
 impl SyncStore {
     /// Opens (creating and migrating as needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, ChainError> {
+        let conn = crate::sqlite::open(path, Durability::Normal, &[SCHEMA_V1])?;
         let name = path.display().to_string();
-        let err = |e: rusqlite::Error| ChainError::Store {
-            path: name.clone(),
-            detail: e.to_string(),
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| ChainError::Store {
-                path: name.clone(),
-                detail: format!("cannot create its folder: {e}"),
-            })?;
-        }
-        let mut conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
-        if version > SCHEMA_VERSION {
-            return Err(ChainError::Store {
-                path: name,
-                detail: format!(
-                    "written by a newer wakurln (schema {version}, this one reads up to {SCHEMA_VERSION})"
-                ),
-            });
-        }
-        if version < 1 {
-            let tx = conn.transaction().map_err(err)?;
-            tx.execute_batch(SCHEMA_V1).map_err(err)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
         Ok(Self { conn, path: name })
     }
 

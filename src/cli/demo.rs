@@ -22,11 +22,13 @@ use wakurln::{
         membership,
     },
     credentials,
+    lightpush::lending::LendingRules,
     message::WakuMessage,
     node::{
-        self, ChainConfig, Delivered, LendingConfig, MembershipConfig, NodeConfig, NodeEvent,
-        NodeHandle, RlnConfig, lending::LendingRules, publisher::attach_proof, validator::RlnRules,
+        self, ChainConfig, LendingConfig, MembershipConfig, NodeConfig, NodeEvent, NodeHandle,
+        RlnConfig,
     },
+    relay::{Delivered, pipeline::RlnRules, publisher::attach_proof},
     rln::{
         field::{self, Fr},
         identity::Identity,

@@ -9,25 +9,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wakurln::{
     chain::Endpoint,
+    lightpush::lending::LendingRules,
     node::{
         self, ChainConfig, LendingConfig, MembershipConfig, NodeConfig, NodeEvent, RlnConfig,
-        StoreConfig, keys::KeyKind, lending::LendingRules, validator::RlnRules,
+        StoreConfig, keys::KeyKind,
     },
+    presets::{Network, Preset},
+    relay::pipeline::RlnRules,
     rln::field,
     store::Retention,
 };
 
 use super::{CliError, circuit::default_circuit_dir, password::PASSWORD_ENV};
-
-/// Network presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Preset {
-    /// The Waku Network: cluster 1, 8 shards, RLN with 600 s epochs on Linea Sepolia.
-    Twn,
-    /// A local development network: cluster 66, shard 0, RLN against your own contract.
-    Dev,
-}
 
 /// The node key's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -211,10 +204,6 @@ pub struct NodeArgs {
     circuit_dir: Option<PathBuf>,
 }
 
-/// The Waku Network's contract on Linea Sepolia, as the reference node uses it.
-const TWN_CONTRACT: &str = "0xB9cd878C90E49F797B4431fBF4fb333108CB90e6";
-const TWN_CHAIN_ID: u64 = 59_141;
-
 impl NodeArgs {
     /// Flags and environment first, then the file: fields the flags left unset are taken from
     /// the file.
@@ -251,9 +240,7 @@ impl NodeArgs {
 
     /// The library configuration, with presets and defaults applied and everything checked.
     fn into_config(self) -> Result<NodeConfig, CliError> {
-        let preset = self.preset;
-        let twn = preset == Some(Preset::Twn);
-        let dev = preset == Some(Preset::Dev);
+        let network = self.preset.map_or_else(Network::custom, Preset::network);
         let data_dir = self.data_dir.unwrap_or_else(|| {
             std::env::var_os("HOME")
                 .map_or_else(|| PathBuf::from("."), PathBuf::from)
@@ -304,21 +291,19 @@ impl NodeArgs {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let cluster = self.cluster_id.unwrap_or(if twn { 1 } else { 66 });
-        let shard_count = self.shard_count.unwrap_or(8);
+        let cluster = self.cluster_id.unwrap_or(network.cluster);
+        let shard_count = self.shard_count.unwrap_or(network.shard_count);
         if shard_count == 0 {
             return Err(CliError::bad_input("--shard-count must be at least 1"));
         }
-        let shards = self
-            .shard
-            .unwrap_or_else(|| if twn { (0..8).collect() } else { vec![0] });
+        let shards = self.shard.unwrap_or_else(|| network.shards.clone());
         if let Some(bad) = shards.iter().find(|s| **s >= shard_count) {
             return Err(CliError::bad_input(format!(
                 "--shard {bad} is not below --shard-count {shard_count}"
             )));
         }
         let rln = if self.no_rln.unwrap_or(false) {
-            if twn {
+            if network.requires_rln {
                 return Err(CliError::bad_input(
                     "The Waku Network enforces RLN: --no-rln cannot be used with --preset twn",
                 ));
@@ -333,7 +318,7 @@ impl NodeArgs {
                 .collect();
             let contract = self
                 .rln_contract
-                .or_else(|| twn.then(|| TWN_CONTRACT.to_owned()));
+                .or_else(|| network.contract.map(|c| c.to_string()));
             let (false, Some(contract)) = (rpc.is_empty(), contract) else {
                 return Err(CliError::bad_input(
                     "RLN is on: give --rln-rpc and --rln-contract (with --preset twn, --rln-rpc \
@@ -343,7 +328,7 @@ impl NodeArgs {
             let contract = contract.trim().parse().map_err(|_| {
                 CliError::bad_input(format!("--rln-contract {contract} is not an address"))
             })?;
-            let epoch_period = self.rln_epoch_period.unwrap_or(600);
+            let epoch_period = self.rln_epoch_period.unwrap_or(network.epoch_period);
             if epoch_period == 0 {
                 return Err(CliError::bad_input(
                     "--rln-epoch-period must be at least 1 s",
@@ -351,7 +336,7 @@ impl NodeArgs {
             }
             let poll = self
                 .rln_poll_interval
-                .unwrap_or(if dev { 1.0 } else { 5.0 });
+                .unwrap_or(network.poll_interval.as_secs_f64());
             if !(poll > 0.0 && poll.is_finite()) {
                 return Err(CliError::bad_input("--rln-poll-interval must be positive"));
             }
@@ -420,9 +405,9 @@ impl NodeArgs {
                 chain: ChainConfig {
                     rpc,
                     contract,
-                    chain_id: self.rln_chain_id.or(twn.then_some(TWN_CHAIN_ID)),
+                    chain_id: self.rln_chain_id.or(network.chain_id),
                     poll_interval: Duration::from_secs_f64(poll),
-                    follow_distance: self.rln_follow_distance.unwrap_or(if dev { 0 } else { 2 }),
+                    follow_distance: self.rln_follow_distance.unwrap_or(network.follow_distance),
                 },
                 lending,
                 membership,
@@ -510,7 +495,7 @@ impl NodeArgs {
                 .map_err(|e| CliError::failed(format!("error: {e}")))?;
             println!("peer id: {}", node.peer_id());
             if let Some(address) = rest {
-                let bound = node::rest::serve(node.clone(), address).await.map_err(|e| {
+                let bound = wakurln::rest::serve(node.clone(), address).await.map_err(|e| {
                     CliError::failed(format!("error: cannot serve the REST API on {address}: {e}"))
                 })?;
                 println!("REST API on http://{bound} (OpenAPI at /openapi.json, metrics at /metrics)");

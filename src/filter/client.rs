@@ -15,9 +15,9 @@ use tokio::sync::broadcast;
 
 use super::protocol::{MAX_PUSH_FRAME, PUSH_PROTOCOL};
 use crate::{
+    codec::{CodecError, read_message},
     message::WakuMessage,
     proto::filter::MessagePush,
-    protocols::codec::{CodecError, read_message},
     topics::PubsubTopic,
 };
 

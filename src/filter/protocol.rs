@@ -4,11 +4,11 @@
 use libp2p::StreamProtocol;
 
 use crate::{
+    codec::ProtoCodec,
     proto::filter::{
         FilterSubscribeRequest, FilterSubscribeResponse,
         filter_subscribe_request::FilterSubscribeType,
     },
-    protocols::codec::ProtoCodec,
     topics::{ContentTopic, PubsubTopic},
 };
 

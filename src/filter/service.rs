@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 
 use super::protocol::{self, Criterion, Request, status};
 use crate::{
-    node::Delivered,
+    codec::encode_frame,
     proto::filter::{FilterSubscribeRequest, FilterSubscribeResponse, MessagePush},
-    protocols::codec::encode_frame,
+    relay::Delivered,
 };
 
 /// Limits of the service. The defaults follow the reference node where it has one.

@@ -84,6 +84,16 @@ impl WakuMessage {
         self.timestamp
     }
 
+    /// The RLN signal hash `x` of this message (payload, content topic and timestamp; a
+    /// message without a timestamp hashes timestamp 0).
+    pub fn signal_x(&self) -> crate::rln::field::Fr {
+        crate::rln::waku::signal_x(
+            self.payload(),
+            self.content_topic().as_str(),
+            self.timestamp().unwrap_or(0),
+        )
+    }
+
     /// Application metadata covered by the message hash.
     pub fn meta(&self) -> Option<&Bytes> {
         self.meta.as_ref()
@@ -185,6 +195,27 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_signal_of_a_message_uses_zero_for_a_missing_timestamp() {
+        use crate::rln::waku::signal_x;
+        let topic = "/toychat/2/huilong/proto".parse().unwrap();
+        let untimed = WakuMessage::builder(topic, b"hi".to_vec()).build().unwrap();
+        assert_eq!(
+            untimed.signal_x(),
+            signal_x(b"hi", "/toychat/2/huilong/proto", 0)
+        );
+        let ts = 1_700_000_000_000_000_000;
+        let topic = "/toychat/2/huilong/proto".parse().unwrap();
+        let timed = WakuMessage::builder(topic, b"hi".to_vec())
+            .timestamp(ts)
+            .build()
+            .unwrap();
+        assert_eq!(
+            timed.signal_x(),
+            signal_x(b"hi", "/toychat/2/huilong/proto", ts)
+        );
+    }
+
     use super::*;
 
     fn topic() -> ContentTopic {

@@ -10,15 +10,13 @@ use libp2p::{
     swarm::NetworkBehaviour,
 };
 
-use super::{
-    gate,
+use super::gate;
+use crate::{
+    filter::protocol::{self as filter, FilterCodec},
     lightpush::{self, LightpushCodec, LightpushV2Codec},
     metadata::{self, MetadataCodec},
     peer_exchange::{self, PeerExchangeCodec},
-    relay,
-};
-use crate::{
-    filter::protocol::{self as filter, FilterCodec},
+    relay::gossip as relay,
     store::protocol::{self as store, StoreCodec},
 };
 

@@ -7,8 +7,9 @@ use alloy::primitives::Address;
 use libp2p::{Multiaddr, identity::Keypair};
 use zeroize::Zeroizing;
 
-use super::{keys::KeyKind, validator::RlnRules};
+use super::keys::KeyKind;
 use crate::chain::Endpoint;
+use crate::relay::pipeline::RlnRules;
 
 /// Everything a node needs to start.
 #[derive(Debug, Clone)]
@@ -115,7 +116,7 @@ pub struct LendingConfig {
     /// The circuit files.
     pub circuit_dir: PathBuf,
     /// Per-client quota and reserve.
-    pub rules: super::lending::LendingRules,
+    pub rules: crate::lightpush::lending::LendingRules,
 }
 
 impl std::fmt::Debug for LendingConfig {

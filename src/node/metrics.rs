@@ -14,13 +14,6 @@ pub struct Reason {
     pub r#type: String,
 }
 
-/// The label of a lending counter: the pool membership's leaf index.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PoolMember {
-    /// The membership's leaf index.
-    pub membership: String,
-}
-
 /// The node's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -47,10 +40,8 @@ pub struct Metrics {
     pub members: Gauge,
     /// Connected peers.
     pub peers: Gauge,
-    /// Proofs lent, by pool membership.
-    pub lent: Family<PoolMember, Counter>,
-    /// Lending requests refused, by reason.
-    pub lending_refused: Family<Reason, Counter>,
+    /// The lending pool's counters.
+    pub lending: crate::lightpush::lending::Counters,
     /// The filter service's counters.
     pub filter: crate::filter::service::Counters,
     /// Validation tasks that panicked (each was replaced).
@@ -88,8 +79,7 @@ impl Metrics {
         let sync_block = Gauge::default();
         let members = Gauge::default();
         let peers = Gauge::default();
-        let lent = Family::<PoolMember, Counter>::default();
-        let lending_refused = Family::<Reason, Counter>::default();
+        let lending = crate::lightpush::lending::Counters::default();
         let filter = crate::filter::service::Counters::default();
         let validation_panics = Counter::default();
         let score_disconnects = Counter::default();
@@ -138,12 +128,12 @@ impl Metrics {
         registry.register(
             "waku_rln_lent_proofs",
             "RLN proofs lent to light clients, by pool membership",
-            lent.clone(),
+            lending.lent.clone(),
         );
         registry.register(
             "waku_rln_lending_refused",
             "Lending requests refused (client_quota, exhausted)",
-            lending_refused.clone(),
+            lending.refused.clone(),
         );
         registry.register(
             "waku_rln_messages",
@@ -209,8 +199,7 @@ impl Metrics {
             sync_block,
             members,
             peers,
-            lent,
-            lending_refused,
+            lending,
             filter,
             validation_panics,
             score_disconnects,
@@ -248,24 +237,6 @@ impl Metrics {
                     .inc();
             }
         }
-    }
-
-    /// Counts a proof lent by pool membership `index`.
-    pub fn count_lent(&self, index: u64) {
-        self.lent
-            .get_or_create(&PoolMember {
-                membership: index.to_string(),
-            })
-            .inc();
-    }
-
-    /// Counts a refused lending request.
-    pub fn count_lending_refusal(&self, reason: &str) {
-        self.lending_refused
-            .get_or_create(&Reason {
-                r#type: reason.to_owned(),
-            })
-            .inc();
     }
 
     /// The text exposition format.

@@ -8,20 +8,14 @@
 
 mod behaviour;
 pub mod config;
-pub mod enr;
 pub mod gate;
 pub mod keys;
-pub mod lending;
-pub mod lightpush;
-pub mod metadata;
 pub mod metrics;
-pub mod peer_exchange;
-pub mod publisher;
-pub mod relay;
-pub mod rest;
-mod run;
-pub mod validation_queue;
-pub mod validator;
+mod services;
+mod start;
+mod swarm;
+mod tasks;
+mod validation;
 
 use std::{
     collections::HashSet,
@@ -34,25 +28,21 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use config::{
     ChainConfig, LendingConfig, MembershipConfig, NodeConfig, RlnConfig, StoreConfig,
 };
-use publisher::{PublishError, Publisher};
-pub use run::start;
+pub use start::start;
 
 use crate::{
+    enr,
+    lightpush::{Refused, lending},
     message::{MessageHash, WakuMessage},
-    rln::{field::Fr, tree::MerkleProof},
+    peer_exchange,
+    relay::{
+        Delivered,
+        pipeline::{Rejection, Validator, Verdict, describe_spam},
+        publisher::{MemberPaths, PublishError, Publisher},
+    },
+    rln::field::Fr,
     topics::PubsubTopic,
 };
-
-/// A message delivered to local consumers after validation (or published by this node).
-#[derive(Debug, Clone)]
-pub struct Delivered {
-    /// The pubsub topic it arrived on.
-    pub topic: PubsubTopic,
-    /// The message.
-    pub message: WakuMessage,
-    /// Its deterministic hash.
-    pub hash: MessageHash,
-}
 
 /// Something the node did that operators and tests want to see.
 #[derive(Debug, Clone)]
@@ -166,13 +156,9 @@ pub enum NodeError {
 }
 
 /// A request id: 16 random bytes in hex.
-fn random_request_id() -> String {
+pub(crate) fn random_request_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
-
-/// Merkle paths at the latest root of the leaves this node proves for (its own membership
-/// and its lending pool): index -> `(root, path, leaf)`.
-pub type MemberPaths = std::collections::HashMap<usize, (Fr, MerkleProof, Fr)>;
 
 pub(crate) enum Command {
     Subscribe(PubsubTopic, oneshot::Sender<bool>),
@@ -214,7 +200,7 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct NodeHandle {
     pub(crate) peer_id: PeerId,
-    pub(crate) validator: Arc<validator::Validator>,
+    pub(crate) validator: Arc<Validator>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) archive: Option<Arc<crate::store::Archive>>,
     pub(crate) commands: mpsc::Sender<Command>,
@@ -306,72 +292,103 @@ impl NodeHandle {
         self.ask(|tx| Command::MeshPeers(topic, tx)).await
     }
 
-    /// Publishes `message` on `topic`. When RLN is enforced, a message without a proof is
-    /// proved with our membership, and a message that brings its own proof is validated as a
-    /// relayed one would be (never re-proved): spam is refused here, not sent on. Returns its
-    /// hash.
+    /// Publishes `message` on `topic`, as a REST client means it: when RLN is enforced, a
+    /// message that brings its own proof is validated as a relayed one would be
+    /// ([`Self::publish_proved`]), and one without is proved with our membership
+    /// ([`Self::publish_own`]). Returns its hash.
     pub async fn publish(
         &self,
         topic: PubsubTopic,
         message: WakuMessage,
     ) -> Result<MessageHash, NodeError> {
-        if self.enforces_rln && message.rate_limit_proof().is_some() {
-            let validator = self.validator.clone();
-            let data = message.encode();
-            let verdict = tokio::task::spawn_blocking(move || validator.validate(&data).0)
-                .await
-                .map_err(|_| NodeError::Stopped)?;
-            if let validator::Verdict::Reject(validator::Rejection::DoubleSignal {
-                secret,
-                commitment,
-            }) = &verdict
-            {
-                tracing::warn!(
-                    "double signalling refused at publish: {}",
-                    validator::describe_spam(secret, commitment)
-                );
-                let _ = self.events.send(NodeEvent::Spam {
-                    from: self.peer_id,
-                    commitment: *commitment,
-                    secret: *secret,
-                });
-            }
-            if verdict != validator::Verdict::Accept {
-                return Err(NodeError::Rejected(verdict.label()));
-            }
-            return self
-                .ask(|tx| Command::Publish(topic, Box::new(message), tx))
-                .await?;
+        if !self.enforces_rln {
+            return self.send(topic, message).await;
         }
-        let message = if self.enforces_rln {
-            let Some(publisher) = self.publisher.clone() else {
-                return Err(NodeError::NoMembership);
-            };
-            let index = publisher.member().index as usize;
-            let path = self.member_path.borrow().get(&index).cloned();
-            let validator = self.validator.clone();
-            let started = std::time::Instant::now();
-            let proved = tokio::task::spawn_blocking(move || {
-                let now = crate::clock::now_ns();
-                let proved = publisher.prove(message, path, now)?;
-                // The last guard of the membership's secret: whatever happened to the counter,
-                // a second share of a nullifier this node sent never leaves.
-                validator.record_own(&proved, now).map_err(|verdict| {
-                    let error = PublishError::reused(&proved, verdict);
-                    tracing::error!(%error, "own message not sent");
-                    error
-                })?;
-                Ok::<_, PublishError>(proved)
-            })
-            .await
-            .map_err(|_| NodeError::Stopped)??;
-            self.metrics
-                .proof_generation
-                .observe(started.elapsed().as_secs_f64());
-            proved
+        if message.rate_limit_proof().is_some() {
+            self.publish_proved(topic, message).await
         } else {
-            message
+            self.publish_own(topic, message).await
+        }
+    }
+
+    /// Publishes a message that carries somebody else's proof, after the whole relay pipeline
+    /// (proof included): spam is refused here, not sent on.
+    pub async fn publish_proved(
+        &self,
+        topic: PubsubTopic,
+        message: WakuMessage,
+    ) -> Result<MessageHash, NodeError> {
+        let validator = self.validator.clone();
+        let data = message.encode();
+        let verdict = tokio::task::spawn_blocking(move || validator.validate(&data).0)
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        if let Verdict::Reject(Rejection::DoubleSignal { secret, commitment }) = &verdict {
+            tracing::warn!(
+                "double signalling refused at publish: {}",
+                describe_spam(secret, commitment)
+            );
+            let _ = self.events.send(NodeEvent::Spam {
+                from: self.peer_id,
+                commitment: *commitment,
+                secret: *secret,
+            });
+        }
+        if verdict != Verdict::Accept {
+            return Err(NodeError::Rejected(verdict.label()));
+        }
+        self.send(topic, message).await
+    }
+
+    /// Proves `message` with the node's own membership and publishes it.
+    pub async fn publish_own(
+        &self,
+        topic: PubsubTopic,
+        message: WakuMessage,
+    ) -> Result<MessageHash, NodeError> {
+        let Some(publisher) = self.publisher.clone() else {
+            return Err(NodeError::NoMembership);
         };
+        let index = publisher.member().index as usize;
+        let path = self.member_path.borrow().get(&index).cloned();
+        let validator = self.validator.clone();
+        let started = std::time::Instant::now();
+        let proved = tokio::task::spawn_blocking(move || {
+            let now = crate::clock::now_ns();
+            let proved = publisher.prove(message, path, now)?;
+            record_own(&validator, &proved, now)?;
+            Ok::<_, PublishError>(proved)
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)??;
+        self.metrics
+            .proof_generation
+            .observe(started.elapsed().as_secs_f64());
+        self.send(topic, proved).await
+    }
+
+    /// Publishes a message whose proof this node lent: the proof is the node's own, so it is
+    /// not verified again; its share is recorded so that it can never leave twice.
+    pub async fn publish_lent(
+        &self,
+        topic: PubsubTopic,
+        message: WakuMessage,
+    ) -> Result<MessageHash, NodeError> {
+        let validator = self.validator.clone();
+        let message = tokio::task::spawn_blocking(move || {
+            record_own(&validator, &message, crate::clock::now_ns()).map(|()| message)
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)??;
+        self.send(topic, message).await
+    }
+
+    /// Hands `message` to gossipsub and to local consumers.
+    async fn send(
+        &self,
+        topic: PubsubTopic,
+        message: WakuMessage,
+    ) -> Result<MessageHash, NodeError> {
         self.ask(|tx| Command::Publish(topic, Box::new(message), tx))
             .await?
     }
@@ -494,7 +511,7 @@ impl NodeHandle {
         };
         let paths = self.member_path.borrow().clone();
         let metrics = self.metrics.clone();
-        tokio::task::spawn_blocking(move || pool.lend(client, message, &paths, &metrics))
+        tokio::task::spawn_blocking(move || pool.lend(client, message, &paths, &metrics.lending))
             .await
             .unwrap_or_else(|e| {
                 Err(PublishError::Prove(format!("the proving task did not finish: {e}")).into())
@@ -594,5 +611,72 @@ impl NodeHandle {
     /// Whether `shard` is among those this node serves.
     pub fn serves_shard(&self, shard: u16) -> bool {
         self.shards.read().expect("never poisoned").contains(&shard)
+    }
+}
+
+/// Records the share of a proof this node made before the message leaves. The last guard of a
+/// membership's secret: whatever happened to the counter, a second share of a nullifier this
+/// node sent never leaves.
+fn record_own(validator: &Validator, message: &WakuMessage, now: i64) -> Result<(), PublishError> {
+    validator.record_own(message, now).map_err(|verdict| {
+        let error = PublishError::reused(message, verdict);
+        tracing::error!(%error, "own message not sent");
+        error
+    })
+}
+
+impl crate::lightpush::Relay for NodeHandle {
+    fn cluster(&self) -> u16 {
+        self.cluster
+    }
+
+    fn shard_count(&self) -> u16 {
+        self.shard_count
+    }
+
+    fn serves_shard(&self, shard: u16) -> bool {
+        NodeHandle::serves_shard(self, shard)
+    }
+
+    fn enforces_rln(&self) -> bool {
+        self.enforces_rln
+    }
+
+    fn lends(&self) -> bool {
+        self.lending.is_some()
+    }
+
+    async fn mesh_peers(&self, topic: PubsubTopic) -> usize {
+        NodeHandle::mesh_peers(self, topic).await.unwrap_or(0)
+    }
+
+    async fn lend(
+        &self,
+        client: lending::Client,
+        message: WakuMessage,
+    ) -> Result<WakuMessage, lending::LendError> {
+        NodeHandle::lend(self, client, message).await
+    }
+
+    async fn relay(
+        &self,
+        topic: PubsubTopic,
+        message: WakuMessage,
+        lent: bool,
+    ) -> Result<(), Refused> {
+        let result = if lent {
+            self.publish_lent(topic, message).await
+        } else {
+            self.publish(topic, message).await
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(NodeError::Rejected(reason)) => Err(Refused::Invalid(reason.to_owned())),
+            Err(NodeError::Publish(PublishError::NotSynced { .. })) => Err(Refused::NotSynced),
+            Err(NodeError::Publish(e @ PublishError::WouldDoubleSignal { .. })) => {
+                Err(Refused::Invalid(e.to_string()))
+            }
+            Err(e) => Err(Refused::Failed(e.to_string())),
+        }
     }
 }

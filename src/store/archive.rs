@@ -10,7 +10,10 @@ use std::{path::Path, sync::Mutex};
 
 use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 
-use crate::message::{MessageHash, WakuMessage};
+use crate::{
+    message::{MessageHash, WakuMessage},
+    sqlite::{Durability, OpenError},
+};
 
 /// Messages per page when the query does not say.
 pub const DEFAULT_PAGE: u64 = 20;
@@ -18,8 +21,6 @@ pub const DEFAULT_PAGE: u64 = 20;
 pub const MAX_PAGE: u64 = 100;
 /// Most content topics or message hashes in one query.
 pub const MAX_CRITERIA: usize = 100;
-
-const SCHEMA_VERSION: i64 = 2;
 
 /// Schema migrations, applied in order inside one transaction; index `i` moves the database
 /// from version `i` to `i + 1`.
@@ -59,6 +60,9 @@ pub enum ArchiveError {
     /// The query is not acceptable; the text says why (status 400).
     #[error("{0}")]
     BadQuery(String),
+    /// The archive file could not be opened.
+    #[error("message archive: {0}")]
+    Open(#[from] OpenError),
 }
 
 /// A Store v3 query.
@@ -136,44 +140,8 @@ fn hash_of(bytes: Vec<u8>) -> Result<MessageHash, rusqlite::Error> {
 impl Archive {
     /// Opens (creating and migrating) the archive at `path`.
     pub fn open(path: &Path) -> Result<Self, ArchiveError> {
+        let conn = crate::sqlite::open(path, Durability::Normal, MIGRATIONS)?;
         let name = path.display().to_string();
-        let err = |e: rusqlite::Error| ArchiveError::Db {
-            path: name.clone(),
-            detail: e.to_string(),
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| ArchiveError::Db {
-                path: name.clone(),
-                detail: format!("cannot create its folder: {e}"),
-            })?;
-        }
-        let mut conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
-        if version > SCHEMA_VERSION {
-            return Err(ArchiveError::Db {
-                path: name,
-                detail: format!(
-                    "written by a newer wakurln (schema {version}, this one reads up to {SCHEMA_VERSION})"
-                ),
-            });
-        }
-        if version < SCHEMA_VERSION {
-            let tx = conn.transaction().map_err(err)?;
-            for migration in &MIGRATIONS[version as usize..] {
-                tx.execute_batch(migration).map_err(err)?;
-            }
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
         Ok(Self {
             conn: Mutex::new(conn),
             path: name,
@@ -632,7 +600,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(version, MIGRATIONS.len() as i64);
         let index: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name = 'messages_pubsub_time'",

@@ -6,9 +6,9 @@ use libp2p::StreamProtocol;
 
 use super::archive::{MAX_CRITERIA, Page, Query};
 use crate::{
+    codec::ProtoCodec,
     message::{MessageHash, WakuMessage},
     proto::store::{StoreQueryRequest, StoreQueryResponse, WakuMessageKeyValue},
-    protocols::codec::ProtoCodec,
 };
 
 /// The protocol id.

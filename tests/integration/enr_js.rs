@@ -8,9 +8,9 @@ use crate::common;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use wakurln::node::{
-    self, NodeConfig,
+use wakurln::{
     enr::{Content, Enr, services},
+    node::{self, NodeConfig},
 };
 
 fn key() -> libp2p::identity::secp256k1::Keypair {

@@ -27,8 +27,9 @@ use tokio::{
     sync::mpsc,
 };
 use wakurln::{
+    lightpush::lending::LendingRules,
     message::WakuMessage,
-    node::{self, NodeConfig, NodeEvent, NodeHandle, StoreConfig, lending::LendingRules},
+    node::{self, NodeConfig, NodeEvent, NodeHandle, StoreConfig},
     store::Retention,
     topics::{ContentTopic, StaticShard},
 };

@@ -10,8 +10,10 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, swarm::SwarmEvent, tcp, yamux};
 use prost::Message;
 use wakurln::{
+    codec::{encode_frame, read_message},
+    lightpush::status,
     message::WakuMessage,
-    node::{self, NodeConfig, NodeHandle, StoreConfig, lightpush::status},
+    node::{self, NodeConfig, NodeHandle, StoreConfig},
     proto::{
         filter::FilterSubscribeRequest,
         lightpush::{LightpushRequest, LightpushResponse},
@@ -19,7 +21,6 @@ use wakurln::{
         peer_exchange::PeerExchangeRpc,
         store::{StoreQueryRequest, StoreQueryResponse},
     },
-    protocols::codec::{encode_frame, read_message},
     store::Retention,
     topics::StaticShard,
 };
@@ -365,7 +366,7 @@ async fn bad_requests_get_status_codes_or_closed_streams_and_harm_no_one() {
         .ask(
             peer,
             PEER_EXCHANGE,
-            &node::peer_exchange::request_of(u64::MAX),
+            &wakurln::peer_exchange::request_of(u64::MAX),
         )
         .await;
     let response = r.response.expect("a response");

@@ -19,7 +19,8 @@ use tokio::sync::broadcast;
 use wakurln::{
     clock,
     message::WakuMessage,
-    node::{self, NodeConfig, NodeError, NodeEvent, NodeHandle, publisher::PublishError},
+    node::{self, NodeConfig, NodeError, NodeEvent, NodeHandle},
+    relay::publisher::PublishError,
     rln::prover::RlnProver,
 };
 
@@ -56,7 +57,7 @@ async fn rest_callers_with_a_wrong_clock_cannot_make_the_node_double_signal() {
     let chain = Chain::start("hardening-clock", CLUSTER).await;
     let (a, b) = pair(&chain, 5).await;
     let api = Http::new(
-        node::rest::serve(a.clone(), "127.0.0.1:0".parse().unwrap())
+        wakurln::rest::serve(a.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap(),
     );
@@ -205,7 +206,7 @@ async fn a_peer_sending_invalid_proofs_is_disconnected_while_honest_messages_arr
                 rejects += 1;
             }
             Ok(Ok(NodeEvent::ScoredOut { peer, score })) => {
-                assert!(score < node::relay::DISCONNECT_THRESHOLD);
+                assert!(score < wakurln::relay::gossip::DISCONNECT_THRESHOLD);
                 break peer;
             }
             Ok(Ok(_)) => {}

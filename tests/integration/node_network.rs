@@ -50,9 +50,9 @@ async fn websockets_with_mplex_carry_relay_traffic() {
     // A client that speaks only WebSockets + noise + mplex, as the JS light client does.
     let topic = gossipsub::IdentTopic::new(format!("/waku/2/rs/{CLUSTER}/0"));
     let config = gossipsub::ConfigBuilder::default()
-        .protocol_id(node::relay::PROTOCOL, gossipsub::Version::V1_1)
+        .protocol_id(wakurln::relay::gossip::PROTOCOL, gossipsub::Version::V1_1)
         .validation_mode(gossipsub::ValidationMode::Anonymous)
-        .message_id_fn(|m: &gossipsub::Message| node::relay::message_id(&m.data))
+        .message_id_fn(|m: &gossipsub::Message| wakurln::relay::gossip::message_id(&m.data))
         .build()
         .unwrap();
     let mut client = libp2p::SwarmBuilder::with_new_identity()

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use wakurln::{
-    node::{self, NodeConfig, NodeHandle, StoreConfig, enr::services, keys::KeyKind},
+    enr::services,
+    node::{self, NodeConfig, NodeHandle, StoreConfig, keys::KeyKind},
     store::{Query, Retention},
 };
 

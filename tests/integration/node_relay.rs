@@ -18,7 +18,8 @@ use tokio::sync::broadcast;
 use wakurln::{
     chain::{ChainClient, Endpoint},
     message::WakuMessage,
-    node::{self, Delivered, NodeConfig, NodeEvent, NodeHandle},
+    node::{self, NodeConfig, NodeEvent, NodeHandle},
+    relay::Delivered,
     rln::{
         field::Fr,
         identity::Identity,
@@ -166,7 +167,7 @@ pub(crate) fn prove_raw(
         identity_path_index: path.path_bits(),
     };
     let prepared = prover.prepare(&member).unwrap();
-    node::publisher::attach_proof(prover, &prepared, message, EPOCH, id).unwrap()
+    wakurln::relay::publisher::attach_proof(prover, &prepared, message, EPOCH, id).unwrap()
 }
 
 /// The membership tree as the nodes see it, from the contract's events.
@@ -201,9 +202,9 @@ pub(crate) fn rogue_peer(dial: Multiaddr) -> tokio::sync::mpsc::Sender<Vec<u8>> 
     use futures::StreamExt;
     use libp2p::{gossipsub, noise, tcp, yamux};
     let config = gossipsub::ConfigBuilder::default()
-        .protocol_id(node::relay::PROTOCOL, gossipsub::Version::V1_1)
+        .protocol_id(wakurln::relay::gossip::PROTOCOL, gossipsub::Version::V1_1)
         .validation_mode(gossipsub::ValidationMode::Anonymous)
-        .message_id_fn(|m: &gossipsub::Message| node::relay::message_id(&m.data))
+        .message_id_fn(|m: &gossipsub::Message| wakurln::relay::gossip::message_id(&m.data))
         .heartbeat_interval(Duration::from_millis(500))
         .build()
         .unwrap();
@@ -452,7 +453,7 @@ async fn a_peer_of_another_cluster_is_disconnected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lightpush_relays_proved_messages_and_answers_with_status_codes() {
-    use node::lightpush::status;
+    use wakurln::lightpush::status;
     let chain = chain("lightpush").await;
     let (_, carol) = member(&chain, "carol", 5).await;
     let nodes = line(&chain, 3, None).await;
@@ -518,7 +519,7 @@ async fn lightpush_relays_proved_messages_and_answers_with_status_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_callers_each_have_their_own_lending_quota() {
     use common::http::Http;
-    use node::lending::LendingRules;
+    use wakurln::lightpush::lending::LendingRules;
     let chain = chain("rest-lending").await;
     let (pool, _) = member(&chain, "pool", 3).await;
     let mut service_config = config(&chain, "service", None, &[]);
@@ -534,7 +535,7 @@ async fn rest_callers_each_have_their_own_lending_quota() {
     let watcher = start(config(&chain, "watcher", None, &[address(&service).await])).await;
     wait_mesh(&[&service, &watcher], &[1, 1]).await;
     let mut delivered = watcher.delivered();
-    let bound = node::rest::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
+    let bound = wakurln::rest::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let push = |from: &str, text: &str| {
@@ -582,7 +583,7 @@ async fn rest_callers_each_have_their_own_lending_quota() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_lends_proofs_fairly_from_its_own_pool() {
-    use node::{lending::LendingRules, lightpush::status};
+    use wakurln::lightpush::{lending::LendingRules, status};
     let chain = chain("lending").await;
     // The pool: two memberships of 2 messages per epoch in one keystore (capacity 4).
     let (pool, _) = member(&chain, "pool", 2).await;

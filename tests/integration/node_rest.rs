@@ -37,8 +37,8 @@ async fn relay_routes_health_peers_metrics_and_bad_requests() {
     a.wait_ready().await.unwrap();
     let local = "127.0.0.1:0".parse().unwrap();
     let http = Http::new;
-    let a_api = http(node::rest::serve(a.clone(), local).await.unwrap());
-    let b_api = http(node::rest::serve(b.clone(), local).await.unwrap());
+    let a_api = http(wakurln::rest::serve(a.clone(), local).await.unwrap());
+    let b_api = http(wakurln::rest::serve(b.clone(), local).await.unwrap());
 
     // Health, info, version, openapi.
     let health = a_api.json("/health").await;

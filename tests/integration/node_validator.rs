@@ -12,13 +12,13 @@ use std::{
 
 use wakurln::{
     message::WakuMessage,
-    node::validator::{Ignored, Rejection, RlnRules, Validator, Verdict},
+    relay::pipeline::{Ignored, Rejection, RlnRules, Validator, Verdict},
     rln::{
         field::Fr,
         identity::Identity,
         prover::{MemberInputs, MessageInputs, RlnProver},
         tree::{MerkleTree, RootWindow},
-        waku::{Epoch, RlnProofData, external_nullifier, rln_identifier, signal_x_of},
+        waku::{Epoch, RlnProofData, external_nullifier, rln_identifier},
     },
     topics::ContentTopic,
 };
@@ -102,7 +102,7 @@ fn proved(
     let epoch =
         epoch.unwrap_or_else(|| Epoch::from_timestamp_ns(message.timestamp().unwrap(), PERIOD));
     let inputs = MessageInputs {
-        x: signal_x_of(&message),
+        x: message.signal_x(),
         external_nullifier: external_nullifier(epoch, rln_id),
         message_id: Fr::from(id),
     };
@@ -346,7 +346,7 @@ fn a_double_signal_straddling_a_restart_is_caught() {
     let open = |s: Setup| Setup {
         validator: s
             .validator
-            .with_store(wakurln::rln::nullifier_store::NullifierStore::open(&path).unwrap())
+            .with_store(wakurln::relay::nullifier_store::NullifierStore::open(&path).unwrap())
             .unwrap(),
         ..s
     };

@@ -27,10 +27,8 @@ use wakurln::{
     },
     credentials,
     message::WakuMessage,
-    node::{
-        self, ChainConfig, MembershipConfig, NodeConfig, NodeEvent, RlnConfig,
-        publisher::attach_proof, validator::RlnRules,
-    },
+    node::{self, ChainConfig, MembershipConfig, NodeConfig, NodeEvent, RlnConfig},
+    relay::{pipeline::RlnRules, publisher::attach_proof},
     rln::{
         field::Fr,
         identity::Identity,

@@ -18,7 +18,7 @@ const CLUSTER: u16 = 46;
 
 async fn serve(node: &NodeHandle) -> Http {
     Http::new(
-        node::rest::serve(node.clone(), "127.0.0.1:0".parse().unwrap())
+        wakurln::rest::serve(node.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap(),
     )

@@ -18,10 +18,9 @@ use wakurln::{
         membership,
     },
     credentials,
-    node::{
-        self, ChainConfig, LendingConfig, MembershipConfig, NodeConfig, NodeHandle, RlnConfig,
-        lending::LendingRules, validator::RlnRules,
-    },
+    lightpush::lending::LendingRules,
+    node::{self, ChainConfig, LendingConfig, MembershipConfig, NodeConfig, NodeHandle, RlnConfig},
+    relay::pipeline::RlnRules,
     rln::identity::Identity,
 };
 use wakurln_keystore::{Kdf, Keystore};

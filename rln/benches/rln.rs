@@ -1,0 +1,131 @@
+//! RLN proving and verification with the network's keys: full proof, prepared-member proof,
+//! single verification and batch verification.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
+use ark_ff::UniformRand;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use wakurln_rln::{
+    circuit::graph::RlnInputs,
+    field::Fr,
+    identity::Identity,
+    prover::{MemberInputs, MessageInputs, RlnProver},
+    tree::MerkleTree,
+    verifier::{Verifier, decode_proof},
+};
+
+/// The network's circuit keys under `../shared`; panics (never skips) when they are missing.
+fn circuit_dir() -> std::path::PathBuf {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/circuits/waku-rln-v2");
+    assert!(
+        dir.is_dir(),
+        "missing {}: benches need ../shared",
+        dir.display()
+    );
+    dir
+}
+
+fn member(rng: &mut ChaCha20Rng) -> MemberInputs {
+    let identity = Identity::random(rng);
+    let mut tree = MerkleTree::new();
+    tree.set(1234, identity.rate_commitment(100)).unwrap();
+    let path = tree.proof(1234).unwrap();
+    MemberInputs {
+        identity_secret: identity.secret_hash,
+        user_message_limit: Fr::from(100u64),
+        path_elements: path.elements,
+        identity_path_index: path.path_bits(),
+    }
+}
+
+fn message(rng: &mut ChaCha20Rng) -> MessageInputs {
+    MessageInputs {
+        x: Fr::rand(rng),
+        external_nullifier: Fr::rand(rng),
+        message_id: Fr::from(3u64),
+    }
+}
+
+fn inputs(member: &MemberInputs, msg: MessageInputs) -> RlnInputs {
+    RlnInputs {
+        identity_secret: member.identity_secret,
+        user_message_limit: member.user_message_limit,
+        message_id: msg.message_id,
+        path_elements: member.path_elements,
+        identity_path_index: member.identity_path_index,
+        x: msg.x,
+        external_nullifier: msg.external_nullifier,
+    }
+}
+
+fn proving(c: &mut Criterion) {
+    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let member = member(&mut rng);
+    let prepared = prover.prepare(&member).unwrap();
+    let mut group = c.benchmark_group("rln prove");
+    group.sample_size(20);
+    group.bench_function("full proof", |b| {
+        b.iter(|| {
+            prover
+                .prove(&inputs(&member, message(&mut rng)), &mut rng)
+                .unwrap()
+        })
+    });
+    group.bench_function("prepared member proof", |b| {
+        b.iter(|| {
+            prover
+                .prove_prepared(&prepared, message(&mut rng), &mut rng)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn verifying(c: &mut Criterion) {
+    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let member = member(&mut rng);
+    let prepared = prover.prepare(&member).unwrap();
+    let proofs: Vec<_> = (0..64)
+        .map(|_| {
+            let p = prover
+                .prove_prepared(&prepared, message(&mut rng), &mut rng)
+                .unwrap();
+            (p.to_layout().proof, p.values.public_inputs())
+        })
+        .collect();
+    let verifier = Verifier::network();
+    let mut group = c.benchmark_group("rln verify");
+    group.bench_function("single (decode + verify)", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % proofs.len();
+            let proof = decode_proof(&proofs[i].0).unwrap();
+            assert!(verifier.verify(&proof, &proofs[i].1));
+        })
+    });
+    for size in [16usize, 64] {
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(
+            BenchmarkId::new("batch (decode + verify)", size),
+            &size,
+            |b, &n| {
+                b.iter(|| {
+                    let batch: Vec<_> = proofs[..n]
+                        .iter()
+                        .map(|(bytes, inputs)| (decode_proof(bytes).unwrap(), *inputs))
+                        .collect();
+                    assert!(verifier.verify_batch(&batch, &mut rng).iter().all(|ok| *ok));
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, proving, verifying);
+criterion_main!(benches);

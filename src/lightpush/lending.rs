@@ -1,0 +1,304 @@
+//! RLN proof lending: a service node holding a pool of memberships attaches proofs to messages
+//! that light clients push without one.
+//!
+//! The pool is separate from the node's own publishing membership, so clients can never spend
+//! the node's budget nor the node theirs. Per epoch, the pool's capacity (the sum of its rate
+//! limits) is split into a shared part and a reserve:
+//!
+//! - each client may take at most `per_client_quota` proofs from the shared part (429 beyond);
+//! - once the shared part is spent, a client that has had nothing yet this epoch may still
+//!   take one proof from the reserve, so heavy clients cannot starve newcomers;
+//! - when both are spent the pool is exhausted (504) until the next epoch.
+//!
+//! A client is a libp2p peer, or, for the REST API's `POST /lightpush/v3/message`, the address
+//! the HTTP request came from.
+//!
+//! Message ids come from the same durable counter as the node's own messages (keyed by
+//! membership and epoch), so a restart never reuses one. The per-client accounting is kept in
+//! memory: a restart forgets who used what, never which ids were used.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
+
+use libp2p::PeerId;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+};
+
+use crate::{
+    message::WakuMessage,
+    relay::{
+        pipeline::RlnRules,
+        publisher::{
+            Member, MemberPaths, MessageIdCounter, PublishError, TimestampError, attach_proof,
+            check_timestamp,
+        },
+    },
+    rln::{
+        field::Fr,
+        prover::{MemberInputs, PreparedRln, RlnProver},
+        waku::Epoch,
+    },
+};
+
+/// The label of a lending counter: the pool membership's leaf index.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolMember {
+    /// The membership's leaf index.
+    pub membership: String,
+}
+
+/// The label of a refusal: why (`client_quota`, `exhausted`, ...).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Refusal {
+    /// The reason.
+    pub r#type: String,
+}
+
+/// Counters of the pool, exported as Prometheus metrics (`waku_rln_lent_proofs`,
+/// `waku_rln_lending_refused`).
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    /// Proofs lent, by pool membership.
+    pub lent: Family<PoolMember, Counter>,
+    /// Lending requests refused, by reason.
+    pub refused: Family<Refusal, Counter>,
+}
+
+impl Counters {
+    /// Counts a proof lent by pool membership `index`.
+    pub fn count_lent(&self, index: u64) {
+        self.lent
+            .get_or_create(&PoolMember {
+                membership: index.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a refused lending request.
+    pub fn count_refusal(&self, reason: &str) {
+        self.refused
+            .get_or_create(&Refusal {
+                r#type: reason.to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// Why no proof was lent.
+#[derive(Debug, thiserror::Error)]
+pub enum LendError {
+    /// This client used its share of the epoch.
+    #[error(
+        "this client used its {quota} lent proofs of the epoch; more in {wait_secs} s, when \
+         the next epoch starts"
+    )]
+    ClientQuota {
+        /// The per-client quota.
+        quota: u64,
+        /// Seconds until the next epoch.
+        wait_secs: u64,
+    },
+    /// The pool has no proof left this epoch.
+    #[error("the service's RLN proof pool is exhausted; it refills in {wait_secs} s")]
+    Exhausted {
+        /// Seconds until the next epoch.
+        wait_secs: u64,
+    },
+    /// This node has no lending pool.
+    #[error("this service lends no RLN proofs")]
+    NoPool,
+    /// The message has no timestamp, or one too far from the node's clock.
+    #[error(transparent)]
+    Timestamp(#[from] TimestampError),
+    /// Proving failed.
+    #[error(transparent)]
+    Prove(#[from] PublishError),
+}
+
+/// How the pool is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LendingRules {
+    /// Proofs one client may take per epoch.
+    pub per_client_quota: u64,
+    /// Proofs held back for clients that had none yet this epoch.
+    pub reserve: u64,
+}
+
+/// Who a proof is lent to: each has its own quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// A peer pushing over lightpush.
+    Peer(PeerId),
+    /// A caller of the REST API, by the address its request came from.
+    Rest(IpAddr),
+}
+
+#[derive(Default)]
+struct Usage {
+    epoch: u64,
+    per_client: HashMap<Client, u64>,
+    shared: u64,
+    reserve: u64,
+}
+
+/// A pool of memberships lending proofs.
+pub struct LendingPool {
+    prover: RlnProver,
+    members: Vec<Member>,
+    counter: MessageIdCounter,
+    rln: RlnRules,
+    rules: LendingRules,
+    usage: Mutex<Usage>,
+    /// Each member's precomputation at the root it was made for; proofs run outside the lock.
+    prepared: Mutex<HashMap<u64, (Fr, Arc<PreparedRln>)>>,
+}
+
+impl std::fmt::Debug for LendingPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LendingPool")
+            .field("members", &self.members.len())
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LendingPool {
+    /// A pool of `members`.
+    pub fn new(
+        prover: RlnProver,
+        members: Vec<Member>,
+        counter: MessageIdCounter,
+        rln: RlnRules,
+        rules: LendingRules,
+    ) -> Self {
+        Self {
+            prover,
+            members,
+            counter,
+            rln,
+            rules,
+            usage: Mutex::new(Usage::default()),
+            prepared: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The leaf indices of the pool's memberships.
+    pub fn indices(&self) -> Vec<u64> {
+        self.members.iter().map(|m| m.index).collect()
+    }
+
+    /// Proofs the pool can lend per epoch.
+    pub fn capacity(&self) -> u64 {
+        self.members.iter().map(|m| m.limit).sum()
+    }
+
+    fn wait_secs(&self, epoch: u64) -> u64 {
+        ((epoch + 1) * self.rln.epoch_period).saturating_sub(crate::clock::now_secs())
+    }
+
+    /// Takes one unit of the epoch's budget for `client`, or says why not.
+    fn admit(&self, client: Client, epoch: u64) -> Result<(), LendError> {
+        let mut u = self.usage.lock().expect("never poisoned");
+        if u.epoch != epoch {
+            *u = Usage {
+                epoch,
+                ..Usage::default()
+            };
+        }
+        let used = u.per_client.get(&client).copied().unwrap_or(0);
+        if used >= self.rules.per_client_quota {
+            return Err(LendError::ClientQuota {
+                quota: self.rules.per_client_quota,
+                wait_secs: self.wait_secs(epoch),
+            });
+        }
+        let shared = self.capacity().saturating_sub(self.rules.reserve);
+        if u.shared < shared {
+            u.shared += 1;
+        } else if used == 0 && u.reserve < self.rules.reserve {
+            u.reserve += 1;
+        } else {
+            return Err(LendError::Exhausted {
+                wait_secs: self.wait_secs(epoch),
+            });
+        }
+        *u.per_client.entry(client).or_default() += 1;
+        Ok(())
+    }
+
+    /// Attaches a lent proof to `message` pushed by `client`. Blocking (a proof takes tens of
+    /// milliseconds): call it off async threads.
+    pub fn lend(
+        &self,
+        client: Client,
+        message: WakuMessage,
+        paths: &MemberPaths,
+        metrics: &Counters,
+    ) -> Result<WakuMessage, LendError> {
+        let now = crate::clock::now_ns();
+        let period = self.rln.epoch_period;
+        let epoch = check_timestamp(message.timestamp(), now, self.rln.max_clock_drift, period)?.0;
+        let now_epoch = Epoch::from_timestamp_ns(now, period).0;
+        if let Err(e) = self.admit(client, epoch) {
+            metrics.count_refusal(match e {
+                LendError::ClientQuota { .. } => "client_quota",
+                _ => "exhausted",
+            });
+            return Err(e);
+        }
+        for member in &self.members {
+            let Some((root, path, leaf)) = paths.get(&(member.index as usize)) else {
+                continue;
+            };
+            if *leaf != member.identity.rate_commitment(member.limit) {
+                continue;
+            }
+            let Some(id) = self
+                .counter
+                .reserve(member.index, epoch, member.limit, now_epoch)?
+            else {
+                continue;
+            };
+            let cached = self
+                .prepared
+                .lock()
+                .expect("never poisoned")
+                .get(&member.index)
+                .filter(|(r, _)| r == root)
+                .map(|(_, p)| p.clone());
+            let p = match cached {
+                Some(p) => p,
+                None => {
+                    let p = Arc::new(
+                        self.prover
+                            .prepare(&MemberInputs {
+                                identity_secret: member.identity.secret_hash,
+                                user_message_limit: Fr::from(member.limit),
+                                path_elements: path.elements,
+                                identity_path_index: path.path_bits(),
+                            })
+                            .map_err(|e| PublishError::Prove(e.to_string()))?,
+                    );
+                    self.prepared
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(member.index, (*root, p.clone()));
+                    p
+                }
+            };
+            let proved = attach_proof(&self.prover, &p, message, period, id)?;
+            metrics.count_lent(member.index);
+            return Ok(proved);
+        }
+        metrics.count_refusal("exhausted");
+        Err(LendError::Exhausted {
+            wait_secs: self.wait_secs(epoch),
+        })
+    }
+}

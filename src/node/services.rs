@@ -1,0 +1,261 @@
+//! The swarm task's side of the request-response service protocols (store, lightpush v3 and
+//! v2, filter): inbound requests are answered off the swarm task where answering takes work,
+//! and answers to our own requests are routed back to whoever is waiting for them.
+
+use std::{collections::HashMap, future::Future, sync::Arc};
+
+use libp2p::{
+    PeerId,
+    request_response::{self, OutboundRequestId, ResponseChannel},
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{behaviour::Behaviour, swarm::Runner};
+use crate::{
+    filter::protocol::{self as filter_protocol, status as filter_status},
+    lightpush::{self, lending::Client},
+    peer_exchange,
+    proto::{
+        filter::{FilterSubscribeRequest, FilterSubscribeResponse},
+        lightpush::{LightpushRequest, LightpushResponse},
+        lightpush_v2::PushRpc,
+        peer_exchange::PeerExchangeRpc,
+        store::{StoreQueryRequest, StoreQueryResponse},
+    },
+    store::{
+        Archive, ArchiveError,
+        protocol::{self as store_protocol, status},
+    },
+};
+
+/// Writes one answer on its inbound stream; made off the swarm task, run on it.
+pub(super) type Reply = Box<dyn FnOnce(&mut Behaviour) + Send>;
+
+/// Callers waiting for the answer to a request they sent on one protocol.
+type Waiting<Res> = HashMap<OutboundRequestId, oneshot::Sender<Result<Res, String>>>;
+
+/// Requests of ours that wait for an answer, per protocol.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub store: Waiting<StoreQueryResponse>,
+    pub lightpush: Waiting<LightpushResponse>,
+    pub filter: Waiting<FilterSubscribeResponse>,
+    pub peer_exchange: Waiting<PeerExchangeRpc>,
+    /// Peer-exchange requests the node sent on its own to fill its cache.
+    pub peer_exchange_own: std::collections::HashSet<OutboundRequestId>,
+}
+
+/// Routes one event of a request-response protocol: an answer or failure goes to the caller
+/// that waits for it; an inbound request is returned for the protocol to serve.
+fn route<Req, Res>(
+    protocol: &'static str,
+    event: request_response::Event<Req, Res>,
+    waiting: &mut Waiting<Res>,
+) -> Option<(PeerId, Req, ResponseChannel<Res>)> {
+    match event {
+        request_response::Event::Message {
+            peer,
+            message:
+                request_response::Message::Request {
+                    request, channel, ..
+                },
+            ..
+        } => return Some((peer, request, channel)),
+        request_response::Event::Message {
+            message:
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                },
+            ..
+        } => {
+            if let Some(reply) = waiting.remove(&request_id) {
+                let _ = reply.send(Ok(response));
+            }
+        }
+        request_response::Event::OutboundFailure {
+            request_id, error, ..
+        } => {
+            if let Some(reply) = waiting.remove(&request_id) {
+                let _ = reply.send(Err(error.to_string()));
+            }
+        }
+        request_response::Event::InboundFailure { peer, error, .. } => {
+            tracing::debug!(%peer, %error, protocol, "an inbound request failed");
+        }
+        request_response::Event::ResponseSent { .. } => {}
+    }
+    None
+}
+
+impl Runner {
+    /// Runs `work` off the swarm task; its reply is written when the swarm task gets to it.
+    fn serve_later(&self, work: impl Future<Output = Reply> + Send + 'static) {
+        let replies: mpsc::Sender<Reply> = self.replies.0.clone();
+        tokio::spawn(async move {
+            let _ = replies.send(work.await).await;
+        });
+    }
+
+    pub(super) fn on_store(
+        &mut self,
+        event: request_response::Event<StoreQueryRequest, StoreQueryResponse>,
+    ) {
+        let Some((_, request, channel)) = route("store", event, &mut self.pending.store) else {
+            return;
+        };
+        let archive = self.archive.clone();
+        self.serve_later(async move {
+            let response = answer_store(archive, request).await;
+            let reply: Reply = Box::new(move |b: &mut Behaviour| {
+                let _ = b.store.send_response(channel, response);
+            });
+            reply
+        });
+    }
+
+    pub(super) fn on_lightpush(
+        &mut self,
+        event: request_response::Event<LightpushRequest, LightpushResponse>,
+    ) {
+        let Some((peer, request, channel)) = route("lightpush", event, &mut self.pending.lightpush)
+        else {
+            return;
+        };
+        let Some(handle) = self.handle.clone() else {
+            return;
+        };
+        self.serve_later(async move {
+            let response = lightpush::serve(handle, Client::Peer(peer), request).await;
+            let reply: Reply = Box::new(move |b: &mut Behaviour| {
+                let _ = b.lightpush.send_response(channel, response);
+            });
+            reply
+        });
+    }
+
+    pub(super) fn on_lightpush_v2(&mut self, event: request_response::Event<PushRpc, PushRpc>) {
+        // This node never sends v2 requests, so nothing waits for a v2 answer.
+        let Some((peer, request, channel)) = route("lightpush v2", event, &mut HashMap::new())
+        else {
+            return;
+        };
+        let Some(handle) = self.handle.clone() else {
+            return;
+        };
+        self.serve_later(async move {
+            let response = lightpush::serve_v2(handle, Client::Peer(peer), request).await;
+            let reply: Reply = Box::new(move |b: &mut Behaviour| {
+                let _ = b.lightpush_v2.send_response(channel, response);
+            });
+            reply
+        });
+    }
+
+    pub(super) fn on_filter(
+        &mut self,
+        event: request_response::Event<FilterSubscribeRequest, FilterSubscribeResponse>,
+    ) {
+        let Some((peer, request, channel)) = route("filter", event, &mut self.pending.filter)
+        else {
+            return;
+        };
+        // Answering is a map lookup: no need to leave the swarm task.
+        let response = match &self.filter_service {
+            Some(service) => service.handle(peer, &request),
+            None => filter_protocol::response_of(
+                request.request_id,
+                filter_status::SERVICE_UNAVAILABLE,
+                "this node serves no filter subscriptions",
+            ),
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .filter
+            .send_response(channel, response);
+    }
+}
+
+impl Runner {
+    /// Asks `peer` for the records it knows, to hand them on to our own clients.
+    pub(super) fn fill_peer_exchange_cache(&mut self, peer: PeerId) {
+        let id = self.swarm.behaviour_mut().peer_exchange.send_request(
+            &peer,
+            peer_exchange::request_of(peer_exchange::MAX_PEERS_PER_RESPONSE),
+        );
+        self.pending.peer_exchange_own.insert(id);
+    }
+
+    pub(super) fn on_peer_exchange(
+        &mut self,
+        event: request_response::Event<PeerExchangeRpc, PeerExchangeRpc>,
+    ) {
+        match &event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } if self.pending.peer_exchange_own.remove(request_id) => {
+                match peer_exchange::records_of(response) {
+                    Ok(records) => self.peer_exchange.learn(records),
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "peer exchange answered no records")
+                    }
+                }
+                return;
+            }
+            request_response::Event::OutboundFailure { request_id, .. }
+                if self.pending.peer_exchange_own.remove(request_id) =>
+            {
+                return;
+            }
+            _ => {}
+        }
+        let Some((peer, request, channel)) =
+            route("peer exchange", event, &mut self.pending.peer_exchange)
+        else {
+            return;
+        };
+        let response = self.peer_exchange.answer(peer, &request);
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .peer_exchange
+            .send_response(channel, response);
+    }
+}
+
+/// Answers one store request from the archive (on the blocking pool).
+async fn answer_store(
+    archive: Option<Arc<Archive>>,
+    request: StoreQueryRequest,
+) -> StoreQueryResponse {
+    let id = request.request_id.clone();
+    let Some(archive) = archive else {
+        return store_protocol::error_of(
+            id,
+            status::UNAVAILABLE,
+            "this node keeps no message archive",
+        );
+    };
+    let query = match store_protocol::query_of(&request) {
+        Ok(q) => q,
+        Err(reason) => return store_protocol::error_of(id, status::BAD_REQUEST, reason),
+    };
+    match tokio::task::spawn_blocking(move || archive.query(&query)).await {
+        Ok(Ok(page)) => store_protocol::response_of(id, &page),
+        Ok(Err(ArchiveError::BadQuery(reason))) => {
+            store_protocol::error_of(id, status::BAD_REQUEST, reason)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "store query failed");
+            store_protocol::error_of(id, status::INTERNAL, "the archive failed")
+        }
+        Err(_) => store_protocol::error_of(id, status::INTERNAL, "the node is stopping"),
+    }
+}

@@ -1,0 +1,510 @@
+//! Starting a node: its key, the chain sync and the validator, the membership it publishes
+//! with and the pool it lends from, the swarm and its listeners, the node's own record, and
+//! the tasks that run beside the swarm loop.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    path::Path,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, Swarm, SwarmBuilder, multiaddr::Protocol, noise, swarm::SwarmEvent, tcp, yamux,
+};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+
+use super::{
+    MemberPaths, NodeConfig, NodeError, NodeHandle, SyncState,
+    behaviour::{Behaviour, Serves},
+    gate, keys,
+    metrics::Metrics,
+};
+use super::{
+    swarm::{Runner, StaticPeer, peer_of},
+    tasks::{SyncOutputs, archiver, retention_task, sync_task},
+    validation::{Jobs, Outcome, VALIDATION_QUEUE, ValidateFn, supervise_worker},
+};
+use crate::{
+    chain::{
+        ChainClient,
+        sync::{SyncConfig, Syncer},
+    },
+    credentials, filter,
+    lightpush::lending::LendingPool,
+    relay::{
+        pipeline::{RlnRules, Validator},
+        publisher::{Member, MessageIdCounter, Publisher},
+    },
+    rln::{prover::RlnProver, tree::RootWindow},
+    store::Archive,
+    topics::StaticShard,
+};
+
+fn start_error(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Start(e.to_string())
+}
+
+/// Starts a node: loads or creates its key, syncs the membership tree (RLN), unlocks its
+/// membership, listens, dials the static peers and subscribes to its shards.
+pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        start_error(format!(
+            "cannot create the data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let key = match &config.key {
+        Some(k) => k.clone(),
+        None => keys::load_or_create(&config.data_dir.join("node.key"), config.key_kind)
+            .map_err(start_error)?,
+    };
+    let peer_id = key.public().to_peer_id();
+    let metrics = Arc::new(Metrics::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (sync_tx, sync_rx) = watch::channel(SyncState::default());
+    let sync_now = Arc::new(Notify::new());
+    let (path_tx, path_rx) = watch::channel::<MemberPaths>(MemberPaths::new());
+    let mut lending = None;
+    let mut publisher = None;
+    let validator = match &config.rln {
+        None => Validator::without_rln(),
+        Some(rln) => {
+            let client =
+                ChainClient::connect(&rln.chain.rpc, rln.chain.contract, rln.chain.chain_id, None)
+                    .await
+                    .map_err(start_error)?;
+            if let Some(m) = &rln.membership {
+                let p = load_publisher(m, &client, &config.data_dir, rln.rules).await?;
+                // Peers poll the chain as often as we do: give them a poll and a second to
+                // reach a new root before proving against it.
+                let grace = rln.chain.poll_interval + Duration::from_secs(1);
+                publisher = Some(Arc::new(p.with_root_grace(grace)));
+            }
+            if let Some(l) = &rln.lending {
+                let pool = load_pool(l, &client, &config.data_dir, rln.rules).await?;
+                lending = Some(Arc::new(pool));
+            }
+            let roots = Arc::new(RwLock::new(RootWindow::new(rln.root_window)));
+            let sync_config = SyncConfig {
+                follow_distance: rln.chain.follow_distance,
+                root_window: rln.root_window,
+                ..SyncConfig::default()
+            };
+            let syncer = Syncer::open(
+                client,
+                &config.data_dir.join("membership-tree.sqlite"),
+                sync_config,
+            )
+            .await
+            .map_err(start_error)?;
+            let mut ours: Vec<usize> = publisher
+                .iter()
+                .map(|p| p.member().index as usize)
+                .collect();
+            if let Some(pool) = &lending {
+                ours.extend(pool.indices().into_iter().map(|i| i as usize));
+            }
+            let outputs = SyncOutputs {
+                roots: roots.clone(),
+                state: sync_tx.clone(),
+                path: path_tx,
+                metrics: metrics.clone(),
+                sync_now: sync_now.clone(),
+            };
+            let nullifiers = crate::relay::nullifier_store::NullifierStore::open(
+                &config.data_dir.join("nullifiers.sqlite"),
+            )
+            .map_err(start_error)?;
+            let (validator, synced) = Validator::rln(rln.rules, roots)
+                .with_store(nullifiers)
+                .map_err(start_error)?
+                .until_synced();
+            tokio::spawn(sync_task(
+                syncer,
+                ours,
+                outputs,
+                synced,
+                rln.chain.poll_interval,
+                stop_rx.clone(),
+            ));
+            validator
+        }
+    };
+    let enforces_rln = validator.enforces_rln();
+    let archive = match &config.store {
+        None => None,
+        Some(store) => {
+            let path = store.path.clone();
+            let archive = tokio::task::spawn_blocking(move || Archive::open(&path))
+                .await
+                .map_err(start_error)?
+                .map_err(start_error)?;
+            Some(Arc::new(archive))
+        }
+    };
+    let serves = Serves {
+        store: archive.is_some(),
+        filter: config.filter.is_some(),
+        lightpush: config.lightpush,
+        peer_exchange: config.peer_exchange,
+    };
+    let key_for_record = key.clone();
+    let limits = gate::Limits::of_total(config.max_connections, config.max_inbound_per_ip);
+    let mut swarm = build_swarm(key, limits, serves).await?;
+    let filter_client = filter::Client::default();
+    filter_client.listen(swarm.behaviour().streams.new_control());
+    let filter_service = config.filter.map(|limits| {
+        filter::Service::new(
+            limits,
+            config.cluster,
+            config.shard_count,
+            swarm.behaviour().streams.new_control(),
+            metrics.filter.clone(),
+        )
+    });
+    for address in &config.listen {
+        swarm
+            .listen_on(address.clone())
+            .map_err(|e| start_error(format!("cannot listen on {address}: {e}")))?;
+    }
+    // Wait until every listener has an address, so callers can hand them out at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut listening = 0;
+    while listening < config.listen.len() && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), swarm.select_next_some()).await {
+            Ok(SwarmEvent::NewListenAddr { .. }) => listening += 1,
+            Ok(SwarmEvent::ListenerError { error, .. }) => return Err(start_error(error)),
+            Ok(SwarmEvent::ListenerClosed { reason: Err(e), .. }) => {
+                return Err(start_error(format!("a listener closed: {e}")));
+            }
+            _ => {}
+        }
+    }
+    let (commands_tx, commands_rx) = mpsc::channel(256);
+    let (delivered, _) = broadcast::channel(4_096);
+    let (events, _) = broadcast::channel(4_096);
+    let jobs = Arc::new(Jobs::new());
+    let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(VALIDATION_QUEUE.max_items);
+    let validator = Arc::new(validator);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let validate: Arc<ValidateFn> = {
+        let v = validator.clone();
+        Arc::new(move |batch: &[&[u8]]| v.validate_batch(batch))
+    };
+    for _ in 0..workers {
+        tokio::spawn(supervise_worker(
+            validate.clone(),
+            jobs.clone(),
+            outcomes_tx.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    if let (Some(archive), Some(store)) = (&archive, &config.store) {
+        tokio::spawn(archiver(archive.clone(), delivered.subscribe()));
+        tokio::spawn(retention_task(
+            archive.clone(),
+            store.retention,
+            store.retention_interval,
+            stop_rx.clone(),
+        ));
+    }
+    let peer_exchange = Arc::new(crate::peer_exchange::Cache::default());
+    peer_exchange.set_own(own_record(&key_for_record, &swarm, &config, serves));
+    if let Some(service) = &filter_service {
+        tokio::spawn(filter::service::run(service.clone(), delivered.subscribe()));
+    }
+    let shards = Arc::new(RwLock::new(HashSet::new()));
+    let mut runner = Runner {
+        swarm,
+        commands: commands_rx,
+        jobs,
+        outcomes: outcomes_rx,
+        delivered: delivered.clone(),
+        events: events.clone(),
+        peers: HashMap::new(),
+        static_peers: config
+            .static_peers
+            .iter()
+            .map(|a| StaticPeer {
+                address: a.clone(),
+                peer: None,
+                failures: 0,
+                next_dial: Some(Instant::now()),
+            })
+            .collect(),
+        cluster: config.cluster,
+        shards: shards.clone(),
+        sync: sync_rx.clone(),
+        sync_now,
+        held: VecDeque::new(),
+        stop: stop_tx,
+        metrics: metrics.clone(),
+        archive: archive.clone(),
+        replies: mpsc::channel(256),
+        pending: super::services::Pending::default(),
+        filter_service: filter_service.clone(),
+        peer_exchange: peer_exchange.clone(),
+        serves,
+        handle: None,
+    };
+    for shard in &config.shards {
+        runner.subscribe(&StaticShard::new(config.cluster, *shard).pubsub_topic());
+    }
+    for s in &runner.static_peers {
+        if let Some(peer) = peer_of(&s.address) {
+            runner.swarm.behaviour_mut().gate.reserve(peer);
+        }
+    }
+    let handle = NodeHandle {
+        peer_id,
+        validator,
+        metrics,
+        archive,
+        commands: commands_tx,
+        delivered,
+        events,
+        publisher,
+        member_path: path_rx,
+        lending,
+        filter_service,
+        filter_client,
+        peer_exchange,
+        sync: sync_rx,
+        enforces_rln,
+        cluster: config.cluster,
+        shards,
+        shard_count: config.shard_count,
+    };
+    runner.handle = Some(handle.clone());
+    runner.redial_due();
+    tokio::spawn(runner.run());
+    Ok(handle)
+}
+
+async fn load_publisher(
+    m: &super::MembershipConfig,
+    client: &ChainClient,
+    data_dir: &Path,
+    rules: RlnRules,
+) -> Result<Publisher, NodeError> {
+    let key = match &m.key {
+        Some(k) => k.clone(),
+        None => pick_credential(&m.keystore, client)?,
+    };
+    let credential = credentials::unlock(m.keystore.clone(), key.clone(), m.password.clone())
+        .await
+        .map_err(|e| start_error(format!("cannot unlock credential {key}: {e}")))?;
+    let identity = credentials::from_stored(&credential.identity_credential)
+        .map_err(|e| start_error(format!("credential {key}: {e}")))?;
+    if credential.is_pending() {
+        return Err(start_error(format!(
+            "credential {key} is not registered yet; run `wakurln membership register`"
+        )));
+    }
+    let limit = credential.user_message_limit.unwrap_or(0);
+    if limit == 0 {
+        return Err(start_error(format!(
+            "credential {key} has no rate limit (written before RLN v2); register a new membership"
+        )));
+    }
+    let dir = m.circuit_dir.clone();
+    let prover = tokio::task::spawn_blocking(move || RlnProver::load(&dir))
+        .await
+        .map_err(start_error)?
+        .map_err(|e| {
+            start_error(format!(
+                "cannot load the circuit keys from {} ({e}); run `wakurln circuit install`",
+                m.circuit_dir.display()
+            ))
+        })?;
+    let counter =
+        MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(start_error)?;
+    tracing::info!(%key, index = credential.tree_index, limit, "publishing with membership");
+    Ok(Publisher::new(
+        prover,
+        Member {
+            identity,
+            index: credential.tree_index,
+            limit,
+        },
+        rules,
+        counter,
+    ))
+}
+
+/// Loads the lending pool: its credentials, a prover and the durable id counter.
+async fn load_pool(
+    l: &super::LendingConfig,
+    client: &ChainClient,
+    data_dir: &Path,
+    rules: RlnRules,
+) -> Result<LendingPool, NodeError> {
+    let keys = if l.keys.is_empty() {
+        credentials_of_contract(&l.keystore, client)?
+    } else {
+        l.keys.clone()
+    };
+    if keys.is_empty() {
+        return Err(start_error(format!(
+            "the lending keystore {} holds no membership of this contract",
+            l.keystore.display()
+        )));
+    }
+    let mut members = Vec::new();
+    for key in keys {
+        let credential = credentials::unlock(l.keystore.clone(), key.clone(), l.password.clone())
+            .await
+            .map_err(|e| start_error(format!("cannot unlock lending credential {key}: {e}")))?;
+        let identity = credentials::from_stored(&credential.identity_credential)
+            .map_err(|e| start_error(format!("lending credential {key}: {e}")))?;
+        let limit = credential.user_message_limit.unwrap_or(0);
+        if credential.is_pending() || limit == 0 {
+            return Err(start_error(format!(
+                "lending credential {key} is not a registered RLN v2 membership"
+            )));
+        }
+        members.push(Member {
+            identity,
+            index: credential.tree_index,
+            limit,
+        });
+    }
+    let dir = l.circuit_dir.clone();
+    let prover = tokio::task::spawn_blocking(move || RlnProver::load(&dir))
+        .await
+        .map_err(start_error)?
+        .map_err(|e| {
+            start_error(format!(
+                "cannot load the circuit keys from {} ({e}); run `wakurln circuit install`",
+                l.circuit_dir.display()
+            ))
+        })?;
+    let counter =
+        MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(start_error)?;
+    tracing::info!(
+        members = members.len(),
+        capacity = members.iter().map(|m| m.limit).sum::<u64>(),
+        "lending RLN proofs to light clients"
+    );
+    Ok(LendingPool::new(prover, members, counter, rules, l.rules))
+}
+
+/// Every credential of the keystore registered with `client`'s contract.
+fn credentials_of_contract(
+    keystore: &Path,
+    client: &ChainClient,
+) -> Result<Vec<String>, NodeError> {
+    let store = wakurln_keystore::Keystore::open(keystore).map_err(start_error)?;
+    let chain = client.chain_id();
+    let contract = client.contract_address();
+    Ok(store
+        .entries()
+        .into_iter()
+        .filter(|e| {
+            matches!(&e.membership, Some((c, a, _))
+                if wakurln_keystore::ChainId(c.clone()).value() == Some(chain)
+                    && a.parse::<alloy::primitives::Address>().ok() == Some(contract))
+        })
+        .map(|e| e.key)
+        .collect())
+}
+
+/// The one credential of the keystore registered with `client`'s contract.
+fn pick_credential(keystore: &Path, client: &ChainClient) -> Result<String, NodeError> {
+    let chain = client.chain_id();
+    let contract = client.contract_address();
+    let mine = credentials_of_contract(keystore, client)?;
+    match mine.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(start_error(format!(
+            "the keystore {} holds no membership of contract {contract} on chain {chain}",
+            keystore.display()
+        ))),
+        many => Err(start_error(format!(
+            "the keystore holds {} memberships of this contract; pick one with --rln-key ({})",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
+}
+
+async fn build_swarm(
+    key: libp2p::identity::Keypair,
+    limits: gate::Limits,
+    serves: Serves,
+) -> Result<Swarm<Behaviour>, NodeError> {
+    let swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            (yamux::Config::default, libp2p_mplex::Config::default),
+        )
+        .map_err(start_error)?
+        .with_websocket(
+            noise::Config::new,
+            (yamux::Config::default, libp2p_mplex::Config::default),
+        )
+        .await
+        .map_err(start_error)?
+        .with_behaviour(|key| Behaviour::new(key, limits, serves))
+        .map_err(start_error)?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+    Ok(swarm)
+}
+
+/// The node's own record: its secp256k1 key, its dialable TCP and WebSocket addresses, its
+/// services and shards. `None` for an Ed25519 key or without a concrete address.
+fn own_record(
+    key: &libp2p::identity::Keypair,
+    swarm: &Swarm<Behaviour>,
+    config: &NodeConfig,
+    serves: Serves,
+) -> Option<crate::enr::Enr> {
+    use crate::enr::{Content, Enr, services};
+    let secp = key.clone().try_into_secp256k1().ok()?;
+    let mut content = Content {
+        seq: 1,
+        shards: Some((config.cluster, config.shards.clone())),
+        ..Content::default()
+    };
+    let addresses: Vec<Multiaddr> = if config.announce.is_empty() {
+        swarm.listeners().cloned().collect()
+    } else {
+        config.announce.clone()
+    };
+    for address in addresses {
+        let parts: Vec<Protocol<'_>> = address.iter().collect();
+        match parts.as_slice() {
+            [Protocol::Ip4(ip), Protocol::Tcp(port)] if !ip.is_unspecified() => {
+                content.ip_tcp.get_or_insert((*ip, *port));
+            }
+            [Protocol::Ip4(ip), Protocol::Tcp(_), Protocol::Ws(_)] if !ip.is_unspecified() => {
+                content.multiaddrs.push(address.clone());
+            }
+            _ => {}
+        }
+    }
+    if content.ip_tcp.is_none() && content.multiaddrs.is_empty() {
+        return None;
+    }
+    content.services = services::RELAY
+        | if serves.store { services::STORE } else { 0 }
+        | if serves.filter { services::FILTER } else { 0 }
+        | if serves.lightpush {
+            services::LIGHTPUSH
+        } else {
+            0
+        };
+    match Enr::sign(&secp, &content) {
+        Ok(enr) => Some(enr),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make the node's record");
+            None
+        }
+    }
+}

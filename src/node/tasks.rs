@@ -1,0 +1,176 @@
+//! The node's background tasks beside the swarm loop: the chain sync feeding the root window
+//! and the members' Merkle paths, the archiver, and archive retention.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{Notify, broadcast, watch};
+
+use super::{MemberPaths, SyncState, metrics::Metrics};
+use crate::{
+    chain::sync::Syncer,
+    message::WakuMessage,
+    relay::Delivered,
+    rln::tree::RootWindow,
+    store::{Archive, Retention},
+};
+
+/// Only messages this close to the local clock are archived.
+const ARCHIVE_DRIFT_NS: u64 = 20_000_000_000;
+
+/// Fewest time between two sync steps forced by unknown roots.
+const FORCED_SYNC_GAP: Duration = Duration::from_secs(1);
+
+/// Steps the chain sync, publishing the root window, our Merkle path and the sync state.
+/// Where the sync task publishes what it learns.
+pub(super) struct SyncOutputs {
+    pub(super) roots: Arc<RwLock<RootWindow>>,
+    pub(super) state: watch::Sender<SyncState>,
+    pub(super) path: watch::Sender<MemberPaths>,
+    pub(super) metrics: Arc<Metrics>,
+    /// Asks for a step now (a message waits on an unknown root).
+    pub(super) sync_now: Arc<Notify>,
+}
+
+pub(super) async fn sync_task(
+    mut syncer: Syncer,
+    ours: Vec<usize>,
+    outputs: SyncOutputs,
+    synced: Arc<std::sync::atomic::AtomicBool>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let SyncOutputs {
+        roots,
+        state,
+        path,
+        metrics,
+        sync_now,
+    } = outputs;
+    loop {
+        let started = Instant::now();
+        match syncer.step().await {
+            Ok(status) => {
+                *roots
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = syncer.roots().clone();
+                synced.store(true, std::sync::atomic::Ordering::Release);
+                metrics.root_window.set(syncer.roots().len() as i64);
+                metrics.sync_block.set(status.block as i64);
+                metrics.members.set(status.members as i64);
+                let tree = syncer.tree();
+                let paths: MemberPaths = ours
+                    .iter()
+                    .filter_map(|&index| {
+                        let proof = tree.proof(index).ok()?;
+                        Some((index, (tree.root(), proof, tree.leaf(index))))
+                    })
+                    .collect();
+                path.send_replace(paths);
+                state.send_replace(SyncState {
+                    ready: true,
+                    block: status.block,
+                    members: status.members,
+                    error: None,
+                    step_started: Some(started),
+                });
+            }
+            // A node that is stopping has no use for the step, nor for a warning about it.
+            Err(_) if *stop.borrow() => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "membership sync step failed; retrying");
+                state.send_modify(|s| s.error = Some(e.to_string()));
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(interval) => {}
+            // A message with an unknown root is waiting: step early, but not more often than
+            // FORCED_SYNC_GAP however many such messages arrive.
+            () = async {
+                sync_now.notified().await;
+                tokio::time::sleep_until((started + FORCED_SYNC_GAP).into()).await;
+            } => {}
+        }
+    }
+}
+
+/// Archives delivered messages in batches: non-ephemeral ones whose timestamp is within 20 s of
+/// the local clock, as the protocol asks.
+pub(super) async fn archiver(archive: Arc<Archive>, mut delivered: broadcast::Receiver<Delivered>) {
+    loop {
+        let first = match delivered.recv().await {
+            Ok(d) => d,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "the archiver fell behind; messages were not archived"
+                );
+                continue;
+            }
+            Err(_) => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < 1_000 {
+            match delivered.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        batch.retain(|d| {
+            !d.message.ephemeral()
+                && d.message
+                    .timestamp()
+                    .is_some_and(|t| t.abs_diff(now) <= ARCHIVE_DRIFT_NS)
+        });
+        if batch.is_empty() {
+            continue;
+        }
+        let a = archive.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let refs: Vec<(&str, &WakuMessage)> = batch
+                .iter()
+                .map(|d| (d.topic.as_str(), &d.message))
+                .collect();
+            a.insert(&refs)
+        })
+        .await;
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "archiving failed"),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Deletes what the retention limits exclude, in small batches so queries are not held up.
+pub(super) async fn retention_task(
+    archive: Arc<Archive>,
+    retention: Retention,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let a = archive.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        match tokio::task::spawn_blocking(move || a.enforce(retention, now, 5_000)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, "archive retention"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "archive retention failed"),
+            Err(_) => return,
+        }
+    }
+}

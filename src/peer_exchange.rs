@@ -1,0 +1,211 @@
+//! Peer exchange (`/vac/waku/peer-exchange/2.0.0-alpha1`): light clients ask a node for the
+//! records (ENRs) of service peers and dial them.
+//!
+//! The node answers from a bounded cache of verified records: its own (when it has a
+//! secp256k1 key and a dialable address), and those its relay peers returned when it asked
+//! them in turn, so a client learns about nodes one hop beyond the one it knows. A requester
+//! never gets its own record back. Requests are rate limited per peer (429).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use libp2p::{PeerId, StreamProtocol};
+
+use crate::enr::Enr;
+use crate::{
+    codec::ProtoCodec,
+    proto::peer_exchange::{PeerExchangeQuery, PeerExchangeResponse, PeerExchangeRpc, PeerInfo},
+};
+
+/// The protocol id.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/peer-exchange/2.0.0-alpha1");
+
+/// Records kept for answering.
+pub const CACHE_SIZE: usize = 60;
+/// Most records in one answer.
+pub const MAX_PEERS_PER_RESPONSE: u64 = 60;
+/// Requests one peer may make per minute.
+const REQUESTS_PER_MINUTE: u32 = 30;
+
+/// A request is a number; an answer is at most 60 records of 300 bytes and their envelopes.
+const MAX_REQUEST_FRAME: usize = 1024;
+const MAX_RESPONSE_FRAME: usize = 64 * 1024;
+
+/// Reads and writes peer-exchange frames.
+pub type PeerExchangeCodec =
+    ProtoCodec<PeerExchangeRpc, PeerExchangeRpc, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME>;
+
+/// Status codes.
+pub mod status {
+    /// Records follow.
+    pub const OK: u32 = 200;
+    /// Malformed request.
+    pub const BAD_REQUEST: u32 = 400;
+    /// The peer asks too often.
+    pub const TOO_MANY_REQUESTS: u32 = 429;
+    /// The node has no records to give.
+    pub const SERVICE_UNAVAILABLE: u32 = 503;
+}
+
+/// A request for `num_peers` records.
+pub fn request_of(num_peers: u64) -> PeerExchangeRpc {
+    PeerExchangeRpc {
+        query: PeerExchangeQuery {
+            num_peers: Some(num_peers),
+        },
+        response: None,
+    }
+}
+
+fn response_of(code: u32, desc: &str, records: Vec<Vec<u8>>) -> PeerExchangeRpc {
+    PeerExchangeRpc {
+        // The Nim decoder requires the query field, even in a response.
+        query: PeerExchangeQuery { num_peers: None },
+        response: Some(PeerExchangeResponse {
+            peer_infos: records
+                .into_iter()
+                .map(|enr| PeerInfo {
+                    enr: Some(enr.into()),
+                })
+                .collect(),
+            status_code: code,
+            status_desc: Some(desc.to_owned()),
+        }),
+    }
+}
+
+/// The records of a response, verified; records that do not verify are dropped.
+pub fn records_of(rpc: &PeerExchangeRpc) -> Result<Vec<Enr>, String> {
+    let Some(r) = &rpc.response else {
+        return Err("the answer holds no response".into());
+    };
+    if r.status_code != status::OK {
+        return Err(format!(
+            "status {}: {}",
+            r.status_code,
+            r.status_desc.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(r.peer_infos
+        .iter()
+        .filter_map(|p| Enr::decode(p.enr.as_deref()?).ok())
+        .collect())
+}
+
+#[derive(Default)]
+struct State {
+    own: Option<Enr>,
+    /// Learned records, oldest first, at most one per peer.
+    learned: VecDeque<Enr>,
+    windows: HashMap<PeerId, (Instant, u32)>,
+}
+
+/// The records a node hands out.
+#[derive(Default)]
+pub struct Cache {
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("peer_exchange::Cache")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("never poisoned")
+    }
+
+    /// Sets the node's own record.
+    pub fn set_own(&self, enr: Option<Enr>) {
+        self.lock().own = enr;
+    }
+
+    /// The node's own record.
+    pub fn own(&self) -> Option<Enr> {
+        self.lock().own.clone()
+    }
+
+    /// Adds records learned from a peer (newer sequence numbers replace older ones).
+    pub fn learn(&self, records: Vec<Enr>) {
+        let mut state = self.lock();
+        let own = state.own.as_ref().map(Enr::peer_id);
+        for enr in records {
+            let peer = enr.peer_id();
+            if Some(peer) == own {
+                continue;
+            }
+            if let Some(i) = state.learned.iter().position(|e| e.peer_id() == peer) {
+                if state.learned[i].seq() >= enr.seq() {
+                    continue;
+                }
+                state.learned.remove(i);
+            }
+            if state.learned.len() == CACHE_SIZE {
+                state.learned.pop_front();
+            }
+            state.learned.push_back(enr);
+        }
+    }
+
+    /// Records known now (own first).
+    pub fn records(&self) -> Vec<Enr> {
+        let state = self.lock();
+        state
+            .own
+            .iter()
+            .chain(state.learned.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// Answers `rpc` from `peer`.
+    pub fn answer(&self, peer: PeerId, rpc: &PeerExchangeRpc) -> PeerExchangeRpc {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let w = state.windows.entry(peer).or_insert((now, 0));
+        if now.duration_since(w.0) >= Duration::from_secs(60) {
+            *w = (now, 0);
+        }
+        w.1 += 1;
+        if w.1 > REQUESTS_PER_MINUTE {
+            return response_of(
+                status::TOO_MANY_REQUESTS,
+                "too many peer-exchange requests; ask again in a minute",
+                Vec::new(),
+            );
+        }
+        state
+            .windows
+            .retain(|_, (started, _)| now.duration_since(*started) < Duration::from_secs(60));
+        let wanted = rpc.query.num_peers.unwrap_or(0);
+        if wanted == 0 {
+            return response_of(
+                status::BAD_REQUEST,
+                "the request asks for no peers",
+                Vec::new(),
+            );
+        }
+        let records: Vec<Vec<u8>> = state
+            .own
+            .iter()
+            .chain(state.learned.iter().rev())
+            .filter(|e| e.peer_id() != peer)
+            .take(wanted.min(MAX_PEERS_PER_RESPONSE) as usize)
+            .map(|e| e.as_bytes().to_vec())
+            .collect();
+        if records.is_empty() {
+            return response_of(
+                status::SERVICE_UNAVAILABLE,
+                "no peers to share yet",
+                records,
+            );
+        }
+        response_of(status::OK, "OK", records)
+    }
+}
