@@ -9,12 +9,13 @@ mod common;
 use std::{
     str::FromStr,
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use libp2p::PeerId;
 use wakurln::{
+    clock::now_ns,
     lightpush::lending::{Client, Counters, LendingPool, LendingRules},
     message::WakuMessage,
     relay::{
@@ -31,10 +32,7 @@ const EPOCH: u64 = 86_400;
 const ROUND: u64 = 20;
 
 fn message(i: u64) -> WakuMessage {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
+    let now = now_ns();
     WakuMessage::builder(
         ContentTopic::from_str("/bench/1/lending/proto").unwrap(),
         format!("pushed {i}").into_bytes(),

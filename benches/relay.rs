@@ -9,7 +9,7 @@ mod common;
 use std::{
     str::FromStr,
     sync::{Arc, RwLock},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -17,9 +17,10 @@ use wakurln::{
     chain::{
         Endpoint,
         anvil::Anvil,
-        membership,
+        devnet::Devnet,
         sync::{SyncConfig, Syncer},
     },
+    clock::now_ns,
     message::WakuMessage,
     node::{self, ChainConfig, NodeConfig, NodeHandle, RlnConfig},
     relay::{
@@ -36,13 +37,6 @@ use wakurln::{
 };
 
 const EPOCH: u64 = 86_400;
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 fn message(i: u64) -> WakuMessage {
     WakuMessage::builder(
@@ -130,10 +124,7 @@ async fn line() -> Line {
         client,
     } = common::local_chain().await;
     let identity = Identity::generate();
-    let plan = membership::plan_register(&client, identity.commitment, 600)
-        .await
-        .unwrap();
-    let r = membership::register(&client, &plan).await.unwrap();
+    let r = Devnet::register(&client, &identity, 600).await.unwrap();
     let dir = std::env::temp_dir().join(format!("wakurln-relay-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

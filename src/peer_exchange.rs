@@ -77,17 +77,32 @@ fn response_of(code: u32, desc: &str, records: Vec<Vec<u8>>) -> PeerExchangeRpc 
     }
 }
 
+/// Why an answer gave no records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// The answer holds no response.
+    #[error("the answer holds no response")]
+    NoResponse,
+    /// The service refused.
+    #[error("status {code}: {desc}")]
+    Status {
+        /// The status code.
+        code: u32,
+        /// Its description.
+        desc: String,
+    },
+}
+
 /// The records of a response, verified; records that do not verify are dropped.
-pub fn records_of(rpc: &PeerExchangeRpc) -> Result<Vec<Enr>, String> {
+pub fn records_of(rpc: &PeerExchangeRpc) -> Result<Vec<Enr>, AnswerError> {
     let Some(r) = &rpc.response else {
-        return Err("the answer holds no response".into());
+        return Err(AnswerError::NoResponse);
     };
     if r.status_code != status::OK {
-        return Err(format!(
-            "status {}: {}",
-            r.status_code,
-            r.status_desc.as_deref().unwrap_or("")
-        ));
+        return Err(AnswerError::Status {
+            code: r.status_code,
+            desc: r.status_desc.clone().unwrap_or_default(),
+        });
     }
     Ok(r.peer_infos
         .iter()

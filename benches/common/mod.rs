@@ -3,20 +3,14 @@
 
 #![allow(dead_code)]
 
-use std::{path::PathBuf, str::FromStr};
+use std::path::PathBuf;
 
-use alloy::{
-    primitives::{Address, U256},
-    signers::local::PrivateKeySigner,
-};
+use alloy::primitives::{Address, U256};
 use wakurln::chain::{
-    ChainClient, Endpoint,
+    ChainClient,
     anvil::{Anvil, project_binary},
-    deploy::{self, Terms, Variant},
+    devnet::Devnet,
 };
-
-/// anvil's first development key, funded on every fresh chain.
-pub const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 /// The network's circuit keys; panics (never skips) when `../shared` is missing.
 pub fn circuit_dir() -> PathBuf {
@@ -30,7 +24,7 @@ pub fn circuit_dir() -> PathBuf {
 }
 
 /// A fresh anvil chain with the contract deployed (rate limits from 1 message per epoch), and
-/// a client that signs with [`DEV_KEY`].
+/// a client that signs with the first development key.
 pub struct LocalChain {
     /// The chain; it stops when dropped.
     pub anvil: Anvil,
@@ -44,31 +38,13 @@ pub struct LocalChain {
 pub async fn local_chain() -> LocalChain {
     let anvil =
         Anvil::start(&project_binary(), &[]).expect("anvil from `npm ci --prefix contracts`");
-    let signer = PrivateKeySigner::from_str(DEV_KEY).unwrap();
-    let d = deploy::deploy(
-        &Endpoint(anvil.url.clone()),
-        signer.clone(),
-        Terms {
-            min_rate_limit: 1,
-            ..Terms::waku_network(U256::ZERO)
-        },
-        Variant::Standard,
-        &[],
-        U256::ZERO,
-    )
-    .await
-    .unwrap();
-    let client = ChainClient::connect(
-        &[Endpoint(anvil.url.clone())],
-        d.contract,
-        None,
-        Some(signer),
-    )
-    .await
-    .unwrap();
+    let chain = Devnet::deploy(anvil, U256::ZERO, U256::ZERO).await.unwrap();
+    let client = chain.client(0).await.unwrap();
+    let contract = chain.contract();
+    let anvil = chain.anvil;
     LocalChain {
         anvil,
-        contract: d.contract,
+        contract,
         client,
     }
 }

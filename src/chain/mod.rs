@@ -10,8 +10,10 @@ pub mod anvil;
 pub mod bindings;
 mod client;
 pub mod deploy;
+pub mod devnet;
 mod error;
 pub mod membership;
+pub mod registration;
 mod store;
 pub mod sync;
 

@@ -19,6 +19,7 @@ use wakurln::{
         ChainClient, ChainError, Endpoint,
         deploy::{self, Terms, Variant},
         membership::{self, Transaction},
+        registration::{self, RegistrationError, Step},
         sync::{SyncConfig, Syncer},
     },
     credentials,
@@ -27,7 +28,7 @@ use wakurln::{
         identity::Identity,
     },
 };
-use wakurln_keystore::{ChainId, Kdf, Keystore, MembershipCredential};
+use wakurln_keystore::{ChainId, Keystore, MembershipCredential};
 use zeroize::Zeroizing;
 
 use super::{CliError, keystore::keystore_error, password::PasswordArgs};
@@ -484,42 +485,28 @@ async fn register(args: &RegisterArgs) -> Result<(), CliError> {
         return Ok(());
     }
     // The identity is on disk before any transaction, so no crash can lose a paid membership.
-    let pending = match pending {
-        Some(key) => key,
-        None => {
-            let credential = MembershipCredential::pending(credentials::to_stored(&identity));
-            eprintln!("storing the new identity in {}...", args.keystore.display());
-            Keystore::add(
-                &args.keystore,
-                &credential,
-                password.as_bytes(),
-                Kdf::default(),
-                &mut rand::rngs::OsRng,
-            )
-            .map_err(keystore_error)?
-        }
-    };
-    for t in &plan.transactions {
-        eprintln!("sending: {}", t.what);
-    }
-    let registration = membership::register(&client, &plan)
-        .await
-        .map_err(chain_error)?;
-    let credential =
-        credentials::registered(&identity, &client, registration.index, args.rate_limit);
-    eprintln!(
-        "registered at index {}; filing the credential under its membership...",
-        registration.index
-    );
-    let key = Keystore::refile(
+    let filed = registration::register_and_file(
+        &client,
+        &plan,
+        &identity,
+        args.rate_limit,
         &args.keystore,
-        &pending,
-        &credential,
+        pending,
         password.as_bytes(),
-        Kdf::default(),
-        &mut rand::rngs::OsRng,
+        |step| match step {
+            Step::Storing(path) => eprintln!("storing the new identity in {}...", path.display()),
+            Step::Sending(what) => eprintln!("sending: {what}"),
+            Step::Filing(index) => eprintln!(
+                "registered at index {index}; filing the credential under its membership..."
+            ),
+        },
     )
-    .map_err(keystore_error)?;
+    .await
+    .map_err(|e| match e {
+        RegistrationError::Chain(e) => chain_error(e),
+        RegistrationError::Keystore(e) => keystore_error(e),
+    })?;
+    let (key, registration) = (filed.key, filed.registration);
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
@@ -597,10 +584,7 @@ async fn which_commitment(which: &WhichArgs, client: &ChainClient) -> Result<Fr,
 }
 
 fn unix_time(seconds: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = wakurln::clock::now_secs();
     if seconds >= now {
         format!("in {}", human(Duration::from_secs(seconds - now)))
     } else {

@@ -13,6 +13,19 @@ pub fn default_circuit_dir() -> PathBuf {
     home.join(".wakurln").join("circuits").join("waku-rln-v2")
 }
 
+/// Where the circuit files live.
+#[derive(Debug, Args)]
+pub struct CircuitDirArgs {
+    /// Directory holding rln_final.arkzkey (or rln_final.zkey) and graph.bin.
+    #[arg(
+        long = "circuit-dir",
+        value_name = "DIR",
+        env = "WAKURLN_CIRCUIT_DIR",
+        default_value_os_t = default_circuit_dir()
+    )]
+    pub dir: PathBuf,
+}
+
 /// Circuit files.
 #[derive(Debug, Subcommand)]
 pub enum CircuitCommand {
@@ -29,7 +42,7 @@ pub struct InstallArgs {
     #[arg(long, value_name = "DIR")]
     from: Option<PathBuf>,
     #[command(flatten)]
-    target: super::rln::CircuitDirArgs,
+    target: CircuitDirArgs,
 }
 
 impl CircuitCommand {

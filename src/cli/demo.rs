@@ -8,17 +8,17 @@
 use std::{
     path::{Path, PathBuf},
     str::FromStr,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use alloy::{primitives::U256, signers::local::PrivateKeySigner};
+use alloy::primitives::U256;
 use clap::Args;
 use tokio::sync::broadcast;
 use wakurln::{
     chain::{
         ChainClient, Endpoint,
         anvil::{Anvil, project_binary},
-        deploy::{self, Terms, Variant},
+        devnet::Devnet,
         membership,
     },
     credentials,
@@ -41,13 +41,6 @@ use wakurln_keystore::{Kdf, Keystore};
 
 use super::{CliError, circuit};
 
-/// anvil's published development keys (funded with ETH on every fresh anvil chain).
-const DEV_KEYS: [&str; 4] = [
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-];
 const CLUSTER: u16 = 66;
 const EPOCH: u64 = 600;
 const PASSWORD: &str = "demo password";
@@ -135,21 +128,13 @@ struct Member {
 }
 
 async fn register(
-    url: &str,
-    contract: alloy::primitives::Address,
+    devnet: &Devnet,
     name: &'static str,
-    key: &str,
+    account: usize,
     limit: u32,
     dir: &Path,
 ) -> Result<Member, CliError> {
-    let client = ChainClient::connect(
-        &[Endpoint(url.to_owned())],
-        contract,
-        None,
-        Some(PrivateKeySigner::from_str(key).expect("a development key")),
-    )
-    .await
-    .map_err(failed)?;
+    let client = devnet.client(account).await.map_err(failed)?;
     let identity = Identity::generate();
     let plan = membership::plan_register(&client, identity.commitment, limit)
         .await
@@ -184,10 +169,7 @@ fn topic() -> PubsubTopic {
 }
 
 fn message(text: &str) -> WakuMessage {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
+    let now = wakurln::clock::now_ns();
     WakuMessage::builder(
         ContentTopic::from_str("/demo/1/chat/proto").expect("a valid content topic"),
         text.as_bytes().to_vec(),
@@ -362,29 +344,14 @@ impl DemoArgs {
         println!("      circuit keys in {}", circuit_dir.display());
 
         step(2, "membership contract");
-        let deployer = PrivateKeySigner::from_str(DEV_KEYS[0]).expect("a development key");
-        let funded: Vec<_> = DEV_KEYS[1..]
-            .iter()
-            .map(|k| {
-                PrivateKeySigner::from_str(k)
-                    .expect("a development key")
-                    .address()
-            })
-            .collect();
-        let terms = Terms {
-            min_rate_limit: 1,
-            ..Terms::waku_network(U256::from(10u64).pow(U256::from(15u64)))
-        };
-        let d = deploy::deploy(
-            &Endpoint(anvil.url.clone()),
-            deployer,
-            terms,
-            Variant::Standard,
-            &funded,
+        let devnet = Devnet::deploy(
+            anvil,
+            U256::from(10u64).pow(U256::from(15u64)),
             U256::from(10u64).pow(U256::from(21u64)),
         )
         .await
         .map_err(failed)?;
+        let d = devnet.deployment.clone();
         println!(
             "      contract {} (deposit token {}), members funded with test tokens",
             d.contract, d.token
@@ -394,11 +361,11 @@ impl DemoArgs {
             3,
             "members register (approve the deposit, register, keystore)",
         );
-        let alice = register(&anvil.url, d.contract, "alice", DEV_KEYS[1], 10, dir).await?;
-        let bob = register(&anvil.url, d.contract, "bob", DEV_KEYS[2], 10, dir).await?;
-        let mallory = register(&anvil.url, d.contract, "mallory", DEV_KEYS[3], 1, dir).await?;
+        let alice = register(&devnet, "alice", 1, 10, dir).await?;
+        let bob = register(&devnet, "bob", 2, 10, dir).await?;
+        let mallory = register(&devnet, "mallory", 3, 1, dir).await?;
         // The lending pool of node0, registered by alice's account for light clients.
-        let pool = register(&anvil.url, d.contract, "pool", DEV_KEYS[1], 5, dir).await?;
+        let pool = register(&devnet, "pool", 1, 5, dir).await?;
 
         step(
             4,
@@ -426,7 +393,7 @@ impl DemoArgs {
                 },
                 root_window: 50,
                 chain: ChainConfig {
-                    rpc: vec![Endpoint(anvil.url.clone())],
+                    rpc: vec![Endpoint(devnet.anvil.url.clone())],
                     contract: d.contract,
                     chain_id: None,
                     poll_interval: Duration::from_millis(500),
@@ -501,10 +468,14 @@ impl DemoArgs {
             "mallory (1 message per epoch) sends two messages with the same message id",
         );
         let tree = {
-            let client =
-                ChainClient::connect(&[Endpoint(anvil.url.clone())], d.contract, None, None)
-                    .await
-                    .map_err(failed)?;
+            let client = ChainClient::connect(
+                &[Endpoint(devnet.anvil.url.clone())],
+                d.contract,
+                None,
+                None,
+            )
+            .await
+            .map_err(failed)?;
             let mut syncer = wakurln::chain::sync::Syncer::open(
                 client,
                 &dir.join("mallory-tree.sqlite"),
@@ -586,7 +557,7 @@ impl DemoArgs {
         for n in &nodes {
             n.shutdown().await;
         }
-        drop(anvil);
+        drop(devnet);
         let all_honest = seen
             .iter()
             .all(|s| honest.iter().all(|h| s.delivered.iter().any(|d| d == h)));

@@ -16,7 +16,7 @@ use wakurln::rln::{
     waku::RlnProofBytes,
 };
 
-use super::CliError;
+use super::{CliError, circuit::CircuitDirArgs};
 
 /// RLN identities and proofs.
 #[derive(Debug, Subcommand)]
@@ -36,19 +36,6 @@ pub struct KeygenArgs {
     /// identity); without it the operating system's CSPRNG is used.
     #[arg(long, value_name = "SEED")]
     seed: Option<String>,
-}
-
-/// Where the circuit files live.
-#[derive(Debug, Args)]
-pub struct CircuitDirArgs {
-    /// Directory holding rln_final.arkzkey (or rln_final.zkey) and graph.bin.
-    #[arg(
-        long = "circuit-dir",
-        value_name = "DIR",
-        env = "WAKURLN_CIRCUIT_DIR",
-        default_value_os_t = super::circuit::default_circuit_dir()
-    )]
-    pub dir: PathBuf,
 }
 
 /// Proof generation.

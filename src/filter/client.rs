@@ -132,12 +132,18 @@ impl Client {
     }
 }
 
-fn pushed_of(from: PeerId, push: MessagePush) -> Result<Pushed, String> {
-    let topic = push
-        .pubsub_topic
-        .parse()
-        .map_err(|e| format!("pubsub topic: {e}"))?;
-    let message = WakuMessage::try_from(push.waku_message).map_err(|e| e.to_string())?;
+/// Why a push was dropped.
+#[derive(Debug, thiserror::Error)]
+enum PushError {
+    #[error("pubsub topic: {0}")]
+    Topic(#[from] crate::topics::TopicError),
+    #[error(transparent)]
+    Message(#[from] crate::message::MessageError),
+}
+
+fn pushed_of(from: PeerId, push: MessagePush) -> Result<Pushed, PushError> {
+    let topic = push.pubsub_topic.parse()?;
+    let message = WakuMessage::try_from(push.waku_message)?;
     Ok(Pushed {
         from,
         topic,

@@ -74,43 +74,79 @@ pub enum Request {
     UnsubscribeAll,
 }
 
+/// Why a request is refused (status 400); the text is the answer's description.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The request type is not one of the four.
+    #[error("unknown request type {0}")]
+    UnknownType(i32),
+    /// A subscribe or unsubscribe names no content topic.
+    #[error("the request names no content topic")]
+    NoContentTopic,
+    /// Too many content topics.
+    #[error(
+        "the request names {0} content topics; at most {MAX_CONTENT_TOPICS_PER_REQUEST} are allowed"
+    )]
+    TooManyContentTopics(usize),
+    /// The pubsub topic does not parse.
+    #[error("pubsub topic {topic:?}: {source}")]
+    PubsubTopic {
+        /// The topic as sent.
+        topic: String,
+        /// Why it does not parse.
+        #[source]
+        source: crate::topics::TopicError,
+    },
+    /// A content topic does not parse, or cannot be autosharded.
+    #[error("content topic {topic:?}: {source}")]
+    ContentTopic {
+        /// The topic as sent.
+        topic: String,
+        /// Why.
+        #[source]
+        source: crate::topics::TopicError,
+    },
+}
+
 /// Parses a request. Without a pubsub topic, each content topic is autosharded in `cluster`
-/// over `shard_count` shards. The error is the sentence for a 400 answer.
+/// over `shard_count` shards.
 pub fn parse(
     req: &FilterSubscribeRequest,
     cluster: u16,
     shard_count: u16,
-) -> Result<Request, String> {
+) -> Result<Request, RequestError> {
     let kind = FilterSubscribeType::try_from(req.filter_subscribe_type)
-        .map_err(|_| format!("unknown request type {}", req.filter_subscribe_type))?;
+        .map_err(|_| RequestError::UnknownType(req.filter_subscribe_type))?;
     match kind {
         FilterSubscribeType::SubscriberPing => return Ok(Request::Ping),
         FilterSubscribeType::UnsubscribeAll => return Ok(Request::UnsubscribeAll),
         FilterSubscribeType::Subscribe | FilterSubscribeType::Unsubscribe => {}
     }
     if req.content_topics.is_empty() {
-        return Err("the request names no content topic".into());
+        return Err(RequestError::NoContentTopic);
     }
     if req.content_topics.len() > MAX_CONTENT_TOPICS_PER_REQUEST {
-        return Err(format!(
-            "the request names {} content topics; at most {MAX_CONTENT_TOPICS_PER_REQUEST} are allowed",
-            req.content_topics.len()
-        ));
+        return Err(RequestError::TooManyContentTopics(req.content_topics.len()));
     }
     let pubsub: Option<PubsubTopic> = match req.pubsub_topic.as_deref().filter(|t| !t.is_empty()) {
-        Some(t) => Some(t.parse().map_err(|e| format!("pubsub topic {t:?}: {e}"))?),
+        Some(t) => Some(t.parse().map_err(|source| RequestError::PubsubTopic {
+            topic: t.to_owned(),
+            source,
+        })?),
         None => None,
     };
     let mut criteria = Vec::with_capacity(req.content_topics.len());
     for raw in &req.content_topics {
-        let content: ContentTopic = raw
-            .parse()
-            .map_err(|e| format!("content topic {raw:?}: {e}"))?;
+        let content_error = |source| RequestError::ContentTopic {
+            topic: raw.clone(),
+            source,
+        };
+        let content: ContentTopic = raw.parse().map_err(content_error)?;
         let topic = match &pubsub {
             Some(t) => t.clone(),
             None => content
                 .autoshard(cluster, shard_count)
-                .map_err(|e| format!("content topic {raw:?} cannot be autosharded: {e}"))?
+                .map_err(content_error)?
                 .pubsub_topic(),
         };
         criteria.push((topic, content));
@@ -242,13 +278,12 @@ mod tests {
             8,
         )
         .unwrap_err();
-        assert!(err.contains("at most 100"), "{err}");
+        assert_eq!(err, RequestError::TooManyContentTopics(101));
+        assert!(err.to_string().contains("at most 100"), "{err}");
         let mut unknown = req(FilterSubscribeType::Subscribe, None, &["/a/1/b/c"]);
         unknown.filter_subscribe_type = 9;
-        assert!(
-            parse(&unknown, 1, 8)
-                .unwrap_err()
-                .contains("unknown request type")
-        );
+        let err = parse(&unknown, 1, 8).unwrap_err();
+        assert_eq!(err, RequestError::UnknownType(9));
+        assert!(err.to_string().contains("unknown request type"));
     }
 }

@@ -185,7 +185,7 @@ impl Service {
         }
         let request = match protocol::parse(req, self.cluster, self.shard_count) {
             Ok(r) => r,
-            Err(reason) => return answer(status::BAD_REQUEST, &reason),
+            Err(reason) => return answer(status::BAD_REQUEST, &reason.to_string()),
         };
         let mut state = self.lock();
         match request {

@@ -15,43 +15,90 @@ pub enum KeyKind {
     Ed25519,
 }
 
+/// Why a node key could not be read, made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The text is not hex.
+    #[error("the node key is not hex: {0}")]
+    NotHex(#[source] hex::FromHexError),
+    /// The key is not 32 bytes.
+    #[error("the node key must be 32 bytes, not {0}")]
+    Length(usize),
+    /// The bytes are not a secret key of the kind asked for.
+    #[error("not {kind} secret key: {source}")]
+    Invalid {
+        /// "a secp256k1" or "an Ed25519".
+        kind: &'static str,
+        /// What libp2p said.
+        #[source]
+        source: identity::DecodingError,
+    },
+    /// The key file does not decode.
+    #[error("the node key {path} is damaged ({source}); move it away to get a new peer id")]
+    Damaged {
+        /// The file.
+        path: String,
+        /// What libp2p said.
+        #[source]
+        source: identity::DecodingError,
+    },
+    /// The new key could not be encoded.
+    #[error("cannot encode the node key: {0}")]
+    Encode(#[source] identity::DecodingError),
+    /// The key file could not be read or written.
+    #[error("cannot {action} the node key {path}: {source}")]
+    Io {
+        /// "read" or "write".
+        action: &'static str,
+        /// The file.
+        path: String,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Parses a 32-byte secret key in hex (with or without 0x).
-pub fn from_hex(kind: KeyKind, text: &str) -> Result<Keypair, String> {
+pub fn from_hex(kind: KeyKind, text: &str) -> Result<Keypair, KeyError> {
     let digits = text.trim().trim_start_matches("0x");
-    let mut bytes = hex::decode(digits).map_err(|e| format!("the node key is not hex: {e}"))?;
+    let mut bytes = hex::decode(digits).map_err(KeyError::NotHex)?;
     if bytes.len() != 32 {
-        return Err(format!(
-            "the node key must be 32 bytes, not {}",
-            bytes.len()
-        ));
+        return Err(KeyError::Length(bytes.len()));
     }
     match kind {
         KeyKind::Secp256k1 => identity::secp256k1::SecretKey::try_from_bytes(&mut bytes)
             .map(|k| identity::secp256k1::Keypair::from(k).into())
-            .map_err(|e| format!("not a secp256k1 secret key: {e}")),
+            .map_err(|source| KeyError::Invalid {
+                kind: "a secp256k1",
+                source,
+            }),
         KeyKind::Ed25519 => identity::ed25519::SecretKey::try_from_bytes(&mut bytes)
             .map(|k| identity::ed25519::Keypair::from(k).into())
-            .map_err(|e| format!("not an Ed25519 secret key: {e}")),
+            .map_err(|source| KeyError::Invalid {
+                kind: "an Ed25519",
+                source,
+            }),
     }
 }
 
 /// Loads the key at `path`, or creates one of `kind` there (mode 0600).
-pub fn load_or_create(path: &Path, kind: KeyKind) -> Result<Keypair, String> {
+pub fn load_or_create(path: &Path, kind: KeyKind) -> Result<Keypair, KeyError> {
+    let io = |action, source| KeyError::Io {
+        action,
+        path: path.display().to_string(),
+        source,
+    };
     match std::fs::read(path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
-            format!(
-                "the node key {} is damaged ({e}); move it away to get a new peer id",
-                path.display()
-            )
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|source| KeyError::Damaged {
+            path: path.display().to_string(),
+            source,
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = match kind {
                 KeyKind::Secp256k1 => Keypair::generate_secp256k1(),
                 KeyKind::Ed25519 => Keypair::generate_ed25519(),
             };
-            let bytes = key
-                .to_protobuf_encoding()
-                .map_err(|e| format!("cannot encode the node key: {e}"))?;
+            let bytes = key.to_protobuf_encoding().map_err(KeyError::Encode)?;
             let tmp = path.with_extension("tmp");
             let write = || -> std::io::Result<()> {
                 let mut f = std::fs::OpenOptions::new()
@@ -64,9 +111,9 @@ pub fn load_or_create(path: &Path, kind: KeyKind) -> Result<Keypair, String> {
                 f.sync_all()?;
                 std::fs::rename(&tmp, path)
             };
-            write().map_err(|e| format!("cannot write the node key {}: {e}", path.display()))?;
+            write().map_err(|e| io("write", e))?;
             Ok(key)
         }
-        Err(e) => Err(format!("cannot read the node key {}: {e}", path.display())),
+        Err(e) => Err(io("read", e)),
     }
 }

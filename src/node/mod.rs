@@ -22,7 +22,7 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use libp2p::{Multiaddr, PeerId};
+use libp2p::{Multiaddr, PeerId, request_response};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use config::{
@@ -140,20 +140,38 @@ pub enum NodeError {
     Rejected(&'static str),
     /// gossipsub refused to publish.
     #[error("publishing failed: {0}")]
-    Relay(String),
+    Relay(#[source] libp2p::gossipsub::PublishError),
+    /// Dialling failed.
+    #[error("dialling failed: {0}")]
+    Dial(#[source] libp2p::swarm::DialError),
     /// Starting failed.
     #[error("{0}")]
     Start(String),
-    /// A store query failed.
+    /// A request to a peer could not be sent or was not answered.
+    #[error("{protocol} request failed: {source}")]
+    Request {
+        /// The protocol.
+        protocol: &'static str,
+        /// What went wrong.
+        #[source]
+        source: request_response::OutboundFailure,
+    },
+    /// A store answered with an error or with bad data.
     #[error("store query failed: {0}")]
-    Store(String),
-    /// A peer-exchange request failed or was refused.
+    Store(#[from] crate::store::protocol::WireError),
+    /// This node's own archive failed, or it keeps none.
+    #[error("store query failed: {0}")]
+    Archive(#[source] crate::store::ArchiveError),
+    /// This node keeps no archive.
+    #[error("store query failed: this node keeps no message archive")]
+    NoArchive,
+    /// A peer-exchange request was refused.
     #[error("peer exchange failed: {0}")]
-    PeerExchange(String),
-    /// A filter request could not be sent or answered.
-    #[error("filter request failed: {0}")]
-    Filter(String),
+    PeerExchange(#[from] peer_exchange::AnswerError),
 }
+
+/// What a request of ours to a peer gets: its answer, or why there is none.
+pub(crate) type Answer<T> = Result<T, request_response::OutboundFailure>;
 
 /// A request id: 16 random bytes in hex.
 pub(crate) fn random_request_id() -> String {
@@ -168,7 +186,10 @@ pub(crate) enum Command {
         Box<WakuMessage>,
         oneshot::Sender<Result<MessageHash, NodeError>>,
     ),
-    Dial(Multiaddr, oneshot::Sender<Result<(), String>>),
+    Dial(
+        Multiaddr,
+        oneshot::Sender<Result<(), libp2p::swarm::DialError>>,
+    ),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Topics(oneshot::Sender<Vec<PubsubTopic>>),
@@ -176,22 +197,22 @@ pub(crate) enum Command {
     StoreQuery(
         PeerId,
         Box<crate::proto::store::StoreQueryRequest>,
-        oneshot::Sender<Result<crate::proto::store::StoreQueryResponse, String>>,
+        oneshot::Sender<Answer<crate::proto::store::StoreQueryResponse>>,
     ),
     Lightpush(
         PeerId,
         Box<crate::proto::lightpush::LightpushRequest>,
-        oneshot::Sender<Result<crate::proto::lightpush::LightpushResponse, String>>,
+        oneshot::Sender<Answer<crate::proto::lightpush::LightpushResponse>>,
     ),
     Filter(
         PeerId,
         Box<crate::proto::filter::FilterSubscribeRequest>,
-        oneshot::Sender<Result<crate::proto::filter::FilterSubscribeResponse, String>>,
+        oneshot::Sender<Answer<crate::proto::filter::FilterSubscribeResponse>>,
     ),
     PeerExchange(
         PeerId,
         u64,
-        oneshot::Sender<Result<crate::proto::peer_exchange::PeerExchangeRpc, String>>,
+        oneshot::Sender<Answer<crate::proto::peer_exchange::PeerExchangeRpc>>,
     ),
     Shutdown,
 }
@@ -404,8 +425,11 @@ impl NodeHandle {
         let response = self
             .ask(|tx| Command::StoreQuery(peer, Box::new(request), tx))
             .await?
-            .map_err(NodeError::Store)?;
-        crate::store::protocol::page_of(&response).map_err(NodeError::Store)
+            .map_err(|source| NodeError::Request {
+                protocol: "store",
+                source,
+            })?;
+        Ok(crate::store::protocol::page_of(&response)?)
     }
 
     /// Pushes `message` to the lightpush service `peer` (on `topic`, or the content topic's
@@ -423,7 +447,10 @@ impl NodeHandle {
         };
         self.ask(|tx| Command::Lightpush(peer, Box::new(request), tx))
             .await?
-            .map_err(NodeError::Relay)
+            .map_err(|source| NodeError::Request {
+                protocol: "lightpush",
+                source,
+            })
     }
 
     /// Sends a filter request of `kind` to the filter service `peer` and returns its answer.
@@ -450,7 +477,10 @@ impl NodeHandle {
         let response = self
             .ask(|tx| Command::Filter(peer, Box::new(request), tx))
             .await?
-            .map_err(NodeError::Filter)?;
+            .map_err(|source| NodeError::Request {
+                protocol: "filter",
+                source,
+            })?;
         if kind == Kind::UnsubscribeAll && response.status_code == 200 {
             self.filter_client.unsubscribed_from(&peer);
         }
@@ -491,8 +521,11 @@ impl NodeHandle {
         let rpc = self
             .ask(|tx| Command::PeerExchange(peer, num_peers, tx))
             .await?
-            .map_err(NodeError::PeerExchange)?;
-        peer_exchange::records_of(&rpc).map_err(NodeError::PeerExchange)
+            .map_err(|source| NodeError::Request {
+                protocol: "peer exchange",
+                source,
+            })?;
+        Ok(peer_exchange::records_of(&rpc)?)
     }
 
     /// Whether this node lends proofs.
@@ -524,16 +557,14 @@ impl NodeHandle {
         query: crate::store::Query,
     ) -> Result<crate::store::Page, NodeError> {
         let Some(archive) = self.archive.clone() else {
-            return Err(NodeError::Store(
-                "this node keeps no message archive".into(),
-            ));
+            return Err(NodeError::NoArchive);
         };
         tokio::task::spawn_blocking(move || archive.query(&query))
             .await
             .map_err(|_| NodeError::Stopped)?
             .map_err(|e| match e {
                 crate::store::ArchiveError::BadQuery(text) => NodeError::BadMessage(text),
-                other => NodeError::Store(other.to_string()),
+                other => NodeError::Archive(other),
             })
     }
 
@@ -541,7 +572,7 @@ impl NodeHandle {
     pub async fn dial(&self, address: Multiaddr) -> Result<(), NodeError> {
         self.ask(|tx| Command::Dial(address, tx))
             .await?
-            .map_err(NodeError::Relay)
+            .map_err(NodeError::Dial)
     }
 
     /// Connected peers.

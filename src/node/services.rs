@@ -32,7 +32,7 @@ use crate::{
 pub(super) type Reply = Box<dyn FnOnce(&mut Behaviour) + Send>;
 
 /// Callers waiting for the answer to a request they sent on one protocol.
-type Waiting<Res> = HashMap<OutboundRequestId, oneshot::Sender<Result<Res, String>>>;
+type Waiting<Res> = HashMap<OutboundRequestId, oneshot::Sender<super::Answer<Res>>>;
 
 /// Requests of ours that wait for an answer, per protocol.
 #[derive(Default)]
@@ -77,7 +77,7 @@ fn route<Req, Res>(
             request_id, error, ..
         } => {
             if let Some(reply) = waiting.remove(&request_id) {
-                let _ = reply.send(Err(error.to_string()));
+                let _ = reply.send(Err(error));
             }
         }
         request_response::Event::InboundFailure { peer, error, .. } => {
@@ -245,7 +245,9 @@ async fn answer_store(
     };
     let query = match store_protocol::query_of(&request) {
         Ok(q) => q,
-        Err(reason) => return store_protocol::error_of(id, status::BAD_REQUEST, reason),
+        Err(reason) => {
+            return store_protocol::error_of(id, status::BAD_REQUEST, reason.to_string());
+        }
     };
     match tokio::task::spawn_blocking(move || archive.query(&query)).await {
         Ok(Ok(page)) => store_protocol::response_of(id, &page),

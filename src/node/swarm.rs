@@ -159,7 +159,7 @@ impl Runner {
                 let _ = reply.send(self.publish(topic, *message));
             }
             Command::Dial(address, reply) => {
-                let _ = reply.send(self.swarm.dial(address).map_err(|e| e.to_string()));
+                let _ = reply.send(self.swarm.dial(address));
             }
             Command::Peers(reply) => {
                 let peers = self
@@ -246,7 +246,7 @@ impl Runner {
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
                 tracing::debug!(%topic, "published with no peer on the topic");
             }
-            Err(e) => return Err(NodeError::Relay(e.to_string())),
+            Err(e) => return Err(NodeError::Relay(e)),
         }
         let _ = self.delivered.send(Delivered {
             topic,

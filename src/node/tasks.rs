@@ -119,10 +119,7 @@ pub(super) async fn archiver(archive: Arc<Archive>, mut delivered: broadcast::Re
                 Err(_) => break,
             }
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let now = crate::clock::now_ns();
         batch.retain(|d| {
             !d.message.ephemeral()
                 && d.message
@@ -162,10 +159,7 @@ pub(super) async fn retention_task(
             () = tokio::time::sleep(interval) => {}
         }
         let a = archive.clone();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let now = crate::clock::now_ns();
         match tokio::task::spawn_blocking(move || a.enforce(retention, now, 5_000)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(deleted = n, "archive retention"),

@@ -10,7 +10,6 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -34,6 +33,7 @@ use crate::{
 use crate::{
     node::{NodeError, NodeHandle},
     relay::{Delivered, publisher::PublishError},
+    store::protocol::WireError,
 };
 
 /// Messages kept per subscribed topic between two reads.
@@ -81,10 +81,7 @@ impl RestMessage {
             .content_topic
             .parse()
             .map_err(|e| ApiError::bad(format!("contentTopic: {e}")))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let now = crate::clock::now_ns();
         let mut b = WakuMessage::builder(topic, payload)
             .version(self.version)
             .timestamp(self.timestamp.unwrap_or(now))
@@ -123,11 +120,11 @@ impl From<NodeError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             NodeError::Publish(PublishError::NotAMember { .. }) => StatusCode::FORBIDDEN,
-            NodeError::Store(t) if t.contains("400") => StatusCode::BAD_REQUEST,
-            NodeError::Store(t) if t.contains("no message archive") || t.contains("503") => {
+            NodeError::Store(WireError::Status { code: 400, .. }) => StatusCode::BAD_REQUEST,
+            NodeError::Store(WireError::Status { code: 503, .. }) | NodeError::NoArchive => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            NodeError::Store(_) => StatusCode::BAD_GATEWAY,
+            NodeError::Store(_) | NodeError::Request { .. } => StatusCode::BAD_GATEWAY,
             NodeError::BadMessage(_)
             | NodeError::Rejected(_)
             | NodeError::Publish(PublishError::Timestamp(_)) => StatusCode::BAD_REQUEST,

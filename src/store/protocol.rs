@@ -36,19 +36,48 @@ pub mod status {
 /// Reads and writes Store v3 frames.
 pub type StoreCodec = ProtoCodec<StoreQueryRequest, StoreQueryResponse, MAX_REQUEST, MAX_RESPONSE>;
 
-fn hash(bytes: &[u8], what: &str) -> Result<MessageHash, String> {
-    let array: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| format!("{what} must be 32 bytes, not {}", bytes.len()))?;
+/// Why a request or an answer is not acceptable.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The request names too many content topics or hashes (status 400).
+    #[error("at most {MAX_CRITERIA} content topics or message hashes per query")]
+    TooManyCriteria,
+    /// A hash or cursor is not 32 bytes.
+    #[error("{what} must be 32 bytes, not {len}")]
+    HashLength {
+        /// What it is.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// The store answered with an error status.
+    #[error("the store answered {code}: {desc}")]
+    Status {
+        /// The status code.
+        code: u32,
+        /// Its description.
+        desc: String,
+    },
+    /// A message of the answer is not a valid message.
+    #[error("the store sent a bad message: {0}")]
+    BadMessage(#[source] crate::message::MessageError),
+    /// A message of the answer does not match its hash.
+    #[error("the store sent a message that does not match its hash")]
+    HashMismatch,
+}
+
+fn hash(bytes: &[u8], what: &'static str) -> Result<MessageHash, WireError> {
+    let array: [u8; 32] = bytes.try_into().map_err(|_| WireError::HashLength {
+        what,
+        len: bytes.len(),
+    })?;
     Ok(MessageHash(array))
 }
 
 /// The archive query a request asks for, or the reason it is refused (status 400).
-pub fn query_of(req: &StoreQueryRequest) -> Result<Query, String> {
+pub fn query_of(req: &StoreQueryRequest) -> Result<Query, WireError> {
     if req.content_topics.len() > MAX_CRITERIA || req.message_hashes.len() > MAX_CRITERIA {
-        return Err(format!(
-            "at most {MAX_CRITERIA} content topics or message hashes per query"
-        ));
+        return Err(WireError::TooManyCriteria);
     }
     Ok(Query {
         include_data: req.include_data,
@@ -126,13 +155,12 @@ pub fn error_of(
 }
 
 /// The page a response carries, checking every message against its hash.
-pub fn page_of(res: &StoreQueryResponse) -> Result<Page, String> {
+pub fn page_of(res: &StoreQueryResponse) -> Result<Page, WireError> {
     if res.status_code != status::OK {
-        return Err(format!(
-            "the store answered {}: {}",
-            res.status_code,
-            res.status_desc.clone().unwrap_or_default()
-        ));
+        return Err(WireError::Status {
+            code: res.status_code,
+            desc: res.status_desc.clone().unwrap_or_default(),
+        });
     }
     let mut entries = Vec::with_capacity(res.messages.len());
     for kv in &res.messages {
@@ -141,16 +169,13 @@ pub fn page_of(res: &StoreQueryResponse) -> Result<Page, String> {
             "a message hash",
         )?;
         let message = match &kv.message {
-            Some(m) => Some(
-                WakuMessage::try_from(m.clone())
-                    .map_err(|e| format!("the store sent a bad message: {e}"))?,
-            ),
+            Some(m) => Some(WakuMessage::try_from(m.clone()).map_err(WireError::BadMessage)?),
             None => None,
         };
         if let (Some(m), Some(t)) = (&message, &kv.pubsub_topic)
             && m.hash(t) != h
         {
-            return Err("the store sent a message that does not match its hash".into());
+            return Err(WireError::HashMismatch);
         }
         entries.push(super::archive::Entry {
             hash: h,

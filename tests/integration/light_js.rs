@@ -13,11 +13,7 @@
 
 use crate::common;
 
-use std::{
-    process::Stdio,
-    str::FromStr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{process::Stdio, str::FromStr, time::Duration};
 
 use common::devnet::{self, Devnet};
 use serde_json::Value;
@@ -27,6 +23,7 @@ use tokio::{
     sync::mpsc,
 };
 use wakurln::{
+    clock::now_ns,
     lightpush::lending::LendingRules,
     message::WakuMessage,
     node::{self, NodeConfig, NodeEvent, NodeHandle, StoreConfig},
@@ -35,13 +32,6 @@ use wakurln::{
 };
 
 const CLUSTER: u16 = 66;
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 /// A running `light_client.mjs`: its JSON lines as they come.
 struct JsClient {

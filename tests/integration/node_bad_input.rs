@@ -4,12 +4,13 @@
 //! right status code, a malformed one a closed stream, and the node keeps serving everyone
 //! else afterwards.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, swarm::SwarmEvent, tcp, yamux};
 use prost::Message;
 use wakurln::{
+    clock::now_ns,
     codec::{encode_frame, read_message},
     lightpush::status,
     message::WakuMessage,
@@ -30,13 +31,6 @@ const STORE: StreamProtocol = StreamProtocol::new("/vac/waku/store-query/3.0.0")
 const LIGHTPUSH: StreamProtocol = StreamProtocol::new("/vac/waku/lightpush/3.0.0");
 const FILTER: StreamProtocol = StreamProtocol::new("/vac/waku/filter-subscribe/2.0.0-beta1");
 const PEER_EXCHANGE: StreamProtocol = StreamProtocol::new("/vac/waku/peer-exchange/2.0.0-alpha1");
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 /// A bare libp2p peer that opens streams and writes raw bytes.
 struct RawPeer {

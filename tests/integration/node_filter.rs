@@ -4,9 +4,10 @@
 //! requests per minute) get 400, 503 and 429; subscriptions expire after the TTL; and a
 //! subscriber that vanishes is dropped without holding up the others.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use wakurln::{
+    clock::now_ns,
     filter::{Limits, protocol::Kind},
     message::WakuMessage,
     node::{self, NodeConfig, NodeHandle},
@@ -14,13 +15,6 @@ use wakurln::{
 };
 
 const CLUSTER: u16 = 43;
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 fn dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("wakurln-filter-{name}-{}", std::process::id()));

@@ -3,23 +3,17 @@
 //! by content topic, time range and hash; bad queries get status 400, and a node without an
 //! archive does not offer the protocol.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use wakurln::{
+    clock::now_ns,
     message::WakuMessage,
     node::{self, NodeConfig, NodeError, NodeHandle, StoreConfig},
-    store::{Query, Retention},
+    store::{Query, Retention, protocol::WireError},
     topics::StaticShard,
 };
 
 const CLUSTER: u16 = 42;
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 async fn connected(a: &NodeHandle, b: &NodeHandle) {
     let addr = b.listen_addrs().await.unwrap()[0]
@@ -184,7 +178,7 @@ async fn a_client_pages_through_the_archive_of_a_service_node() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, NodeError::Store(t) if t.contains("400")),
+        matches!(&err, NodeError::Store(WireError::Status { code: 400, .. })),
         "{err}"
     );
     // A node without an archive does not offer the store protocol at all.
@@ -193,7 +187,8 @@ async fn a_client_pages_through_the_archive_of_a_service_node() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, NodeError::Store(t) if t.contains("supports none")),
+        matches!(&err, NodeError::Request { protocol: "store", source }
+            if source.to_string().contains("supports none")),
         "{err}"
     );
     // The local archive holds the 250 non-ephemeral messages.

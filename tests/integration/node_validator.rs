@@ -7,10 +7,11 @@ use crate::common;
 use std::{
     str::FromStr,
     sync::{Arc, OnceLock, RwLock},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use wakurln::{
+    clock::now_ns,
     message::WakuMessage,
     relay::pipeline::{Ignored, Rejection, RlnRules, Validator, Verdict},
     rln::{
@@ -64,13 +65,6 @@ fn setup() -> Setup {
         member,
         validator,
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
 }
 
 fn message(text: &str, timestamp: i64) -> WakuMessage {

@@ -13,16 +13,15 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use alloy::{primitives::U256, signers::local::PrivateKeySigner};
+use alloy::primitives::U256;
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use common::{ANVIL_KEYS, anvil as start_anvil};
+use common::anvil as start_anvil;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use wakurln::{
     chain::{
         ChainClient, Endpoint,
-        deploy::{self, Terms, Variant},
-        membership,
+        devnet::Devnet as LocalChain,
         sync::{SyncConfig, Syncer},
     },
     credentials,
@@ -64,37 +63,18 @@ async fn messages_flow_both_ways_with_a_js_gossipsub_peer() {
     let dir = std::env::temp_dir().join(format!("wakurln-relay-js-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let signer = PrivateKeySigner::from_str(ANVIL_KEYS[0]).unwrap();
-    let d = deploy::deploy(
-        &Endpoint(anvil.url.clone()),
-        signer.clone(),
-        Terms {
-            min_rate_limit: 1,
-            ..Terms::waku_network(U256::ZERO)
-        },
-        Variant::Standard,
-        &[],
-        U256::ZERO,
-    )
-    .await
-    .unwrap();
-    let client = ChainClient::connect(
-        &[Endpoint(anvil.url.clone())],
-        d.contract,
-        None,
-        Some(signer),
-    )
-    .await
-    .unwrap();
+    let chain = LocalChain::deploy(anvil, U256::ZERO, U256::ZERO)
+        .await
+        .unwrap();
+    let client = chain.client(0).await.unwrap();
+    let d = chain.deployment.clone();
+    let anvil = &chain.anvil;
     // Ours publishes with one membership; the JS peer's messages are proved with another.
     let ours = Identity::generate();
     let theirs = Identity::generate();
     let mut indices = Vec::new();
     for id in [&ours, &theirs] {
-        let plan = membership::plan_register(&client, id.commitment, 10)
-            .await
-            .unwrap();
-        indices.push(membership::register(&client, &plan).await.unwrap().index);
+        indices.push(LocalChain::register(&client, id, 10).await.unwrap().index);
     }
     let keystore = dir.join("keystore.json");
     Keystore::add(

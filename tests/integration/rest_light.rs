@@ -10,6 +10,7 @@ use common::http::Http;
 
 use serde_json::{Value, json};
 use wakurln::{
+    clock::now_ns,
     node::{self, NodeConfig, NodeHandle},
     topics::StaticShard,
 };
@@ -136,12 +137,7 @@ async fn lightpush_and_filter_over_rest() {
         "/rest-light/1/chat/proto".parse().unwrap(),
         b"pushed".to_vec(),
     )
-    .timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as i64,
-    )
+    .timestamp(now_ns())
     .build()
     .unwrap();
     relay.publish(topic.clone(), m).await.unwrap();

@@ -4,18 +4,16 @@
 
 use std::{
     path::{Path, PathBuf},
-    str::FromStr,
     time::Duration,
 };
 
-use alloy::{primitives::U256, signers::local::PrivateKeySigner};
+use alloy::primitives::U256;
 use libp2p::Multiaddr;
 use wakurln::{
     chain::{
         ChainClient, Endpoint,
         anvil::Anvil,
-        deploy::{self, Terms, Variant},
-        membership,
+        devnet::{Devnet as LocalChain, dev_signer},
     },
     credentials,
     lightpush::lending::LendingRules,
@@ -54,28 +52,15 @@ impl Devnet {
 
     /// [`Self::start`] with extra anvil arguments (`--block-time 1`, say).
     pub async fn start_with(name: &str, cluster: u16, anvil_args: &[&str]) -> Self {
-        let anvil = super::anvil(anvil_args);
-        let signer = PrivateKeySigner::from_str(super::ANVIL_KEYS[0]).unwrap();
-        let terms = Terms {
-            min_rate_limit: 1,
-            ..Terms::waku_network(U256::ZERO)
-        };
-        let d = deploy::deploy(
-            &Endpoint(anvil.url.clone()),
-            signer,
-            terms,
-            Variant::Standard,
-            &[],
-            U256::ZERO,
-        )
-        .await
-        .unwrap();
+        let chain = LocalChain::deploy(super::anvil(anvil_args), U256::ZERO, U256::ZERO)
+            .await
+            .unwrap();
         let dir = std::env::temp_dir().join(format!("wakurln-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Self {
-            anvil,
-            contract: d.contract,
+            contract: chain.contract(),
+            anvil: chain.anvil,
             dir,
             cluster,
         }
@@ -88,15 +73,14 @@ impl Devnet {
             &[Endpoint(self.anvil.url.clone())],
             self.contract,
             None,
-            Some(PrivateKeySigner::from_str(super::ANVIL_KEYS[0]).unwrap()),
+            Some(dev_signer(0)),
         )
         .await
         .unwrap();
         let identity = Identity::generate();
-        let plan = membership::plan_register(&client, identity.commitment, limit)
+        let registered = LocalChain::register(&client, &identity, limit)
             .await
             .unwrap();
-        let registered = membership::register(&client, &plan).await.unwrap();
         let credential = credentials::registered(&identity, &client, registered.index, limit);
         let path = self.dir.join(format!("{name}.keystore.json"));
         Keystore::add(
