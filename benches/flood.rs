@@ -33,11 +33,7 @@ use futures::StreamExt;
 use libp2p::{Multiaddr, Swarm, gossipsub, noise, swarm::SwarmEvent, tcp, yamux};
 use rand::{Rng, SeedableRng};
 use wakurln::{
-    chain::{
-        anvil::Anvil,
-        membership,
-        sync::{SyncConfig, Syncer},
-    },
+    chain::{anvil::Anvil, devnet::Devnet},
     clock,
     message::WakuMessage,
     relay::{gossip as relay, publisher::attach_proof},
@@ -99,37 +95,20 @@ struct Chain {
 }
 
 async fn chain(dir: &Path) -> Chain {
-    let common::LocalChain {
-        anvil,
-        contract,
-        client,
-    } = common::local_chain().await;
+    let common::LocalChain { devnet, client } = common::local_chain().await;
     // Three honest members and the attacker's, which it uses for one valid message only.
     let mut identities = Vec::new();
     for _ in 0..=PUBLISHERS {
         let identity = Identity::generate();
-        let plan = membership::plan_register(&client, identity.commitment, 600)
-            .await
-            .unwrap();
-        let r = membership::register(&client, &plan).await.unwrap();
+        let r = Devnet::register(&client, &identity, 600).await.unwrap();
         identities.push((identity, r.index as usize));
     }
-    let mut syncer = Syncer::open(
-        client,
-        &dir.join("bench-tree.sqlite"),
-        SyncConfig {
-            follow_distance: 0,
-            ..SyncConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    syncer.step().await.unwrap();
+    let tree = devnet.tree(&dir.join("bench-tree.sqlite")).await.unwrap();
     let prover = Arc::new(RlnProver::load(&common::circuit_dir()).unwrap());
     let members = identities
         .iter()
         .map(|(identity, index)| {
-            let path = syncer.tree().proof(*index).unwrap();
+            let path = tree.proof(*index).unwrap();
             Arc::new(
                 prover
                     .prepare(&MemberInputs {
@@ -143,8 +122,8 @@ async fn chain(dir: &Path) -> Chain {
         })
         .collect();
     Chain {
-        anvil,
-        contract,
+        contract: devnet.contract(),
+        anvil: devnet.anvil,
         prover,
         members,
     }

@@ -14,12 +14,7 @@ use std::{
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wakurln::{
-    chain::{
-        Endpoint,
-        anvil::Anvil,
-        devnet::Devnet,
-        sync::{SyncConfig, Syncer},
-    },
+    chain::{Endpoint, anvil::Anvil, devnet::Devnet},
     clock::now_ns,
     message::WakuMessage,
     node::{self, ChainConfig, NodeConfig, NodeHandle, RlnConfig},
@@ -118,29 +113,17 @@ struct Line {
 }
 
 async fn line() -> Line {
-    let common::LocalChain {
-        anvil,
-        contract,
-        client,
-    } = common::local_chain().await;
+    let common::LocalChain { devnet, client } = common::local_chain().await;
     let identity = Identity::generate();
     let r = Devnet::register(&client, &identity, 600).await.unwrap();
     let dir = std::env::temp_dir().join(format!("wakurln-relay-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut syncer = Syncer::open(
-        client,
-        &dir.join("tree.sqlite"),
-        SyncConfig {
-            follow_distance: 0,
-            ..SyncConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    syncer.step().await.unwrap();
+    let tree = devnet.tree(&dir.join("tree.sqlite")).await.unwrap();
+    let contract = devnet.contract();
+    let anvil = devnet.anvil;
     let prover = RlnProver::load(&common::circuit_dir()).unwrap();
-    let prepared = prepare(&prover, syncer.tree(), &identity, r.index as usize, 600);
+    let prepared = prepare(&prover, &tree, &identity, r.index as usize, 600);
     let mut nodes: Vec<NodeHandle> = Vec::new();
     for i in 0..5 {
         let mut config = NodeConfig::local(dir.join(format!("node{i}")), 42);

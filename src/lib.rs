@@ -11,8 +11,9 @@
 //! - one module per protocol, each with its wire format, its service and its client side:
 //!   [`relay`] (with the validation pipeline and publishing), [`lightpush`] (with proof
 //!   lending), [`filter`], [`store`], [`metadata`], [`peer_exchange`];
-//! - [`chain`]: the membership contract, its sync into the tree, registration and local
-//!   development chains; [`credentials`]: the keystore as the node uses it;
+//! - [`chain`]: the membership contract, its sync into the tree and local development
+//!   chains; [`credentials`]: the keystore as the node uses it; [`registration`]: registering
+//!   a membership without ever losing its identity;
 //! - [`node`]: the composition root that starts the protocols and runs the swarm;
 //!   [`rest`]: the REST API over a node's handle; [`presets`]: the networks we know;
 //! - helpers: [`clock`] (the wall clock and a clock tests can move) and [`sqlite`] (opening
@@ -31,6 +32,7 @@ pub mod node;
 pub mod peer_exchange;
 pub mod presets;
 pub mod proto;
+pub mod registration;
 pub mod relay;
 pub mod rest;
 pub mod sqlite;

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::U256;
 use wakurln::chain::{
     ChainClient,
     anvil::{Anvil, project_binary},
@@ -26,10 +26,8 @@ pub fn circuit_dir() -> PathBuf {
 /// A fresh anvil chain with the contract deployed (rate limits from 1 message per epoch), and
 /// a client that signs with the first development key.
 pub struct LocalChain {
-    /// The chain; it stops when dropped.
-    pub anvil: Anvil,
-    /// The membership contract.
-    pub contract: Address,
+    /// The chain (it stops when dropped) and the contract.
+    pub devnet: Devnet,
     /// A signing client of the contract.
     pub client: ChainClient,
 }
@@ -38,13 +36,7 @@ pub struct LocalChain {
 pub async fn local_chain() -> LocalChain {
     let anvil =
         Anvil::start(&project_binary(), &[]).expect("anvil from `npm ci --prefix contracts`");
-    let chain = Devnet::deploy(anvil, U256::ZERO, U256::ZERO).await.unwrap();
-    let client = chain.client(0).await.unwrap();
-    let contract = chain.contract();
-    let anvil = chain.anvil;
-    LocalChain {
-        anvil,
-        contract,
-        client,
-    }
+    let devnet = Devnet::deploy(anvil, U256::ZERO, U256::ZERO).await.unwrap();
+    let client = devnet.client(0).await.unwrap();
+    LocalChain { devnet, client }
 }

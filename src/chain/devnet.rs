@@ -2,7 +2,7 @@
 //! the membership contract deployed (rate limits from 1 message per epoch), its published
 //! development accounts, and members registered with real deposits.
 
-use std::str::FromStr;
+use std::{path::Path, str::FromStr};
 
 use alloy::{
     primitives::{Address, U256},
@@ -14,8 +14,9 @@ use super::{
     anvil::Anvil,
     deploy::{self, Terms, Variant},
     membership::{self, Registration},
+    sync::{SyncConfig, Syncer},
 };
-use crate::rln::identity::Identity;
+use crate::rln::{identity::Identity, tree::MerkleTree};
 
 /// anvil's published development keys, funded with ETH on every fresh chain. The first one
 /// deploys.
@@ -91,5 +92,28 @@ impl Devnet {
     ) -> Result<Registration, ChainError> {
         let plan = membership::plan_register(client, identity.commitment, limit).await?;
         membership::register(client, &plan).await
+    }
+
+    /// The membership tree as the contract holds it now, synced (without a follow distance)
+    /// through the SQLite file `db`.
+    pub async fn tree(&self, db: &Path) -> Result<MerkleTree, ChainError> {
+        let client = ChainClient::connect(
+            &[Endpoint(self.anvil.url.clone())],
+            self.deployment.contract,
+            None,
+            None,
+        )
+        .await?;
+        let mut syncer = Syncer::open(
+            client,
+            db,
+            SyncConfig {
+                follow_distance: 0,
+                ..SyncConfig::default()
+            },
+        )
+        .await?;
+        syncer.step().await?;
+        Ok(syncer.tree().clone())
     }
 }

@@ -13,7 +13,6 @@ pub mod deploy;
 pub mod devnet;
 mod error;
 pub mod membership;
-pub mod registration;
 mod store;
 pub mod sync;
 

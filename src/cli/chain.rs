@@ -19,10 +19,10 @@ use wakurln::{
         ChainClient, ChainError, Endpoint,
         deploy::{self, Terms, Variant},
         membership::{self, Transaction},
-        registration::{self, RegistrationError, Step},
         sync::{SyncConfig, Syncer},
     },
     credentials,
+    registration::{self, RegistrationError, Step},
     rln::{
         field::{self, Fr},
         identity::Identity,

@@ -1,8 +1,9 @@
-//! The swarm task's side of the request-response service protocols (store, lightpush v3 and
-//! v2, filter): inbound requests are answered off the swarm task where answering takes work,
-//! and answers to our own requests are routed back to whoever is waiting for them.
+//! The swarm task's side of the request-response protocols (store, lightpush v3 and v2,
+//! filter, peer exchange): inbound requests go to each protocol's service (off the swarm task
+//! where answering takes work), and answers to our own requests are routed back to whoever is
+//! waiting for them.
 
-use std::{collections::HashMap, future::Future, sync::Arc};
+use std::{collections::HashMap, future::Future};
 
 use libp2p::{
     PeerId,
@@ -21,10 +22,6 @@ use crate::{
         lightpush_v2::PushRpc,
         peer_exchange::PeerExchangeRpc,
         store::{StoreQueryRequest, StoreQueryResponse},
-    },
-    store::{
-        Archive, ArchiveError,
-        protocol::{self as store_protocol, status},
     },
 };
 
@@ -106,7 +103,7 @@ impl Runner {
         };
         let archive = self.archive.clone();
         self.serve_later(async move {
-            let response = answer_store(archive, request).await;
+            let response = crate::store::service::answer(archive, request).await;
             let reply: Reply = Box::new(move |b: &mut Behaviour| {
                 let _ = b.store.send_response(channel, response);
             });
@@ -227,37 +224,5 @@ impl Runner {
             .behaviour_mut()
             .peer_exchange
             .send_response(channel, response);
-    }
-}
-
-/// Answers one store request from the archive (on the blocking pool).
-async fn answer_store(
-    archive: Option<Arc<Archive>>,
-    request: StoreQueryRequest,
-) -> StoreQueryResponse {
-    let id = request.request_id.clone();
-    let Some(archive) = archive else {
-        return store_protocol::error_of(
-            id,
-            status::UNAVAILABLE,
-            "this node keeps no message archive",
-        );
-    };
-    let query = match store_protocol::query_of(&request) {
-        Ok(q) => q,
-        Err(reason) => {
-            return store_protocol::error_of(id, status::BAD_REQUEST, reason.to_string());
-        }
-    };
-    match tokio::task::spawn_blocking(move || archive.query(&query)).await {
-        Ok(Ok(page)) => store_protocol::response_of(id, &page),
-        Ok(Err(ArchiveError::BadQuery(reason))) => {
-            store_protocol::error_of(id, status::BAD_REQUEST, reason)
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "store query failed");
-            store_protocol::error_of(id, status::INTERNAL, "the archive failed")
-        }
-        Err(_) => store_protocol::error_of(id, status::INTERNAL, "the node is stopping"),
     }
 }

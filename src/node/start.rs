@@ -42,23 +42,98 @@ use crate::{
     topics::StaticShard,
 };
 
-fn start_error(e: impl std::fmt::Display) -> NodeError {
-    NodeError::Start(e.to_string())
+/// Why a node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// The membership contract could not be reached or synced.
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
+    /// A keystore could not be read.
+    #[error(transparent)]
+    Keystore(#[from] wakurln_keystore::KeystoreError),
+    /// A credential could not be unlocked or read.
+    #[error("cannot unlock {what} {key}: {source}")]
+    Unlock {
+        /// "credential" or "lending credential".
+        what: &'static str,
+        /// Its key in the keystore.
+        key: String,
+        /// Why.
+        #[source]
+        source: credentials::CredentialError,
+    },
+    /// The memberships configured cannot be used; the sentence says why and what to do.
+    #[error("{0}")]
+    Membership(String),
+    /// The circuit keys could not be loaded.
+    #[error("cannot load the circuit keys from {dir} ({source}); run `wakurln circuit install`")]
+    CircuitKeys {
+        /// Where they were looked for.
+        dir: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: crate::rln::prover::RlnProveError,
+    },
+    /// The message-id counter could not be opened.
+    #[error(transparent)]
+    Counter(#[from] crate::relay::publisher::PublishError),
+    /// The nullifier log's file could not be opened.
+    #[error(transparent)]
+    Nullifiers(#[from] crate::relay::nullifier_store::StoreError),
+    /// The archive could not be opened.
+    #[error(transparent)]
+    Archive(#[from] crate::store::ArchiveError),
+    /// The transports or the behaviour could not be built.
+    #[error("cannot build the network stack: {0}")]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An address could not be listened on.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: Multiaddr,
+        /// Why.
+        #[source]
+        source: libp2p::TransportError<std::io::Error>,
+    },
+    /// A listener failed while starting.
+    #[error("a listener failed: {0}")]
+    Listener(#[source] std::io::Error),
+    /// A start-up task did not finish.
+    #[error("a start-up task did not finish: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn transport(e: impl std::error::Error + Send + Sync + 'static) -> StartError {
+    StartError::Transport(Box::new(e))
 }
 
 /// Starts a node: loads or creates its key, syncs the membership tree (RLN), unlocks its
 /// membership, listens, dials the static peers and subscribes to its shards.
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        start_error(format!(
-            "cannot create the data directory {}: {e}",
-            config.data_dir.display()
-        ))
+    start_node(config).await.map_err(NodeError::Start)
+}
+
+async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
     })?;
     let key = match &config.key {
         Some(k) => k.clone(),
         None => keys::load_or_create(&config.data_dir.join("node.key"), config.key_kind)
-            .map_err(start_error)?,
+            .map_err(StartError::from)?,
     };
     let peer_id = key.public().to_peer_id();
     let metrics = Arc::new(Metrics::new());
@@ -74,7 +149,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             let client =
                 ChainClient::connect(&rln.chain.rpc, rln.chain.contract, rln.chain.chain_id, None)
                     .await
-                    .map_err(start_error)?;
+                    .map_err(StartError::from)?;
             if let Some(m) = &rln.membership {
                 let p = load_publisher(m, &client, &config.data_dir, rln.rules).await?;
                 // Peers poll the chain as often as we do: give them a poll and a second to
@@ -98,7 +173,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 sync_config,
             )
             .await
-            .map_err(start_error)?;
+            .map_err(StartError::from)?;
             let mut ours: Vec<usize> = publisher
                 .iter()
                 .map(|p| p.member().index as usize)
@@ -116,10 +191,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             let nullifiers = crate::relay::nullifier_store::NullifierStore::open(
                 &config.data_dir.join("nullifiers.sqlite"),
             )
-            .map_err(start_error)?;
+            .map_err(StartError::from)?;
             let (validator, synced) = Validator::rln(rln.rules, roots)
                 .with_store(nullifiers)
-                .map_err(start_error)?
+                .map_err(StartError::from)?
                 .until_synced();
             tokio::spawn(sync_task(
                 syncer,
@@ -139,8 +214,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             let path = store.path.clone();
             let archive = tokio::task::spawn_blocking(move || Archive::open(&path))
                 .await
-                .map_err(start_error)?
-                .map_err(start_error)?;
+                .map_err(StartError::from)?
+                .map_err(StartError::from)?;
             Some(Arc::new(archive))
         }
     };
@@ -167,7 +242,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
-            .map_err(|e| start_error(format!("cannot listen on {address}: {e}")))?;
+            .map_err(|source| StartError::Listen {
+                address: address.clone(),
+                source,
+            })?;
     }
     // Wait until every listener has an address, so callers can hand them out at once.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -175,9 +253,9 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     while listening < config.listen.len() && Instant::now() < deadline {
         match tokio::time::timeout(Duration::from_secs(1), swarm.select_next_some()).await {
             Ok(SwarmEvent::NewListenAddr { .. }) => listening += 1,
-            Ok(SwarmEvent::ListenerError { error, .. }) => return Err(start_error(error)),
+            Ok(SwarmEvent::ListenerError { error, .. }) => return Err(StartError::Listener(error)),
             Ok(SwarmEvent::ListenerClosed { reason: Err(e), .. }) => {
-                return Err(start_error(format!("a listener closed: {e}")));
+                return Err(StartError::Listener(e));
             }
             _ => {}
         }
@@ -289,39 +367,45 @@ async fn load_publisher(
     client: &ChainClient,
     data_dir: &Path,
     rules: RlnRules,
-) -> Result<Publisher, NodeError> {
+) -> Result<Publisher, StartError> {
     let key = match &m.key {
         Some(k) => k.clone(),
         None => pick_credential(&m.keystore, client)?,
     };
     let credential = credentials::unlock(m.keystore.clone(), key.clone(), m.password.clone())
         .await
-        .map_err(|e| start_error(format!("cannot unlock credential {key}: {e}")))?;
-    let identity = credentials::from_stored(&credential.identity_credential)
-        .map_err(|e| start_error(format!("credential {key}: {e}")))?;
+        .map_err(|source| StartError::Unlock {
+            what: "credential",
+            key: key.clone(),
+            source,
+        })?;
+    let identity = credentials::from_stored(&credential.identity_credential).map_err(|source| {
+        StartError::Unlock {
+            what: "credential",
+            key: key.clone(),
+            source,
+        }
+    })?;
     if credential.is_pending() {
-        return Err(start_error(format!(
+        return Err(StartError::Membership(format!(
             "credential {key} is not registered yet; run `wakurln membership register`"
         )));
     }
     let limit = credential.user_message_limit.unwrap_or(0);
     if limit == 0 {
-        return Err(start_error(format!(
+        return Err(StartError::Membership(format!(
             "credential {key} has no rate limit (written before RLN v2); register a new membership"
         )));
     }
     let dir = m.circuit_dir.clone();
     let prover = tokio::task::spawn_blocking(move || RlnProver::load(&dir))
-        .await
-        .map_err(start_error)?
-        .map_err(|e| {
-            start_error(format!(
-                "cannot load the circuit keys from {} ({e}); run `wakurln circuit install`",
-                m.circuit_dir.display()
-            ))
+        .await?
+        .map_err(|source| StartError::CircuitKeys {
+            dir: m.circuit_dir.clone(),
+            source,
         })?;
     let counter =
-        MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(start_error)?;
+        MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(StartError::from)?;
     tracing::info!(%key, index = credential.tree_index, limit, "publishing with membership");
     Ok(Publisher::new(
         prover,
@@ -341,14 +425,14 @@ async fn load_pool(
     client: &ChainClient,
     data_dir: &Path,
     rules: RlnRules,
-) -> Result<LendingPool, NodeError> {
+) -> Result<LendingPool, StartError> {
     let keys = if l.keys.is_empty() {
         credentials_of_contract(&l.keystore, client)?
     } else {
         l.keys.clone()
     };
     if keys.is_empty() {
-        return Err(start_error(format!(
+        return Err(StartError::Membership(format!(
             "the lending keystore {} holds no membership of this contract",
             l.keystore.display()
         )));
@@ -357,12 +441,22 @@ async fn load_pool(
     for key in keys {
         let credential = credentials::unlock(l.keystore.clone(), key.clone(), l.password.clone())
             .await
-            .map_err(|e| start_error(format!("cannot unlock lending credential {key}: {e}")))?;
-        let identity = credentials::from_stored(&credential.identity_credential)
-            .map_err(|e| start_error(format!("lending credential {key}: {e}")))?;
+            .map_err(|source| StartError::Unlock {
+                what: "lending credential",
+                key: key.clone(),
+                source,
+            })?;
+        let identity =
+            credentials::from_stored(&credential.identity_credential).map_err(|source| {
+                StartError::Unlock {
+                    what: "lending credential",
+                    key: key.clone(),
+                    source,
+                }
+            })?;
         let limit = credential.user_message_limit.unwrap_or(0);
         if credential.is_pending() || limit == 0 {
-            return Err(start_error(format!(
+            return Err(StartError::Membership(format!(
                 "lending credential {key} is not a registered RLN v2 membership"
             )));
         }
@@ -374,16 +468,13 @@ async fn load_pool(
     }
     let dir = l.circuit_dir.clone();
     let prover = tokio::task::spawn_blocking(move || RlnProver::load(&dir))
-        .await
-        .map_err(start_error)?
-        .map_err(|e| {
-            start_error(format!(
-                "cannot load the circuit keys from {} ({e}); run `wakurln circuit install`",
-                l.circuit_dir.display()
-            ))
+        .await?
+        .map_err(|source| StartError::CircuitKeys {
+            dir: l.circuit_dir.clone(),
+            source,
         })?;
     let counter =
-        MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(start_error)?;
+        MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(StartError::from)?;
     tracing::info!(
         members = members.len(),
         capacity = members.iter().map(|m| m.limit).sum::<u64>(),
@@ -396,8 +487,8 @@ async fn load_pool(
 fn credentials_of_contract(
     keystore: &Path,
     client: &ChainClient,
-) -> Result<Vec<String>, NodeError> {
-    let store = wakurln_keystore::Keystore::open(keystore).map_err(start_error)?;
+) -> Result<Vec<String>, StartError> {
+    let store = wakurln_keystore::Keystore::open(keystore).map_err(StartError::from)?;
     let chain = client.chain_id();
     let contract = client.contract_address();
     Ok(store
@@ -413,17 +504,17 @@ fn credentials_of_contract(
 }
 
 /// The one credential of the keystore registered with `client`'s contract.
-fn pick_credential(keystore: &Path, client: &ChainClient) -> Result<String, NodeError> {
+fn pick_credential(keystore: &Path, client: &ChainClient) -> Result<String, StartError> {
     let chain = client.chain_id();
     let contract = client.contract_address();
     let mine = credentials_of_contract(keystore, client)?;
     match mine.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(start_error(format!(
+        [] => Err(StartError::Membership(format!(
             "the keystore {} holds no membership of contract {contract} on chain {chain}",
             keystore.display()
         ))),
-        many => Err(start_error(format!(
+        many => Err(StartError::Membership(format!(
             "the keystore holds {} memberships of this contract; pick one with --rln-key ({})",
             many.len(),
             many.join(", ")
@@ -435,7 +526,7 @@ async fn build_swarm(
     key: libp2p::identity::Keypair,
     limits: gate::Limits,
     serves: Serves,
-) -> Result<Swarm<Behaviour>, NodeError> {
+) -> Result<Swarm<Behaviour>, StartError> {
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -443,15 +534,15 @@ async fn build_swarm(
             noise::Config::new,
             (yamux::Config::default, libp2p_mplex::Config::default),
         )
-        .map_err(start_error)?
+        .map_err(transport)?
         .with_websocket(
             noise::Config::new,
             (yamux::Config::default, libp2p_mplex::Config::default),
         )
         .await
-        .map_err(start_error)?
+        .map_err(transport)?
         .with_behaviour(|key| Behaviour::new(key, limits, serves))
-        .map_err(start_error)?
+        .map_err(transport)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
         .build();
     Ok(swarm)

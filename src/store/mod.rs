@@ -2,5 +2,6 @@
 
 pub mod archive;
 pub mod protocol;
+pub mod service;
 
 pub use archive::{Archive, ArchiveError, Entry, Page, Query, Retention};

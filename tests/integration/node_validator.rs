@@ -11,7 +11,7 @@ use std::{
 };
 
 use wakurln::{
-    clock::now_ns,
+    clock::{ManualClock, now_ns},
     message::WakuMessage,
     relay::pipeline::{Ignored, Rejection, RlnRules, Validator, Verdict},
     rln::{
@@ -372,4 +372,44 @@ fn a_double_signal_straddling_a_restart_is_caught() {
         other => panic!("the double signal was missed: {other:?}"),
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_pipeline_reads_the_clock_it_is_given() {
+    let s = setup();
+    let now = now_ns();
+    let clock = Arc::new(ManualClock::at(now));
+    let mut window = RootWindow::new(50);
+    window.push(s.tree.root());
+    let validator = Validator::rln(
+        RlnRules {
+            epoch_period: PERIOD,
+            max_clock_drift: Duration::from_secs(300),
+        },
+        Arc::new(RwLock::new(window)),
+    )
+    .with_clock(clock.clone());
+    let check = |m: &WakuMessage| validator.validate(&m.encode()).0;
+    let rln_id = rln_identifier();
+
+    assert_eq!(
+        check(&proved(&s, message("now", now), 0, None, rln_id)),
+        Verdict::Accept
+    );
+    // Six minutes later by the validator's clock, a message dated `now` is too old...
+    clock.advance(Duration::from_secs(360));
+    let later = proved(&s, message("later", now), 1, None, rln_id);
+    assert_eq!(
+        check(&later),
+        Verdict::Reject(Rejection::TimestampOutOfRange)
+    );
+    // ... six minutes earlier it is from the future ...
+    clock.set(now - 360_000_000_000);
+    assert_eq!(
+        check(&later),
+        Verdict::Reject(Rejection::TimestampOutOfRange)
+    );
+    // ... and back at `now` it passes: the refusals recorded nothing.
+    clock.set(now);
+    assert_eq!(check(&later), Verdict::Accept);
 }

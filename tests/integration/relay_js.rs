@@ -19,11 +19,7 @@ use common::anvil as start_anvil;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use wakurln::{
-    chain::{
-        ChainClient, Endpoint,
-        devnet::Devnet as LocalChain,
-        sync::{SyncConfig, Syncer},
-    },
+    chain::{Endpoint, devnet::Devnet as LocalChain},
     credentials,
     message::WakuMessage,
     node::{self, ChainConfig, MembershipConfig, NodeConfig, NodeEvent, RlnConfig},
@@ -151,23 +147,7 @@ async fn messages_flow_both_ways_with_a_js_gossipsub_peer() {
     }
 
     // JS -> ours: a message proved for the second member.
-    let tree = {
-        let c = ChainClient::connect(&[Endpoint(anvil.url.clone())], d.contract, None, None)
-            .await
-            .unwrap();
-        let mut s = Syncer::open(
-            c,
-            &dir.join("tree.sqlite"),
-            SyncConfig {
-                follow_distance: 0,
-                ..SyncConfig::default()
-            },
-        )
-        .await
-        .unwrap();
-        s.step().await.unwrap();
-        s.tree().clone()
-    };
+    let tree = chain.tree(&dir.join("tree.sqlite")).await.unwrap();
     let prover = RlnProver::load(&circuit_dir).unwrap();
     let path = tree.proof(indices[1] as usize).unwrap();
     let prepared = prover

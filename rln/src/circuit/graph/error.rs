@@ -30,8 +30,8 @@ pub enum GraphError {
     UnsupportedOp {
         /// The node.
         index: usize,
-        /// The operation's name (or number, if unknown).
-        op: String,
+        /// The operation.
+        op: super::ops::UnknownOp,
     },
     /// A constant node holds an integer not below the BN254 scalar field modulus.
     #[error("witness graph node {index} holds a constant not below the field modulus")]

@@ -17,6 +17,7 @@ mod rln;
 use ark_ff::One;
 
 pub use error::GraphError;
+pub use ops::UnknownOp;
 pub use rln::RlnInputs;
 
 use self::ops::{DuoOp, OpError, TresOp, UnoOp};

@@ -62,16 +62,43 @@ pub(super) enum OpError {
     ShlOverflow,
 }
 
+/// An operation code this evaluator does not implement: a known operation by name, or an
+/// unknown code of some arity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownOp {
+    /// A circom-witnesscalc operation we do not evaluate (the RLN circuit does not use it).
+    Named(&'static str),
+    /// A code outside the operation enum.
+    Code {
+        /// "unary", "binary" or "ternary".
+        arity: &'static str,
+        /// The code.
+        code: i32,
+    },
+}
+
+impl std::fmt::Display for UnknownOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Named(name) => f.write_str(name),
+            Self::Code { arity, code } => write!(f, "{arity} operation #{code}"),
+        }
+    }
+}
+
 impl UnoOp {
-    /// Decodes the protobuf enum value; `Err` carries the operation's name for the error.
-    pub(super) fn from_code(code: i32) -> Result<Self, String> {
+    /// Decodes the protobuf enum value.
+    pub(super) fn from_code(code: i32) -> Result<Self, UnknownOp> {
         match code {
             0 => Ok(Self::Neg),
             1 => Ok(Self::Id),
-            2 => Err("Lnot".into()),
-            3 => Err("Bnot".into()),
-            4 => Err("Sqrt".into()),
-            other => Err(format!("unary operation #{other}")),
+            2 => Err(UnknownOp::Named("Lnot")),
+            3 => Err(UnknownOp::Named("Bnot")),
+            4 => Err(UnknownOp::Named("Sqrt")),
+            code => Err(UnknownOp::Code {
+                arity: "unary",
+                code,
+            }),
         }
     }
 
@@ -84,8 +111,8 @@ impl UnoOp {
 }
 
 impl DuoOp {
-    /// Decodes the protobuf enum value; `Err` carries a name for the error.
-    pub(super) fn from_code(code: i32) -> Result<Self, String> {
+    /// Decodes the protobuf enum value.
+    pub(super) fn from_code(code: i32) -> Result<Self, UnknownOp> {
         const OPS: [DuoOp; 20] = [
             DuoOp::Mul,
             DuoOp::Div,
@@ -111,7 +138,10 @@ impl DuoOp {
         usize::try_from(code)
             .ok()
             .and_then(|i| OPS.get(i).copied())
-            .ok_or_else(|| format!("binary operation #{code}"))
+            .ok_or(UnknownOp::Code {
+                arity: "binary",
+                code,
+            })
     }
 
     /// `a op b`. Only a left shift out of the field can fail.
@@ -143,11 +173,14 @@ impl DuoOp {
 }
 
 impl TresOp {
-    /// Decodes the protobuf enum value; `Err` carries a name for the error.
-    pub(super) fn from_code(code: i32) -> Result<Self, String> {
+    /// Decodes the protobuf enum value.
+    pub(super) fn from_code(code: i32) -> Result<Self, UnknownOp> {
         match code {
             0 => Ok(Self::TernCond),
-            other => Err(format!("ternary operation #{other}")),
+            code => Err(UnknownOp::Code {
+                arity: "ternary",
+                code,
+            }),
         }
     }
 
@@ -260,7 +293,7 @@ mod tests {
         assert!(DuoOp::from_code(20).is_err());
         assert!(DuoOp::from_code(-1).is_err());
         assert_eq!(UnoOp::from_code(1), Ok(UnoOp::Id));
-        assert_eq!(UnoOp::from_code(4), Err("Sqrt".to_string()));
+        assert_eq!(UnoOp::from_code(4), Err(UnknownOp::Named("Sqrt")));
         assert_eq!(TresOp::from_code(0), Ok(TresOp::TernCond));
         assert!(TresOp::from_code(1).is_err());
     }

@@ -6,11 +6,14 @@ use std::path::Path;
 
 use wakurln_keystore::{Kdf, Keystore, KeystoreError, MembershipCredential};
 
-use super::{
-    ChainClient, ChainError,
-    membership::{self, Plan, Registration},
+use crate::{
+    chain::{
+        ChainClient, ChainError,
+        membership::{self, Plan, Registration},
+    },
+    credentials,
+    rln::identity::Identity,
 };
-use crate::{credentials, rln::identity::Identity};
 
 /// Why a registration did not complete. A [`Self::Chain`] error after the identity was
 /// stored leaves it pending in the keystore, ready to be registered again.
