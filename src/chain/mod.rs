@@ -1,6 +1,6 @@
 //! The membership contract on an EVM chain: bindings, a client with failover across RPC
-//! endpoints, registration, and the sync engine that keeps the local membership tree equal to
-//! the contract's.
+//! endpoints, deployment, membership transactions, local development chains ([`devnet`]), and
+//! the sync engine that keeps the local membership tree equal to the contract's.
 //!
 //! The node never asks the chain about a message: it follows the contract's events into its
 //! own tree (privacy: no RPC call reveals which member is sending; speed: nothing on the hot

@@ -4,8 +4,12 @@
 //! older clients through the same path, its answer folded into `is_success` and `info`.
 //!
 //! A message that carries an RLN proof is validated, never re-proved. A message without one
-//! gets a proof lent from the service's pool ([`super::lending`]): 429 when the client used its
-//! share of the epoch, 504 when the pool is exhausted or the service lends none.
+//! gets a proof lent from the service's pool ([`lending`]): 429 when the client used its
+//! share of the epoch, 504 when the pool is exhausted or the service lends none. A lent proof
+//! is the node's own, so it is not verified again: only its share is recorded.
+//!
+//! The service does not know the node: it relays through the [`Relay`] trait, which the
+//! node's handle implements.
 
 pub mod lending;
 

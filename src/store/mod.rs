@@ -1,4 +1,6 @@
-//! Store v3: the message archive (SQLite) behind the store protocol.
+//! Store v3: the message archive ([`archive`], SQLite), the wire protocol ([`protocol`]:
+//! requests, pages, status codes) and the service that answers peers from the archive
+//! ([`service`]). A node's client side is `NodeHandle::store_query`.
 
 pub mod archive;
 pub mod protocol;
