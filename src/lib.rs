@@ -16,6 +16,7 @@
 //!   a membership without ever losing its identity;
 //! - [`node`]: the composition root that starts the protocols and runs the swarm;
 //!   [`rest`]: the REST API over a node's handle; [`presets`]: the networks we know;
+//! - [`rate_limit`]: per-peer and per-address request limits of the service protocols;
 //! - helpers: [`clock`] (the wall clock and a clock tests can move) and [`sqlite`] (opening
 //!   the node's SQLite files).
 
@@ -32,6 +33,7 @@ pub mod node;
 pub mod peer_exchange;
 pub mod presets;
 pub mod proto;
+pub mod rate_limit;
 pub mod registration;
 pub mod relay;
 pub mod rest;

@@ -60,7 +60,8 @@ pub fn request_of(num_peers: u64) -> PeerExchangeRpc {
     }
 }
 
-fn response_of(code: u32, desc: &str, records: Vec<Vec<u8>>) -> PeerExchangeRpc {
+/// A response with `code`, `desc` and `records`.
+pub fn response_of(code: u32, desc: &str, records: Vec<Vec<u8>>) -> PeerExchangeRpc {
     PeerExchangeRpc {
         // The Nim decoder requires the query field, even in a response.
         query: PeerExchangeQuery { num_peers: None },

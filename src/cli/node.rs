@@ -16,6 +16,7 @@ use wakurln::{
     },
     presets::{Network, Preset},
     relay::pipeline::RlnRules,
+    rest::Access,
     rln::field,
     store::Retention,
 };
@@ -181,6 +182,16 @@ pub struct NodeArgs {
     /// Answer peer exchange, handing light clients the records of service peers.
     #[arg(long, env = "WAKURLN_PEER_EXCHANGE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     peer_exchange: Option<bool>,
+    /// A request rate limit of a service protocol, PROTOCOL:VOLUME/PERIOD (`store:100/1s`,
+    /// `lightpush:10/1m`; protocols store, lightpush, filter, px) per peer, five times that per
+    /// IP address (repeatable) [default: none].
+    #[arg(
+        long,
+        value_name = "LIMIT",
+        env = "WAKURLN_RATE_LIMIT",
+        value_delimiter = ','
+    )]
+    rate_limit: Option<Vec<String>>,
     /// Address to announce in the node's record instead of the listen addresses (repeatable).
     #[arg(
         long,
@@ -195,6 +206,22 @@ pub struct NodeArgs {
     /// Port of the REST API [default: 8645; 0 picks a free port].
     #[arg(long, value_name = "PORT", env = "WAKURLN_REST_PORT")]
     rest_port: Option<u16>,
+    /// A token every REST request that changes something must carry (`Authorization: Bearer
+    /// <token>`); set it whenever the API listens beyond loopback.
+    #[arg(long, value_name = "TOKEN", env = "WAKURLN_REST_ADMIN_TOKEN")]
+    rest_admin_token: Option<String>,
+    /// A host name REST requests may be addressed to (repeatable) [default: loopback names
+    /// when the API listens on loopback, any otherwise].
+    #[arg(
+        long,
+        value_name = "HOST",
+        env = "WAKURLN_REST_ALLOWED_HOST",
+        value_delimiter = ','
+    )]
+    rest_allowed_host: Option<Vec<String>>,
+    /// Seconds a REST request may take before it is answered 504 [default: 30].
+    #[arg(long, value_name = "SECONDS", env = "WAKURLN_REST_TIMEOUT")]
+    rest_timeout: Option<f64>,
     /// Do not serve the REST API.
     #[arg(long, env = "WAKURLN_NO_REST", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     no_rest: Option<bool>,
@@ -460,12 +487,21 @@ impl NodeArgs {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+            rate_limits: self
+                .rate_limit
+                .iter()
+                .flatten()
+                .map(|l| {
+                    l.parse()
+                        .map_err(|e| CliError::bad_input(format!("--rate-limit: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
             data_dir,
         })
     }
 
-    /// Where to serve the REST API, if at all.
-    fn rest(&self) -> Result<Option<std::net::SocketAddr>, CliError> {
+    /// Where to serve the REST API, if at all, and how it is guarded.
+    fn rest(&self) -> Result<Option<(std::net::SocketAddr, Access)>, CliError> {
         if self.no_rest.unwrap_or(false) {
             return Ok(None);
         }
@@ -476,7 +512,15 @@ impl NodeArgs {
         let ip: std::net::IpAddr = ip.parse().map_err(|_| {
             CliError::bad_input(format!("--rest-address {ip} is not an IP address"))
         })?;
-        Ok(Some((ip, self.rest_port.unwrap_or(8645)).into()))
+        let mut access = Access::for_address(ip, self.rest_allowed_host.as_deref().unwrap_or(&[]));
+        access.admin_token = self.rest_admin_token.clone().filter(|t| !t.is_empty());
+        if let Some(seconds) = self.rest_timeout {
+            if !(seconds > 0.0 && seconds.is_finite()) {
+                return Err(CliError::bad_input("--rest-timeout must be positive"));
+            }
+            access.timeout = Duration::from_secs_f64(seconds);
+        }
+        Ok(Some(((ip, self.rest_port.unwrap_or(8645)).into(), access)))
     }
 
     /// Runs the node until interrupted.
@@ -494,8 +538,8 @@ impl NodeArgs {
                 .await
                 .map_err(|e| CliError::failed(format!("error: {e}")))?;
             println!("peer id: {}", node.peer_id());
-            if let Some(address) = rest {
-                let bound = wakurln::rest::serve(node.clone(), address).await.map_err(|e| {
+            if let Some((address, access)) = rest {
+                let bound = wakurln::rest::serve_with(node.clone(), address, access).await.map_err(|e| {
                     CliError::failed(format!("error: cannot serve the REST API on {address}: {e}"))
                 })?;
                 println!("REST API on http://{bound} (OpenAPI at /openapi.json, metrics at /metrics)");

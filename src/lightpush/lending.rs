@@ -104,6 +104,17 @@ pub enum LendError {
         /// Seconds until the next epoch.
         wait_secs: u64,
     },
+    /// The clients at this client's IP address used their share of the epoch.
+    #[error(
+        "the clients at this address used their {quota} lent proofs of the epoch; more in \
+         {wait_secs} s, when the next epoch starts"
+    )]
+    AddressQuota {
+        /// The per-address quota.
+        quota: u64,
+        /// Seconds until the next epoch.
+        wait_secs: u64,
+    },
     /// The pool has no proof left this epoch.
     #[error("the service's RLN proof pool is exhausted; it refills in {wait_secs} s")]
     Exhausted {
@@ -133,18 +144,88 @@ pub struct LendingRules {
 /// Who a proof is lent to: each has its own quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Client {
-    /// A peer pushing over lightpush.
+    /// A peer pushing over lightpush (its address unknown).
     Peer(PeerId),
+    /// A peer pushing over lightpush from an IP address: its address has a quota too.
+    PeerAt(PeerId, IpAddr),
     /// A caller of the REST API, by the address its request came from.
     Rest(IpAddr),
+}
+
+impl Client {
+    /// The IP address the client's requests come from, when known.
+    pub fn address(&self) -> Option<IpAddr> {
+        match self {
+            Self::Peer(_) => None,
+            Self::PeerAt(_, ip) | Self::Rest(ip) => Some(*ip),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Usage {
     epoch: u64,
     per_client: HashMap<Client, u64>,
+    /// Proofs per IP address: many peer ids from one address share
+    /// [`crate::rate_limit::PEERS_PER_ADDRESS`] clients' quotas.
+    per_address: HashMap<IpAddr, u64>,
     shared: u64,
     reserve: u64,
+}
+
+/// Why [`Usage::take`] refused, with the quota that was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shortfall {
+    Client(u64),
+    Address(u64),
+    Exhausted,
+}
+
+impl Usage {
+    /// Takes one proof of `epoch`'s budget (`capacity` proofs) for `client`, or says why not:
+    /// the client's quota first, then its address's (five clients' worth), then the shared part
+    /// and, for a client that has had nothing yet, the reserve.
+    fn take(
+        &mut self,
+        client: Client,
+        epoch: u64,
+        capacity: u64,
+        rules: LendingRules,
+    ) -> Result<(), Shortfall> {
+        if self.epoch != epoch {
+            *self = Usage {
+                epoch,
+                ..Usage::default()
+            };
+        }
+        let used = self.per_client.get(&client).copied().unwrap_or(0);
+        if used >= rules.per_client_quota {
+            return Err(Shortfall::Client(rules.per_client_quota));
+        }
+        let address_quota = rules
+            .per_client_quota
+            .saturating_mul(u64::from(crate::rate_limit::PEERS_PER_ADDRESS));
+        let address = client.address();
+        let address_used = address
+            .and_then(|a| self.per_address.get(&a).copied())
+            .unwrap_or(0);
+        if address_used >= address_quota {
+            return Err(Shortfall::Address(address_quota));
+        }
+        let shared = capacity.saturating_sub(rules.reserve);
+        if self.shared < shared {
+            self.shared += 1;
+        } else if used == 0 && self.reserve < rules.reserve {
+            self.reserve += 1;
+        } else {
+            return Err(Shortfall::Exhausted);
+        }
+        if let Some(a) = address {
+            *self.per_address.entry(a).or_default() += 1;
+        }
+        *self.per_client.entry(client).or_default() += 1;
+        Ok(())
+    }
 }
 
 /// A pool of memberships lending proofs.
@@ -204,32 +285,18 @@ impl LendingPool {
 
     /// Takes one unit of the epoch's budget for `client`, or says why not.
     fn admit(&self, client: Client, epoch: u64) -> Result<(), LendError> {
-        let mut u = self.usage.lock().expect("never poisoned");
-        if u.epoch != epoch {
-            *u = Usage {
-                epoch,
-                ..Usage::default()
-            };
-        }
-        let used = u.per_client.get(&client).copied().unwrap_or(0);
-        if used >= self.rules.per_client_quota {
-            return Err(LendError::ClientQuota {
-                quota: self.rules.per_client_quota,
-                wait_secs: self.wait_secs(epoch),
-            });
-        }
-        let shared = self.capacity().saturating_sub(self.rules.reserve);
-        if u.shared < shared {
-            u.shared += 1;
-        } else if used == 0 && u.reserve < self.rules.reserve {
-            u.reserve += 1;
-        } else {
-            return Err(LendError::Exhausted {
-                wait_secs: self.wait_secs(epoch),
-            });
-        }
-        *u.per_client.entry(client).or_default() += 1;
-        Ok(())
+        let taken = self.usage.lock().expect("never poisoned").take(
+            client,
+            epoch,
+            self.capacity(),
+            self.rules,
+        );
+        let wait_secs = self.wait_secs(epoch);
+        taken.map_err(|refusal| match refusal {
+            Shortfall::Client(quota) => LendError::ClientQuota { quota, wait_secs },
+            Shortfall::Address(quota) => LendError::AddressQuota { quota, wait_secs },
+            Shortfall::Exhausted => LendError::Exhausted { wait_secs },
+        })
     }
 
     /// Attaches a lent proof to `message` pushed by `client`. Blocking (a proof takes tens of
@@ -248,6 +315,7 @@ impl LendingPool {
         if let Err(e) = self.admit(client, epoch) {
             metrics.count_refusal(match e {
                 LendError::ClientQuota { .. } => "client_quota",
+                LendError::AddressQuota { .. } => "address_quota",
                 _ => "exhausted",
             });
             return Err(e);
@@ -283,7 +351,7 @@ impl LendingPool {
                                 path_elements: path.elements,
                                 identity_path_index: path.path_bits(),
                             })
-                            .map_err(|e| PublishError::Prove(e.to_string()))?,
+                            .map_err(PublishError::from)?,
                     );
                     self.prepared
                         .lock()
@@ -300,5 +368,41 @@ impl LendingPool {
         Err(LendError::Exhausted {
             wait_secs: self.wait_secs(epoch),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_peer_ids_from_one_address_share_five_clients_quotas() {
+        let rules = LendingRules {
+            per_client_quota: 2,
+            reserve: 0,
+        };
+        let mut usage = Usage::default();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let mut lent = 0;
+        let mut refusals = Vec::new();
+        for _ in 0..8 {
+            let client = Client::PeerAt(PeerId::random(), ip);
+            for _ in 0..2 {
+                match usage.take(client, 7, 1_000, rules) {
+                    Ok(()) => lent += 1,
+                    Err(r) => refusals.push(r),
+                }
+            }
+        }
+        assert_eq!(lent, 10, "five clients' quotas");
+        assert_eq!(refusals, vec![Shortfall::Address(10); 6]);
+        // A peer id alone still has its own quota, and so has another address.
+        let one = Client::PeerAt(PeerId::random(), "198.51.100.2".parse().unwrap());
+        assert_eq!(usage.take(one, 7, 1_000, rules), Ok(()));
+        assert_eq!(usage.take(one, 7, 1_000, rules), Ok(()));
+        assert_eq!(usage.take(one, 7, 1_000, rules), Err(Shortfall::Client(2)));
+        // The next epoch starts over.
+        let again = Client::PeerAt(PeerId::random(), ip);
+        assert_eq!(usage.take(again, 8, 1_000, rules), Ok(()));
     }
 }

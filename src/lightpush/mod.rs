@@ -143,7 +143,8 @@ pub async fn serve_v2(node: impl Relay, client: Client, rpc: PushRpc) -> PushRpc
     }
 }
 
-fn response(
+/// A response with `code`, `desc` and the relay peers reached.
+pub fn response(
     request_id: String,
     code: u32,
     desc: impl Into<String>,
@@ -216,7 +217,7 @@ pub async fn serve(node: impl Relay, client: Client, req: LightpushRequest) -> L
         }
         match node.lend(client, message).await {
             Ok(m) => m,
-            Err(e @ LendError::ClientQuota { .. }) => {
+            Err(e @ (LendError::ClientQuota { .. } | LendError::AddressQuota { .. })) => {
                 return response(id, status::TOO_MANY_REQUESTS, e.to_string(), Some(peers));
             }
             Err(e @ (LendError::Exhausted { .. } | LendError::NoPool)) => {

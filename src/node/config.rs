@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub peer_exchange: bool,
     /// Addresses to announce in the node's record; empty takes the concrete listen addresses.
     pub announce: Vec<Multiaddr>,
+    /// Request rate limits of the service protocols, per peer (and five times that per IP
+    /// address); a protocol without one is not limited.
+    pub rate_limits: Vec<crate::rate_limit::RateLimit>,
 }
 
 /// Inbound connections one IP address may hold by default: room for a few nodes behind one
@@ -85,6 +88,7 @@ impl NodeConfig {
             lightpush: true,
             peer_exchange: false,
             announce: Vec::new(),
+            rate_limits: Vec::new(),
         }
     }
 }

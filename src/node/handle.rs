@@ -10,7 +10,9 @@ use std::{
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::{Command, NodeError, NodeEvent, PeerInfo, SyncState, metrics, random_request_id};
+use super::{
+    Answer, Command, NodeError, NodeEvent, PeerInfo, SyncState, metrics, random_request_id,
+};
 use crate::{
     enr,
     lightpush::{Refused, lending},
@@ -98,6 +100,17 @@ impl NodeHandle {
             .await
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Sends a request of `protocol` to a peer through the swarm task and waits for its answer.
+    async fn request<T>(
+        &self,
+        protocol: &'static str,
+        make: impl FnOnce(oneshot::Sender<Answer<T>>) -> Command,
+    ) -> Result<T, NodeError> {
+        self.ask(make)
+            .await?
+            .map_err(|source| NodeError::Request { protocol, source })
     }
 
     /// Subscribes to a pubsub topic; false if already subscribed.
@@ -230,12 +243,10 @@ impl NodeHandle {
     ) -> Result<crate::store::Page, NodeError> {
         let request = crate::store::protocol::request_of(random_request_id(), query);
         let response = self
-            .ask(|tx| Command::StoreQuery(peer, Box::new(request), tx))
-            .await?
-            .map_err(|source| NodeError::Request {
-                protocol: "store",
-                source,
-            })?;
+            .request("store", |tx| {
+                Command::StoreQuery(peer, Box::new(request), tx)
+            })
+            .await?;
         Ok(crate::store::protocol::page_of(&response)?)
     }
 
@@ -252,12 +263,10 @@ impl NodeHandle {
             pubsub_topic: topic.map(|t| t.as_str().to_owned()),
             message: message.to_proto(),
         };
-        self.ask(|tx| Command::Lightpush(peer, Box::new(request), tx))
-            .await?
-            .map_err(|source| NodeError::Request {
-                protocol: "lightpush",
-                source,
-            })
+        self.request("lightpush", |tx| {
+            Command::Lightpush(peer, Box::new(request), tx)
+        })
+        .await
     }
 
     /// Sends a filter request of `kind` to the filter service `peer` and returns its answer.
@@ -282,12 +291,8 @@ impl NodeHandle {
             self.filter_client.subscribed_with(peer);
         }
         let response = self
-            .ask(|tx| Command::Filter(peer, Box::new(request), tx))
-            .await?
-            .map_err(|source| NodeError::Request {
-                protocol: "filter",
-                source,
-            })?;
+            .request("filter", |tx| Command::Filter(peer, Box::new(request), tx))
+            .await?;
         if kind == Kind::UnsubscribeAll && response.status_code == 200 {
             self.filter_client.unsubscribed_from(&peer);
         }
@@ -326,12 +331,10 @@ impl NodeHandle {
         num_peers: u64,
     ) -> Result<Vec<enr::Enr>, NodeError> {
         let rpc = self
-            .ask(|tx| Command::PeerExchange(peer, num_peers, tx))
-            .await?
-            .map_err(|source| NodeError::Request {
-                protocol: "peer exchange",
-                source,
-            })?;
+            .request("peer exchange", |tx| {
+                Command::PeerExchange(peer, num_peers, tx)
+            })
+            .await?;
         Ok(peer_exchange::records_of(&rpc)?)
     }
 
@@ -353,9 +356,7 @@ impl NodeHandle {
         let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || pool.lend(client, message, &paths, &metrics.lending))
             .await
-            .unwrap_or_else(|e| {
-                Err(PublishError::Prove(format!("the proving task did not finish: {e}")).into())
-            })
+            .unwrap_or_else(|e| Err(PublishError::Task(e).into()))
     }
 
     /// Queries this node's own archive.

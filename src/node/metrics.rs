@@ -48,6 +48,8 @@ pub struct Metrics {
     pub validation_panics: Counter,
     /// Peers disconnected and banned because their relay score fell too low.
     pub score_disconnects: Counter,
+    /// Service requests refused for their rate limit, by protocol.
+    pub rate_limited: Family<Reason, Counter>,
     /// Connections refused, by reason (`inbound`, `per_ip`, `banned_peer`, ...).
     pub refused_connections: Family<Reason, Counter>,
     /// Relayed messages held for the chain sync because their root was not known yet.
@@ -84,6 +86,12 @@ impl Metrics {
         let validation_panics = Counter::default();
         let score_disconnects = Counter::default();
         let refused_connections = Family::<Reason, Counter>::default();
+        let rate_limited = Family::<Reason, Counter>::default();
+        registry.register(
+            "waku_service_requests_limited",
+            "Service requests refused for their rate limit (store, lightpush, filter, px)",
+            rate_limited.clone(),
+        );
         let held_unknown_root = Counter::default();
         registry.register(
             "waku_relay_held_unknown_root",
@@ -204,6 +212,7 @@ impl Metrics {
             validation_panics,
             score_disconnects,
             refused_connections,
+            rate_limited,
             held_unknown_root,
         }
     }
@@ -213,6 +222,15 @@ impl Metrics {
         self.refused_connections
             .get_or_create(&Reason {
                 r#type: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a service request refused for its rate limit.
+    pub fn count_rate_limited(&self, service: &str) {
+        self.rate_limited
+            .get_or_create(&Reason {
+                r#type: service.to_owned(),
             })
             .inc();
     }

@@ -3,10 +3,11 @@
 //! where answering takes work), and answers to our own requests are routed back to whoever is
 //! waiting for them.
 
-use std::{collections::HashMap, future::Future};
+use std::{collections::HashMap, future::Future, net::IpAddr};
 
 use libp2p::{
     PeerId,
+    multiaddr::Protocol,
     request_response::{self, OutboundRequestId, ResponseChannel},
 };
 use tokio::sync::{mpsc, oneshot};
@@ -19,10 +20,12 @@ use crate::{
     proto::{
         filter::{FilterSubscribeRequest, FilterSubscribeResponse},
         lightpush::{LightpushRequest, LightpushResponse},
-        lightpush_v2::PushRpc,
+        lightpush_v2::{PushResponse, PushRpc},
         peer_exchange::PeerExchangeRpc,
         store::{StoreQueryRequest, StoreQueryResponse},
     },
+    rate_limit::Service,
+    store::protocol as store_protocol,
 };
 
 /// Writes one answer on its inbound stream; made off the swarm task, run on it.
@@ -85,7 +88,32 @@ fn route<Req, Res>(
     None
 }
 
+/// The answer's description when a request is over its rate limit.
+const SLOW_DOWN: &str = "too many requests from this peer or its address; slow down";
+
 impl Runner {
+    /// The IP address `peer` is connected from, if known.
+    fn address_of(&self, peer: &PeerId) -> Option<IpAddr> {
+        let address = self.peers.get(peer)?.addresses.first()?;
+        address.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+            _ => None,
+        })
+    }
+
+    /// Takes one request of `service` from `peer`, or counts it as refused.
+    fn within_rate(&self, service: Service, peer: PeerId) -> bool {
+        let allowed = self
+            .rate_limits
+            .allow(service, peer, self.address_of(&peer));
+        if !allowed {
+            self.metrics.count_rate_limited(service.name());
+            tracing::debug!(%peer, service = service.name(), "request over its rate limit");
+        }
+        allowed
+    }
+
     /// Runs `work` off the swarm task; its reply is written when the swarm task gets to it.
     fn serve_later(&self, work: impl Future<Output = Reply> + Send + 'static) {
         let replies: mpsc::Sender<Reply> = self.replies.0.clone();
@@ -98,9 +126,22 @@ impl Runner {
         &mut self,
         event: request_response::Event<StoreQueryRequest, StoreQueryResponse>,
     ) {
-        let Some((_, request, channel)) = route("store", event, &mut self.pending.store) else {
+        let Some((peer, request, channel)) = route("store", event, &mut self.pending.store) else {
             return;
         };
+        if !self.within_rate(Service::Store, peer) {
+            let response = store_protocol::error_of(
+                request.request_id,
+                store_protocol::status::TOO_MANY_REQUESTS,
+                SLOW_DOWN,
+            );
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .store
+                .send_response(channel, response);
+            return;
+        }
         let archive = self.archive.clone();
         self.serve_later(async move {
             let response = crate::store::service::answer(archive, request).await;
@@ -119,11 +160,26 @@ impl Runner {
         else {
             return;
         };
+        if !self.within_rate(Service::Lightpush, peer) {
+            let response = lightpush::response(
+                request.request_id,
+                lightpush::status::TOO_MANY_REQUESTS,
+                SLOW_DOWN,
+                None,
+            );
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .lightpush
+                .send_response(channel, response);
+            return;
+        }
         let Some(handle) = self.handle.clone() else {
             return;
         };
+        let client = self.client_of(peer);
         self.serve_later(async move {
-            let response = lightpush::serve(handle, Client::Peer(peer), request).await;
+            let response = lightpush::serve(handle, client, request).await;
             let reply: Reply = Box::new(move |b: &mut Behaviour| {
                 let _ = b.lightpush.send_response(channel, response);
             });
@@ -137,11 +193,31 @@ impl Runner {
         else {
             return;
         };
+        if !self.within_rate(Service::Lightpush, peer) {
+            let response = PushRpc {
+                request_id: request.request_id,
+                request: None,
+                response: Some(PushResponse {
+                    is_success: false,
+                    info: Some(format!(
+                        "{}: {SLOW_DOWN}",
+                        lightpush::status::TOO_MANY_REQUESTS
+                    )),
+                }),
+            };
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .lightpush_v2
+                .send_response(channel, response);
+            return;
+        }
         let Some(handle) = self.handle.clone() else {
             return;
         };
+        let client = self.client_of(peer);
         self.serve_later(async move {
-            let response = lightpush::serve_v2(handle, Client::Peer(peer), request).await;
+            let response = lightpush::serve_v2(handle, client, request).await;
             let reply: Reply = Box::new(move |b: &mut Behaviour| {
                 let _ = b.lightpush_v2.send_response(channel, response);
             });
@@ -159,6 +235,11 @@ impl Runner {
         };
         // Answering is a map lookup: no need to leave the swarm task.
         let response = match &self.filter_service {
+            Some(_) if !self.within_rate(Service::Filter, peer) => filter_protocol::response_of(
+                request.request_id,
+                filter_status::TOO_MANY_REQUESTS,
+                SLOW_DOWN,
+            ),
             Some(service) => service.handle(peer, &request),
             None => filter_protocol::response_of(
                 request.request_id,
@@ -175,6 +256,14 @@ impl Runner {
 }
 
 impl Runner {
+    /// The lending client a lightpush peer is: by its address too, when known.
+    fn client_of(&self, peer: PeerId) -> Client {
+        match self.address_of(&peer) {
+            Some(ip) => Client::PeerAt(peer, ip),
+            None => Client::Peer(peer),
+        }
+    }
+
     /// Asks `peer` for the records it knows, to hand them on to our own clients.
     pub(super) fn fill_peer_exchange_cache(&mut self, peer: PeerId) {
         let id = self.swarm.behaviour_mut().peer_exchange.send_request(
@@ -218,7 +307,15 @@ impl Runner {
         else {
             return;
         };
-        let response = self.peer_exchange.answer(peer, &request);
+        let response = if self.within_rate(Service::PeerExchange, peer) {
+            self.peer_exchange.answer(peer, &request)
+        } else {
+            peer_exchange::response_of(
+                peer_exchange::status::TOO_MANY_REQUESTS,
+                SLOW_DOWN,
+                Vec::new(),
+            )
+        };
         let _ = self
             .swarm
             .behaviour_mut()

@@ -33,6 +33,7 @@ use crate::{
     },
     credentials, filter,
     lightpush::lending::LendingPool,
+    rate_limit::RateLimits,
     relay::{
         pipeline::{RlnRules, Validator},
         publisher::{Member, MessageIdCounter, Publisher},
@@ -324,6 +325,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         replies: mpsc::channel(256),
         pending: super::services::Pending::default(),
         filter_service: filter_service.clone(),
+        rate_limits: Arc::new(RateLimits::new(&config.rate_limits)),
         peer_exchange: peer_exchange.clone(),
         serves,
         handle: None,
@@ -397,13 +399,7 @@ async fn load_publisher(
             "credential {key} has no rate limit (written before RLN v2); register a new membership"
         )));
     }
-    let dir = m.circuit_dir.clone();
-    let prover = tokio::task::spawn_blocking(move || RlnProver::load(&dir))
-        .await?
-        .map_err(|source| StartError::CircuitKeys {
-            dir: m.circuit_dir.clone(),
-            source,
-        })?;
+    let prover = load_prover(&m.circuit_dir).await?;
     let counter =
         MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(StartError::from)?;
     tracing::info!(%key, index = credential.tree_index, limit, "publishing with membership");
@@ -466,13 +462,7 @@ async fn load_pool(
             limit,
         });
     }
-    let dir = l.circuit_dir.clone();
-    let prover = tokio::task::spawn_blocking(move || RlnProver::load(&dir))
-        .await?
-        .map_err(|source| StartError::CircuitKeys {
-            dir: l.circuit_dir.clone(),
-            source,
-        })?;
+    let prover = load_prover(&l.circuit_dir).await?;
     let counter =
         MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(StartError::from)?;
     tracing::info!(
@@ -481,6 +471,18 @@ async fn load_pool(
         "lending RLN proofs to light clients"
     );
     Ok(LendingPool::new(prover, members, counter, rules, l.rules))
+}
+
+/// The prover with the circuit keys in `dir` (loading builds its tables: off the async
+/// threads).
+async fn load_prover(dir: &Path) -> Result<RlnProver, StartError> {
+    let owned = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || RlnProver::load(&owned))
+        .await?
+        .map_err(|source| StartError::CircuitKeys {
+            dir: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Every credential of the keystore registered with `client`'s contract.

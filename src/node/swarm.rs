@@ -42,7 +42,7 @@ pub(super) struct StaticPeer {
 
 #[derive(Default)]
 pub(super) struct PeerState {
-    addresses: Vec<Multiaddr>,
+    pub(super) addresses: Vec<Multiaddr>,
     protocols: Vec<String>,
     metadata: Option<Metadata>,
 }
@@ -75,6 +75,8 @@ pub(super) struct Runner {
     pub(super) pending: services::Pending,
     /// The filter service, when this node offers one.
     pub(super) filter_service: Option<Arc<filter::Service>>,
+    /// The service protocols' request limits.
+    pub(super) rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The records peer exchange hands out.
     pub(super) peer_exchange: Arc<crate::peer_exchange::Cache>,
     /// The services this node answers.

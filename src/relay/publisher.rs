@@ -82,7 +82,20 @@ pub enum PublishError {
     },
     /// Proving failed.
     #[error("proving failed: {0}")]
-    Prove(String),
+    Prove(#[from] crate::rln::prover::RlnProveError),
+    /// The proof could not be put in its wire form (a bug: the prover made it).
+    #[error("the proof has no wire form: {0}")]
+    WireForm(#[from] crate::rln::waku::LayoutError),
+    /// The proof could not be attached to the message.
+    #[error("the proof cannot be attached: {0}")]
+    Attach(#[from] crate::message::MessageError),
+    /// The node's own nullifier log refused a proof the node made, for another reason than
+    /// a reused message id.
+    #[error("the node's nullifier log cannot take its own proof ({0})")]
+    OwnLog(&'static str),
+    /// The proving task stopped before it finished.
+    #[error("the proving task did not finish: {0}")]
+    Task(#[source] tokio::task::JoinError),
     /// The message-id counter failed.
     #[error("the message-id counter {path}: {detail}")]
     Counter {
@@ -115,10 +128,7 @@ impl PublishError {
                 Verdict::Reject(Rejection::DoubleSignal { .. } | Rejection::InconsistentShare),
                 Some(epoch),
             ) => Self::WouldDoubleSignal { epoch },
-            (verdict, _) => Self::Prove(format!(
-                "the node's nullifier log cannot take its own proof ({})",
-                verdict.label()
-            )),
+            (verdict, _) => Self::OwnLog(verdict.label()),
         }
     }
 }
@@ -185,14 +195,9 @@ pub fn attach_proof(
         external_nullifier: external_nullifier(epoch, rln_id),
         message_id: Fr::from(message_id),
     };
-    let proof = prover
-        .prove_prepared(member, inputs, &mut rand::thread_rng())
-        .map_err(|e| PublishError::Prove(e.to_string()))?;
-    let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_id)
-        .map_err(|e| PublishError::Prove(e.to_string()))?;
-    message
-        .with_rate_limit_proof(data.encode())
-        .map_err(|e| PublishError::Prove(e.to_string()))
+    let proof = prover.prove_prepared(member, inputs, &mut rand::thread_rng())?;
+    let data = RlnProofData::from_rln_layout(&proof.to_layout(), epoch, rln_id)?;
+    Ok(message.with_rate_limit_proof(data.encode())?)
 }
 
 /// Merkle paths at the latest root of the leaves this node proves for (its own membership
@@ -433,10 +438,7 @@ impl Publisher {
                 path_elements: path.elements,
                 identity_path_index: path.path_bits(),
             };
-            let p = self
-                .prover
-                .prepare(&inputs)
-                .map_err(|e| PublishError::Prove(e.to_string()))?;
+            let p = self.prover.prepare(&inputs)?;
             prepared.at = Some((root, p));
         }
         let (_, member) = prepared.at.as_ref().expect("prepared above");

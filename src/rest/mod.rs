@@ -23,7 +23,10 @@ use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+mod guard;
 mod light;
+
+pub use guard::{Access, DEFAULT_TIMEOUT};
 
 use crate::{
     message::{MessageHash, WakuMessage},
@@ -202,11 +205,32 @@ pub fn router(node: NodeHandle) -> Router {
         .with_state(api)
 }
 
-/// Serves the API on `address` until the node stops. Returns the bound address.
+/// Serves the API on `address` until the node stops, guarded as the defaults for that address
+/// say (see [`Access::for_address`]). Returns the bound address.
 pub async fn serve(node: NodeHandle, address: SocketAddr) -> std::io::Result<SocketAddr> {
+    serve_with(node, address, Access::for_address(address.ip(), &[])).await
+}
+
+/// Serves the API on `address`, guarded by `access`, until the node stops. Returns the bound
+/// address. Listening beyond loopback without an admin token is allowed, with a warning.
+pub async fn serve_with(
+    node: NodeHandle,
+    address: SocketAddr,
+    access: Access,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
-    let app = router(node);
+    if !bound.ip().is_loopback() && access.admin_token.is_none() {
+        tracing::warn!(
+            "the REST API listens on {bound}, beyond loopback, without --rest-admin-token: \
+             anyone who reaches it can publish with the node's membership, change its \
+             subscriptions and make it dial"
+        );
+    }
+    let app = router(node).layer(axum::middleware::from_fn_with_state(
+        Arc::new(access),
+        guard::guard,
+    ));
     tokio::spawn(async move {
         // Lending keeps a quota per caller, told apart by the address each request comes from.
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
