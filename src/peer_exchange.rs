@@ -30,6 +30,11 @@ pub const MAX_PEERS_PER_RESPONSE: u64 = 60;
 /// Requests one peer may make per minute.
 const REQUESTS_PER_MINUTE: u32 = 30;
 
+/// Peers whose request windows are remembered at most. When full, windows that ended are
+/// dropped (one pass, amortised over the insertions that filled the map); if none had, new
+/// peers wait for the oldest windows to end.
+const MAX_WINDOWS: usize = 10_000;
+
 /// A request is a number; an answer is at most 60 records of 300 bytes and their envelopes.
 const MAX_REQUEST_FRAME: usize = 1024;
 const MAX_RESPONSE_FRAME: usize = 64 * 1024;
@@ -184,21 +189,30 @@ impl Cache {
     pub fn answer(&self, peer: PeerId, rpc: &PeerExchangeRpc) -> PeerExchangeRpc {
         let mut state = self.lock();
         let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        let too_many = || {
+            response_of(
+                status::TOO_MANY_REQUESTS,
+                "too many peer-exchange requests; ask again in a minute",
+                Vec::new(),
+            )
+        };
+        if !state.windows.contains_key(&peer) && state.windows.len() >= MAX_WINDOWS {
+            state
+                .windows
+                .retain(|_, (started, _)| now.duration_since(*started) < minute);
+            if state.windows.len() >= MAX_WINDOWS {
+                return too_many();
+            }
+        }
         let w = state.windows.entry(peer).or_insert((now, 0));
-        if now.duration_since(w.0) >= Duration::from_secs(60) {
+        if now.duration_since(w.0) >= minute {
             *w = (now, 0);
         }
         w.1 += 1;
         if w.1 > REQUESTS_PER_MINUTE {
-            return response_of(
-                status::TOO_MANY_REQUESTS,
-                "too many peer-exchange requests; ask again in a minute",
-                Vec::new(),
-            );
+            return too_many();
         }
-        state
-            .windows
-            .retain(|_, (started, _)| now.duration_since(*started) < Duration::from_secs(60));
         let wanted = rpc.query.num_peers.unwrap_or(0);
         if wanted == 0 {
             return response_of(
@@ -223,5 +237,27 @@ impl Cache {
             );
         }
         response_of(status::OK, "OK", records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing: every request used to sweep all remembered windows, so a stream of
+    /// fresh peer ids made each request slower than the last, without bound.
+    #[test]
+    fn the_request_windows_stay_bounded() {
+        let cache = Cache::default();
+        let rpc = request_of(5);
+        for _ in 0..MAX_WINDOWS {
+            cache.answer(PeerId::random(), &rpc);
+        }
+        let refused = cache.answer(PeerId::random(), &rpc);
+        assert_eq!(
+            refused.response.unwrap().status_code,
+            status::TOO_MANY_REQUESTS
+        );
+        assert_eq!(cache.lock().windows.len(), MAX_WINDOWS);
     }
 }

@@ -485,8 +485,11 @@ proptest! {
         let (rt, router) = rest();
         let response = rt.block_on(router.clone().oneshot(request)).unwrap();
         let status = response.status().as_u16();
+        // 5xx only for what a peer or the network did: a bad gateway, an unavailable
+        // service, a timeout, or lightpush's "no peers to relay" (505), which the REST route
+        // passes on as the lightpush status.
         prop_assert!(
-            status < 500 || matches!(status, 502..=504),
+            status < 500 || matches!(status, 502..=505),
             "{method} {uri}: {status}"
         );
     }
