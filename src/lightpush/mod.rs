@@ -134,12 +134,25 @@ pub async fn serve_v2(node: impl Relay, client: Client, rpc: PushRpc) -> PushRpc
         pubsub_topic: Some(push.pubsub_topic),
         message: push.message,
     };
-    let r = serve(node, client, v3).await;
+    v2_of(serve(node, client, v3).await)
+}
+
+/// A v3 answer folded into v2's form: `is_success`, and `info` with the status code in front
+/// when it is not 200.
+pub fn v2_of(r: LightpushResponse) -> PushRpc {
     let info = r.status_desc.unwrap_or_default();
-    if r.status_code == status::OK {
-        answer(true, info)
+    let (is_success, info) = if r.status_code == status::OK {
+        (true, info)
     } else {
-        answer(false, format!("{}: {info}", r.status_code))
+        (false, format!("{}: {info}", r.status_code))
+    };
+    PushRpc {
+        request_id: r.request_id,
+        request: None,
+        response: Some(PushResponse {
+            is_success,
+            info: Some(info),
+        }),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::{
     proto::{
         filter::{FilterSubscribeRequest, FilterSubscribeResponse},
         lightpush::{LightpushRequest, LightpushResponse},
-        lightpush_v2::{PushResponse, PushRpc},
+        lightpush_v2::PushRpc,
         peer_exchange::PeerExchangeRpc,
         store::{StoreQueryRequest, StoreQueryResponse},
     },
@@ -194,17 +194,12 @@ impl Runner {
             return;
         };
         if !self.within_rate(Service::Lightpush, peer) {
-            let response = PushRpc {
-                request_id: request.request_id,
-                request: None,
-                response: Some(PushResponse {
-                    is_success: false,
-                    info: Some(format!(
-                        "{}: {SLOW_DOWN}",
-                        lightpush::status::TOO_MANY_REQUESTS
-                    )),
-                }),
-            };
+            let response = lightpush::v2_of(lightpush::response(
+                request.request_id,
+                lightpush::status::TOO_MANY_REQUESTS,
+                SLOW_DOWN,
+                None,
+            ));
             let _ = self
                 .swarm
                 .behaviour_mut()

@@ -76,10 +76,12 @@ fn needs_token(request: &Request) -> bool {
         return true;
     }
     let path = request.uri().path();
-    let dials = request
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p.starts_with("peerAddr=")));
+    // Decoded as the handlers decode it, so `peer%41ddr=` is `peerAddr=` here too; a query
+    // that does not decode is treated as naming a peer.
+    let dials = request.uri().query().is_some() && {
+        let query = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(request.uri());
+        query.map_or(true, |q| q.0.iter().any(|(k, _)| k == "peerAddr"))
+    };
     let drains = path.starts_with("/relay/v1/messages/")
         || path.starts_with("/relay/v1/auto/messages/")
         || path.starts_with("/filter/v2/messages/");
@@ -192,6 +194,10 @@ mod tests {
         assert!(needs_token(&request(
             Method::GET,
             "/filter/v2/messages/%2Fa"
+        )));
+        assert!(needs_token(&request(
+            Method::GET,
+            "/store/v3/messages?pageSize=1&peer%41ddr=/ip4/1.2.3.4/tcp/1/p2p/x"
         )));
         assert!(!needs_token(&request(Method::GET, "/health")));
         assert!(!needs_token(&request(
