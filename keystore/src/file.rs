@@ -9,7 +9,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::Write,
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -250,8 +250,10 @@ impl Keystore {
         Ok(out)
     }
 
-    /// Writes the document: a temporary file beside the target (mode 0600), fsync, rename
-    /// over the target, fsync the folder.
+    /// Writes the document: a temporary file created exclusively beside the target (mode
+    /// 0600, a random name), fsync, rename over the target, fsync the folder. A process killed
+    /// at any point leaves either the old file or the new one; its temporary file is removed
+    /// by the next write (which holds the lock, so no other writer is using it).
     fn save(&self) -> Result<(), KeystoreError> {
         let path = &self.path;
         let dir = path
@@ -262,25 +264,37 @@ impl Keystore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let prefix = format!(".{name}.");
+        remove_stale_temporaries(dir, &prefix);
         let io = |e| KeystoreError::io(path, e);
         let bytes = serde_json::to_vec_pretty(&self.doc).expect("a JSON document serialises");
-        let write = || -> std::io::Result<()> {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, path)?;
-            File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io(e)
-        })
+        let mut file = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(TEMPORARY_SUFFIX)
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)
+            .map_err(io)?;
+        file.write_all(&bytes).map_err(io)?;
+        file.as_file().sync_all().map_err(io)?;
+        // On failure the temporary file is removed when `persist`'s error drops it.
+        file.persist(path).map_err(|e| io(e.error))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+    }
+}
+
+const TEMPORARY_SUFFIX: &str = ".tmp";
+
+/// Removes the temporary files a killed writer of the keystore left in `dir`.
+fn remove_stale_temporaries(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name.ends_with(TEMPORARY_SUFFIX) {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

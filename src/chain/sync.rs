@@ -93,6 +93,23 @@ fn to_field(value: U256, what: &str) -> Result<Fr, ChainError> {
         .map_err(|e| ChainError::rpc(format!("decoding {what}"), e))
 }
 
+/// Where a sync restored from its store continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Following the chain after `block`.
+    Follow {
+        /// The last synced block.
+        block: u64,
+    },
+    /// Reading the leaves at `block` from index `next` on.
+    Initial {
+        /// The block the initial sync reads at.
+        block: u64,
+        /// The next leaf to read.
+        next: u32,
+    },
+}
+
 impl Syncer {
     /// Opens the store at `db` (binding it to the client's contract) and restores the tree
     /// from it without any RPC call.
@@ -131,6 +148,18 @@ impl Syncer {
         self.store
             .lock()
             .expect("the sync store lock is never poisoned")
+    }
+
+    /// Where the stored sync stands: the last synced block, or the block and next leaf of an
+    /// interrupted initial sync. `None` for a fresh store.
+    pub fn resumes_at(&self) -> Result<Option<Resume>, ChainError> {
+        let store = self.store();
+        if let Some((block, _)) = store.last_synced()? {
+            return Ok(Some(Resume::Follow { block }));
+        }
+        Ok(store
+            .initial_progress()?
+            .map(|(block, _, next)| Resume::Initial { block, next }))
     }
 
     /// The tree as of the last step.

@@ -557,9 +557,13 @@ impl NodeArgs {
             }
             let mut events = node.events();
             let mut delivered = node.delivered();
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| CliError::failed(format!("cannot listen for SIGTERM: {e}")))?;
             loop {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => break,
+                    _ = terminate.recv() => break,
                     Ok(d) = delivered.recv() => {
                         tracing::info!(topic = %d.topic, hash = %d.hash, "message delivered");
                     }
@@ -575,7 +579,18 @@ impl NodeArgs {
                 }
             }
             eprintln!("stopping");
-            node.shutdown().await;
+            match node.shutdown().await {
+                Some(d) if d.left == 0 => eprintln!(
+                    "archive: {} queued messages written; nothing was lost",
+                    d.written
+                ),
+                Some(d) => eprintln!(
+                    "archive: {} queued messages written, {} could not be written (see the log)",
+                    d.written, d.left
+                ),
+                None => {}
+            }
+            eprintln!("stopped");
             Ok(())
         })
     }

@@ -33,6 +33,8 @@ pub struct NodeHandle {
     pub(crate) validator: Arc<Validator>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) archive: Option<Arc<crate::store::Archive>>,
+    /// Commits to the archive what the node acknowledges.
+    pub(crate) writer: Option<crate::store::writer::Writer>,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) delivered: broadcast::Sender<Delivered>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
@@ -224,12 +226,19 @@ impl NodeHandle {
         self.send(topic, message).await
     }
 
-    /// Hands `message` to gossipsub and to local consumers.
+    /// Hands `message` to gossipsub and to local consumers. A store node commits it to its
+    /// archive first, so a message anyone saw leave is archived even if the process is killed
+    /// right after (it stays archived if gossipsub then refuses it).
     async fn send(
         &self,
         topic: PubsubTopic,
         message: WakuMessage,
     ) -> Result<MessageHash, NodeError> {
+        if let Some(writer) = &self.writer {
+            writer
+                .keep([(topic.clone(), message.clone())], crate::clock::now_ns())
+                .await;
+        }
         self.ask(|tx| Command::Publish(topic, Box::new(message), tx))
             .await?
     }
@@ -429,9 +438,14 @@ impl NodeHandle {
             .map_err(|_| NodeError::Stopped)
     }
 
-    /// Stops the node.
-    pub async fn shutdown(&self) {
+    /// Stops the node. A store node first writes what its archive queue holds (for at most
+    /// [`crate::store::writer::DRAIN_FOR`]); the answer says how that went.
+    pub async fn shutdown(&self) -> Option<crate::store::writer::Drained> {
         let _ = self.commands.send(Command::Shutdown).await;
+        match &self.writer {
+            Some(writer) => Some(writer.drained().await),
+            None => None,
+        }
     }
 
     /// The static shards this node relays, sorted.

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub lending: crate::lightpush::lending::Counters,
     /// The filter service's counters.
     pub filter: crate::filter::service::Counters,
+    /// The archive writer's counters.
+    pub archive: crate::store::writer::Counters,
     /// Validation tasks that panicked (each was replaced).
     pub validation_panics: Counter,
     /// Peers disconnected and banned because their relay score fell too low.
@@ -83,6 +85,27 @@ impl Metrics {
         let peers = Gauge::default();
         let lending = crate::lightpush::lending::Counters::default();
         let filter = crate::filter::service::Counters::default();
+        let archive = crate::store::writer::Counters::default();
+        registry.register(
+            "waku_archive_written_messages",
+            "Messages committed to the archive",
+            archive.written.clone(),
+        );
+        registry.register(
+            "waku_archive_pending_messages",
+            "Messages waiting to be committed to the archive",
+            archive.pending.clone(),
+        );
+        registry.register(
+            "waku_archive_write_failures",
+            "Archive transactions that failed (their messages are retried)",
+            archive.failures.clone(),
+        );
+        registry.register(
+            "waku_archive_dropped_messages",
+            "Messages dropped from a full archive queue while the archive refused writes",
+            archive.dropped.clone(),
+        );
         let validation_panics = Counter::default();
         let score_disconnects = Counter::default();
         let refused_connections = Family::<Reason, Counter>::default();
@@ -209,6 +232,7 @@ impl Metrics {
             peers,
             lending,
             filter,
+            archive,
             validation_panics,
             score_disconnects,
             refused_connections,

@@ -7,7 +7,8 @@
 //! [`start`] (in `start.rs`) returns a [`NodeHandle`] (`handle.rs`); the swarm runs on its own
 //! task (`swarm.rs`, with the service protocols' routing in `services.rs`) and is driven by
 //! commands from the handle; relayed messages are validated off that task (`validation.rs`);
-//! the chain sync, the archiver and retention run beside it (`tasks.rs`).
+//! the chain sync and retention run beside it (`tasks.rs`); the archive writer lives in
+//! `store::writer`.
 
 mod behaviour;
 pub mod config;
@@ -104,6 +105,8 @@ pub struct SyncState {
     pub block: u64,
     /// Members in the tree.
     pub members: usize,
+    /// The tree's root at `block` (equal to the contract's: a step checks it).
+    pub root: Option<Fr>,
     /// The last error, if the last step failed.
     pub error: Option<String>,
     /// When the last completed step started: a message that arrived before it was judged on

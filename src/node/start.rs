@@ -23,13 +23,13 @@ use super::{
 };
 use super::{
     swarm::{Runner, StaticPeer, peer_of},
-    tasks::{SyncOutputs, archiver, retention_task, sync_task},
+    tasks::{SyncOutputs, retention_task, sync_task},
     validation::{Jobs, Outcome, VALIDATION_QUEUE, ValidateFn, supervise_worker},
 };
 use crate::{
     chain::{
         ChainClient,
-        sync::{SyncConfig, Syncer},
+        sync::{Resume, SyncConfig, Syncer},
     },
     credentials, filter,
     lightpush::lending::LendingPool,
@@ -38,7 +38,7 @@ use crate::{
         pipeline::{RlnRules, Validator},
         publisher::{Member, MessageIdCounter, Publisher},
     },
-    rln::{prover::RlnProver, tree::RootWindow},
+    rln::{field::Fr, prover::RlnProver, tree::RootWindow},
     store::Archive,
     topics::StaticShard,
 };
@@ -175,6 +175,25 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
             )
             .await
             .map_err(StartError::from)?;
+            let members = syncer
+                .tree()
+                .leaves()
+                .iter()
+                .filter(|l| **l != Fr::from(0u64))
+                .count();
+            match syncer.resumes_at().map_err(StartError::from)? {
+                Some(Resume::Follow { block }) => tracing::info!(
+                    block,
+                    members,
+                    "membership tree restored from the data directory; following the chain from there"
+                ),
+                Some(Resume::Initial { block, next }) => tracing::info!(
+                    block,
+                    next_leaf = next,
+                    "an interrupted initial sync of the membership tree continues where it stopped"
+                ),
+                None => tracing::info!("no membership tree stored yet; reading it from the chain"),
+            }
             let mut ours: Vec<usize> = publisher
                 .iter()
                 .map(|p| p.member().index as usize)
@@ -267,6 +286,9 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
     let jobs = Arc::new(Jobs::new());
     let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(VALIDATION_QUEUE.max_items);
     let validator = Arc::new(validator);
+    let writer = archive.as_ref().map(|a| {
+        crate::store::writer::Writer::start(a.clone(), metrics.archive.clone(), stop_rx.clone())
+    });
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let validate: Arc<ValidateFn> = {
         let v = validator.clone();
@@ -278,11 +300,11 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
             jobs.clone(),
             outcomes_tx.clone(),
             metrics.clone(),
+            writer.clone(),
             stop_rx.clone(),
         ));
     }
     if let (Some(archive), Some(store)) = (&archive, &config.store) {
-        tokio::spawn(archiver(archive.clone(), delivered.subscribe()));
         tokio::spawn(retention_task(
             archive.clone(),
             store.retention,
@@ -343,6 +365,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         validator,
         metrics,
         archive,
+        writer,
         commands: commands_tx,
         delivered,
         events,

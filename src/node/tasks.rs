@@ -1,24 +1,19 @@
 //! The node's background tasks beside the swarm loop: the chain sync feeding the root window
-//! and the members' Merkle paths, the archiver, and archive retention.
+//! and the members' Merkle paths, and archive retention.
 
 use std::{
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, watch};
 
 use super::{MemberPaths, SyncState, metrics::Metrics};
 use crate::{
     chain::sync::Syncer,
-    message::WakuMessage,
-    relay::Delivered,
     rln::tree::RootWindow,
     store::{Archive, Retention},
 };
-
-/// Only messages this close to the local clock are archived.
-const ARCHIVE_DRIFT_NS: u64 = 20_000_000_000;
 
 /// Fewest time between two sync steps forced by unknown roots.
 const FORCED_SYNC_GAP: Duration = Duration::from_secs(1);
@@ -73,6 +68,7 @@ pub(super) async fn sync_task(
                     ready: true,
                     block: status.block,
                     members: status.members,
+                    root: Some(status.root),
                     error: None,
                     step_started: Some(started),
                 });
@@ -93,55 +89,6 @@ pub(super) async fn sync_task(
                 sync_now.notified().await;
                 tokio::time::sleep_until((started + FORCED_SYNC_GAP).into()).await;
             } => {}
-        }
-    }
-}
-
-/// Archives delivered messages in batches: non-ephemeral ones whose timestamp is within 20 s of
-/// the local clock, as the protocol asks.
-pub(super) async fn archiver(archive: Arc<Archive>, mut delivered: broadcast::Receiver<Delivered>) {
-    loop {
-        let first = match delivered.recv().await {
-            Ok(d) => d,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    missed = n,
-                    "the archiver fell behind; messages were not archived"
-                );
-                continue;
-            }
-            Err(_) => return,
-        };
-        let mut batch = vec![first];
-        while batch.len() < 1_000 {
-            match delivered.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
-            }
-        }
-        let now = crate::clock::now_ns();
-        batch.retain(|d| {
-            !d.message.ephemeral()
-                && d.message
-                    .timestamp()
-                    .is_some_and(|t| t.abs_diff(now) <= ARCHIVE_DRIFT_NS)
-        });
-        if batch.is_empty() {
-            continue;
-        }
-        let a = archive.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let refs: Vec<(&str, &WakuMessage)> = batch
-                .iter()
-                .map(|d| (d.topic.as_str(), &d.message))
-                .collect();
-            a.insert(&refs)
-        })
-        .await;
-        match result {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "archiving failed"),
-            Err(_) => return,
         }
     }
 }

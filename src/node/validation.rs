@@ -21,6 +21,7 @@ use crate::{
         pipeline::{Ignored, Rejection, Verdict, describe_spam},
         queue::{FairQueue, QueueLimits},
     },
+    store::writer::Writer,
     topics::PubsubTopic,
 };
 
@@ -123,6 +124,7 @@ pub(super) async fn supervise_worker(
     jobs: Arc<Jobs>,
     outcomes: mpsc::Sender<Outcome>,
     metrics: Arc<Metrics>,
+    archive: Option<Writer>,
     stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -131,6 +133,7 @@ pub(super) async fn supervise_worker(
             jobs.clone(),
             outcomes.clone(),
             metrics.clone(),
+            archive.clone(),
             stop.clone(),
         ));
         match worker.await {
@@ -147,12 +150,15 @@ pub(super) async fn supervise_worker(
 
 /// Takes queued messages in batches, round robin across peers, and validates them on the
 /// blocking pool. A batch whose validation panics is ignored (no peer is penalised for the
-/// node's own failure), logged and counted.
+/// node's own failure), logged and counted. On a store node, the accepted messages of a batch
+/// are committed to the archive before their verdicts go out: a message peers saw us accept
+/// is in the archive even if the process is killed right after.
 async fn validation_worker(
     validate: Arc<ValidateFn>,
     jobs: Arc<Jobs>,
     outcomes: mpsc::Sender<Outcome>,
     metrics: Arc<Metrics>,
+    archive: Option<Writer>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -178,6 +184,13 @@ async fn validation_worker(
                 continue;
             }
             let verdicts = validate_group(&validate, &group, &metrics).await;
+            if let Some(writer) = &archive {
+                let accepted = group.iter().zip(&verdicts).filter_map(|(job, (v, m))| {
+                    let topic = job.topic.as_str().parse().ok()?;
+                    (*v == Verdict::Accept).then(|| Some((topic, m.clone()?)))?
+                });
+                writer.keep(accepted, crate::clock::now_ns()).await;
+            }
             for (job, (verdict, message)) in group.into_iter().zip(verdicts) {
                 if matches!(verdict, Verdict::Reject(_)) {
                     jobs.suspect(job.source);
@@ -405,6 +418,7 @@ mod tests {
             jobs.clone(),
             outcomes_tx,
             metrics.clone(),
+            None,
             stop_rx,
         ));
         let peer = PeerId::random();

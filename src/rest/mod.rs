@@ -285,6 +285,7 @@ async fn health(State(api): State<Api>) -> Response {
             "synced": sync.ready,
             "block": sync.block,
             "members": sync.members,
+            "root": sync.root.map(|r| crate::rln::field::to_decimal(&r)),
             "lastError": sync.error,
             "membership": api.node.membership().map(|(index, limit)| json!({"index": index, "rateLimit": limit})),
         },

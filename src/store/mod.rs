@@ -1,9 +1,11 @@
 //! Store v3: the message archive ([`archive`], SQLite), the wire protocol ([`protocol`]:
 //! requests, pages, status codes) and the service that answers peers from the archive
-//! ([`service`]). A node's client side is `NodeHandle::store_query`.
+//! ([`service`]), and the writer that commits what the node acknowledges ([`writer`]). A node's
+//! client side is `NodeHandle::store_query`.
 
 pub mod archive;
 pub mod protocol;
 pub mod service;
+pub mod writer;
 
 pub use archive::{Archive, ArchiveError, Entry, Page, Query, Retention};

@@ -19,6 +19,7 @@ mod light_js;
 mod node_bad_input;
 mod node_filter;
 mod node_hardening;
+mod node_kill;
 mod node_network;
 mod node_peer_exchange;
 mod node_rate_limits;

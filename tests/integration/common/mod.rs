@@ -98,3 +98,4 @@ pub fn free_port() -> u16 {
 
 pub mod devnet;
 pub mod http;
+pub mod process;
