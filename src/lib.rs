@@ -17,8 +17,8 @@
 //! - [`node`]: the composition root that starts the protocols and runs the swarm;
 //!   [`rest`]: the REST API over a node's handle; [`presets`]: the networks we know;
 //! - [`rate_limit`]: per-peer and per-address request limits of the service protocols;
-//! - helpers: [`clock`] (the wall clock and a clock tests can move) and [`sqlite`] (opening
-//!   the node's SQLite files).
+//! - helpers: [`clock`] (the wall clock and a clock tests can move), [`sqlite`] (opening
+//!   the node's SQLite files) and [`redact`] (secrets kept out of logs and errors).
 
 pub mod chain;
 pub mod clock;
@@ -34,6 +34,7 @@ pub mod peer_exchange;
 pub mod presets;
 pub mod proto;
 pub mod rate_limit;
+pub mod redact;
 pub mod registration;
 pub mod relay;
 pub mod rest;

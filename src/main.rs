@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     // Warnings (a chain reorganisation, a failing RPC endpoint) go to stderr; RUST_LOG asks
     // for more.
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(wakurln::redact::Stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -26,10 +26,12 @@ fn main() -> ExitCode {
         Err(err) => {
             // Exit 2 is the user's input; exit 1 is an outcome such as an invalid proof, which
             // the message states itself.
+            let text = err.to_string();
+            let text = wakurln::redact::scrub(&text);
             if err.exit_code() == 2 {
-                eprintln!("error: {err}");
+                eprintln!("error: {text}");
             } else {
-                eprintln!("{err}");
+                eprintln!("{text}");
             }
             ExitCode::from(err.exit_code())
         }

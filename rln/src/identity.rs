@@ -71,6 +71,16 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+impl Drop for Identity {
+    /// Wipes the secrets (the commitment is public).
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.trapdoor.zeroize();
+        self.nullifier.zeroize();
+        self.secret_hash.zeroize();
+    }
+}
+
 /// `Poseidon(commitment, user_message_limit)`: the leaf stored in the membership tree.
 pub fn rate_commitment(commitment: Fr, user_message_limit: u64) -> Fr {
     poseidon2(commitment, Fr::from(user_message_limit))

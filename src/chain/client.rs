@@ -35,13 +35,27 @@ pub fn signing_provider(
         .erased()
 }
 
-/// A JSON-RPC endpoint URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A JSON-RPC endpoint URL. It may carry an API key, so it prints redacted (see
+/// [`crate::redact::url`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint(pub String);
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Endpoint({})", crate::redact::url(&self.0))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::redact::url(&self.0))
+    }
+}
 
 /// The membership contract, reached through failover endpoints.
 #[derive(Debug)]
 pub struct ChainClient {
+    /// Each endpoint's redacted URL and its provider.
     endpoints: Vec<(String, DynProvider)>,
     active: AtomicUsize,
     chain_id: u64,
@@ -61,15 +75,18 @@ impl ChainClient {
         let account = signer.as_ref().map(PrivateKeySigner::address);
         let mut endpoints = Vec::new();
         for Endpoint(url) in urls {
-            let parsed = url.parse().map_err(|e| ChainError::Unreachable {
-                url: url.clone(),
-                detail: format!("not a valid URL: {e}"),
+            crate::redact::register_url(url);
+            let shown = crate::redact::url(url);
+            let parsed = url.parse().map_err(|_| ChainError::Unreachable {
+                url: shown.clone(),
+                detail: "not a valid URL".into(),
             })?;
             let provider = match &signer {
                 Some(s) => signing_provider(parsed, s.clone()),
                 None => ProviderBuilder::new().connect_http(parsed).erased(),
             };
-            endpoints.push((url.clone(), provider));
+            // Only the redacted form is kept for messages.
+            endpoints.push((shown, provider));
         }
         if endpoints.is_empty() {
             return Err(ChainError::Unreachable {
@@ -153,7 +170,7 @@ impl ChainClient {
                     self.active.store(i, Ordering::Relaxed);
                     return Ok(value);
                 }
-                Ok(Err(e)) => last = format!("{url}: {e}"),
+                Ok(Err(e)) => last = format!("{url}: {}", crate::redact::scrub(&e.to_string())),
                 Err(_) => last = format!("{url}: no answer within {REQUEST_TIMEOUT:?}"),
             }
             if n > 1 {

@@ -202,17 +202,18 @@ pub async fn deploy(
     fund_amount: U256,
 ) -> Result<Deployment, ChainError> {
     let account = signer.address();
-    let url = rpc.0.parse().map_err(|e| ChainError::Unreachable {
-        url: rpc.0.clone(),
-        detail: format!("not a valid URL: {e}"),
+    crate::redact::register_url(&rpc.0);
+    let url = rpc.0.parse().map_err(|_| ChainError::Unreachable {
+        url: rpc.to_string(),
+        detail: "not a valid URL".into(),
     })?;
     let provider = signing_provider(url, signer);
     let chain_id = provider
         .get_chain_id()
         .await
         .map_err(|e| ChainError::Unreachable {
-            url: rpc.0.clone(),
-            detail: e.to_string(),
+            url: rpc.to_string(),
+            detail: crate::redact::scrub(&e.to_string()).into_owned(),
         })?;
     let (token, _) = create(&provider, creation_code(TOKEN, &[]), account, chain_id).await?;
     let (poseidon, _) = create(&provider, creation_code(POSEIDON, &[]), account, chain_id).await?;

@@ -17,7 +17,6 @@ use wakurln::{
     presets::{Network, Preset},
     relay::pipeline::RlnRules,
     rest::Access,
-    rln::field,
     store::Retention,
 };
 
@@ -279,12 +278,12 @@ impl NodeArgs {
         };
         let key = match &self.node_key_file {
             Some(file) => {
-                let text = std::fs::read_to_string(file).map_err(|e| {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
                     CliError::bad_input(format!(
                         "cannot read --node-key-file {}: {e}",
                         file.display()
                     ))
-                })?;
+                })?);
                 Some(node::keys::from_hex(key_kind, &text).map_err(CliError::bad_input)?)
             }
             None => None,
@@ -533,16 +532,25 @@ impl NodeArgs {
             .build()
             .map_err(|e| CliError::failed(format!("cannot start the async runtime: {e}")))?;
         rt.block_on(async move {
-            eprintln!("starting the node (data in {})...", config.data_dir.display());
+            eprintln!(
+                "starting the node (data in {})...",
+                config.data_dir.display()
+            );
             let node = node::start(config)
                 .await
                 .map_err(|e| CliError::failed(format!("error: {e}")))?;
             println!("peer id: {}", node.peer_id());
             if let Some((address, access)) = rest {
-                let bound = wakurln::rest::serve_with(node.clone(), address, access).await.map_err(|e| {
-                    CliError::failed(format!("error: cannot serve the REST API on {address}: {e}"))
-                })?;
-                println!("REST API on http://{bound} (OpenAPI at /openapi.json, metrics at /metrics)");
+                let bound = wakurln::rest::serve_with(node.clone(), address, access)
+                    .await
+                    .map_err(|e| {
+                        CliError::failed(format!(
+                            "error: cannot serve the REST API on {address}: {e}"
+                        ))
+                    })?;
+                println!(
+                    "REST API on http://{bound} (OpenAPI at /openapi.json, metrics at /metrics)"
+                );
             }
             for a in node.listen_addrs().await.map_err(CliError::failed)? {
                 println!("listening on {a}/p2p/{}", node.peer_id());
@@ -551,7 +559,10 @@ impl NodeArgs {
                 eprintln!("syncing the membership tree...");
                 node.wait_ready().await.map_err(CliError::failed)?;
                 let s = node.sync_state();
-                eprintln!("membership tree synced: {} members at block {}", s.members, s.block);
+                eprintln!(
+                    "membership tree synced: {} members at block {}",
+                    s.members, s.block
+                );
             } else {
                 eprintln!("warning: RLN is off (--no-rln): this node relays without rate limits");
             }
@@ -570,9 +581,8 @@ impl NodeArgs {
                     Ok(e) = events.recv() => {
                         if let NodeEvent::Spam { from, commitment, secret } = e {
                             eprintln!(
-                                "spam from peer {from}: member {} exceeded its rate limit (secret {})",
-                                field::to_decimal(&commitment),
-                                field::to_decimal(&secret)
+                                "spam from peer {from}: member with {} exceeded its rate limit",
+                                wakurln::relay::pipeline::describe_spam(&secret, &commitment)
                             );
                         }
                     }

@@ -1,7 +1,9 @@
 //! The node key: secp256k1 (as the Nim node uses) or Ed25519 (as the JS client uses),
 //! persisted in the data directory so the peer id survives restarts, or given as hex.
 
-use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+use std::{io::Write, os::unix::fs::PermissionsExt, path::Path};
+
+use zeroize::Zeroizing;
 
 use libp2p::identity::{self, Keypair};
 
@@ -61,7 +63,8 @@ pub enum KeyError {
 /// Parses a 32-byte secret key in hex (with or without 0x).
 pub fn from_hex(kind: KeyKind, text: &str) -> Result<Keypair, KeyError> {
     let digits = text.trim().trim_start_matches("0x");
-    let mut bytes = hex::decode(digits).map_err(KeyError::NotHex)?;
+    // The secret's bytes are wiped however this ends (the key types wipe their copies).
+    let mut bytes = Zeroizing::new(hex::decode(digits).map_err(KeyError::NotHex)?);
     if bytes.len() != 32 {
         return Err(KeyError::Length(bytes.len()));
     }
@@ -88,7 +91,7 @@ pub fn load_or_create(path: &Path, kind: KeyKind) -> Result<Keypair, KeyError> {
         path: path.display().to_string(),
         source,
     };
-    match std::fs::read(path) {
+    match std::fs::read(path).map(Zeroizing::new) {
         Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|source| KeyError::Damaged {
             path: path.display().to_string(),
             source,
@@ -98,18 +101,23 @@ pub fn load_or_create(path: &Path, kind: KeyKind) -> Result<Keypair, KeyError> {
                 KeyKind::Secp256k1 => Keypair::generate_secp256k1(),
                 KeyKind::Ed25519 => Keypair::generate_ed25519(),
             };
-            let bytes = key.to_protobuf_encoding().map_err(KeyError::Encode)?;
-            let tmp = path.with_extension("tmp");
+            let bytes = Zeroizing::new(key.to_protobuf_encoding().map_err(KeyError::Encode)?);
+            // A temporary file created exclusively (random name, mode 0600) beside the key,
+            // then renamed over it: a crash leaves no half-written key.
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let write = || -> std::io::Result<()> {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(true)
-                    .write(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
+                std::fs::create_dir_all(dir)?;
+                let mut f = tempfile::Builder::new()
+                    .prefix(".node-key.")
+                    .permissions(std::fs::Permissions::from_mode(0o600))
+                    .tempfile_in(dir)?;
                 f.write_all(&bytes)?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, path)
+                f.as_file().sync_all()?;
+                f.persist(path).map_err(|e| e.error)?;
+                Ok(())
             };
             write().map_err(|e| io("write", e))?;
             Ok(key)

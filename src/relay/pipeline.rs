@@ -517,11 +517,15 @@ impl Validator {
     }
 }
 
-/// The secret and commitment of a double-signalling sender, for logs.
+/// A double-signalling sender, for logs: its commitment (public) and the first digits of its
+/// recovered secret, enough to tell members apart. Logs never hold a whole secret, not even a
+/// spammer's; the whole one is in [`crate::node::NodeEvent::Spam`] for a program that acts on
+/// it.
 pub fn describe_spam(secret: &Fr, commitment: &Fr) -> String {
+    let secret = field::to_decimal(secret);
     format!(
-        "identity commitment {} (recovered secret {})",
+        "identity commitment {} (its secret was recovered: {}…)",
         field::to_decimal(commitment),
-        field::to_decimal(secret)
+        &secret[..secret.len().min(10)]
     )
 }

@@ -286,7 +286,7 @@ async fn health(State(api): State<Api>) -> Response {
             "block": sync.block,
             "members": sync.members,
             "root": sync.root.map(|r| crate::rln::field::to_decimal(&r)),
-            "lastError": sync.error,
+            "lastError": sync.error.as_deref().map(|e| crate::redact::scrub(e).into_owned()),
             "membership": api.node.membership().map(|(index, limit)| json!({"index": index, "rateLimit": limit})),
         },
     });

@@ -32,6 +32,7 @@ mod prover;
 mod relay_js;
 mod rest_access;
 mod rest_light;
+mod secrets;
 mod vectors;
 mod verifier;
 mod wire_bytes;
