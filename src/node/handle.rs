@@ -166,6 +166,9 @@ impl NodeHandle {
         let verdict = tokio::task::spawn_blocking(move || validator.validate(&data).0)
             .await
             .map_err(|_| NodeError::Stopped)?;
+        // Counted like relayed messages: a client pushing broken proofs shows on the same
+        // dashboard as a peer relaying them.
+        self.metrics.count_verdict(verdict.label());
         if let Verdict::Reject(Rejection::DoubleSignal { secret, commitment }) = &verdict {
             tracing::warn!(
                 "double signalling refused at publish: {}",

@@ -484,3 +484,187 @@ async fn a_subscriber_that_never_reads_holds_up_no_one() {
         n.shutdown().await;
     }
 }
+
+/// The bad-input suite with RLN on: pushed messages whose proofs are broken in every way a
+/// broken or hostile client can break them, over lightpush v3 and the legacy v2. Each is
+/// refused as invalid (never relayed, never lent a proof), a double signal is caught, and the
+/// node then relays a good push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_rln_on_broken_proofs_over_lightpush_are_refused_and_relay_goes_on() {
+    use crate::common::devnet::{self, Devnet, circuit_dir};
+    use crate::node_relay::{prove_raw, tree_of};
+    use wakurln::{
+        node::NodeEvent,
+        proto::lightpush_v2::{PushRequest, PushRpc},
+        rln::{
+            field::{self, Fr},
+            prover::RlnProver,
+            waku::{Epoch, RlnProofData},
+        },
+    };
+
+    const RLN_CLUSTER: u16 = 49;
+    const LIGHTPUSH_V2: StreamProtocol = StreamProtocol::new("/vac/waku/lightpush/2.0.0-beta1");
+    let net = Devnet::start("bad-input-rln", RLN_CLUSTER).await;
+    let (_, carol) = net.member("carol", 5).await;
+    let far = devnet::start(net.config("far", None, &[])).await;
+    let service = devnet::start(net.config("service", None, &[devnet::address(&far).await])).await;
+    let topic = StaticShard::new(RLN_CLUSTER, 0).pubsub_topic();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while service.mesh_peers(topic.clone()).await.unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no mesh");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut delivered = far.delivered();
+    let mut events = service.events();
+    let peer = service.peer_id();
+    let mut raw = RawPeer::connect(devnet::address(&service).await).await;
+    let tree = tree_of(&net).await;
+    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let message = |text: &str| {
+        WakuMessage::builder(
+            "/bad/1/proofs/proto".parse().unwrap(),
+            text.as_bytes().to_vec(),
+        )
+        .timestamp(now_ns())
+        .build()
+        .unwrap()
+    };
+    let good = prove_raw(&prover, &tree, &carol, 0, 5, 0, message("good"));
+    let proof = RlnProofData::decode(good.rate_limit_proof().unwrap()).unwrap();
+    // `good` with its proof replaced by `bytes`, or with one field of its proof changed.
+    let with_proof = |bytes: Vec<u8>| {
+        let mut wire = good.to_proto();
+        wire.rate_limit_proof = Some(bytes.into());
+        wire
+    };
+    let tweaked = |change: &dyn Fn(&mut RlnProofData)| {
+        let mut p = proof.clone();
+        change(&mut p);
+        with_proof(p.encode())
+    };
+    let mut not_canonical =
+        wakurln::rln::proto::RateLimitProof::decode(good.rate_limit_proof().unwrap().as_ref())
+            .unwrap();
+    not_canonical.nullifier = vec![0xff; 32].into();
+    let mut short = not_canonical.clone();
+    short.proof = vec![1u8; 10].into();
+    let mut moved = good.to_proto();
+    moved.payload = b"moved".to_vec().into();
+    let cases: Vec<(&str, WireMessage)> = vec![
+        (
+            "proof bytes that are not a protobuf",
+            with_proof(vec![0xff; 40]),
+        ),
+        ("an empty proof", with_proof(Vec::new())),
+        ("a 10-byte zk proof", with_proof(short.encode_to_vec())),
+        (
+            "a nullifier above the field modulus",
+            with_proof(not_canonical.encode_to_vec()),
+        ),
+        ("a proof moved to another payload", moved),
+        (
+            "a root no one has",
+            tweaked(&|p| p.merkle_root = Fr::from(7u64)),
+        ),
+        (
+            "an epoch ten epochs ahead",
+            tweaked(&|p| p.epoch = Epoch(p.epoch.0 + 10)),
+        ),
+        ("a changed share", tweaked(&|p| p.share_y += Fr::from(1u64))),
+        (
+            "a changed nullifier",
+            tweaked(&|p| p.nullifier += Fr::from(1u64)),
+        ),
+        (
+            "another application's identifier",
+            tweaked(&|p| p.rln_identifier = Fr::from(1u64)),
+        ),
+    ];
+    for (what, wire) in &cases {
+        let r: LightpushResponse = raw
+            .ask(
+                peer,
+                LIGHTPUSH,
+                &LightpushRequest {
+                    request_id: "v3".into(),
+                    pubsub_topic: Some(topic.as_str().into()),
+                    message: wire.clone(),
+                },
+            )
+            .await;
+        assert_eq!(r.status_code, status::INVALID_MESSAGE, "v3, {what}: {r:?}");
+        let r: PushRpc = raw
+            .ask(
+                peer,
+                LIGHTPUSH_V2,
+                &PushRpc {
+                    request_id: "v2".into(),
+                    request: Some(PushRequest {
+                        pubsub_topic: topic.as_str().into(),
+                        message: wire.clone(),
+                    }),
+                    response: None,
+                },
+            )
+            .await;
+        let response = r.response.expect("a v2 response");
+        assert!(!response.is_success, "v2, {what}: {response:?}");
+    }
+    // Each refusal is counted with its reason.
+    let metrics = service.metrics().encode();
+    let refused: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("waku_rln_invalid_messages_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(
+        refused >= cases.len() as u64,
+        "{refused} counted:\n{metrics}"
+    );
+    assert!(metrics.contains("type=\"invalid_proof\""), "{metrics}");
+
+    // The honest message goes through, once; a second message with its message id is spam.
+    let push = |m: &WakuMessage| LightpushRequest {
+        request_id: "ok".into(),
+        pubsub_topic: Some(topic.as_str().into()),
+        message: m.to_proto(),
+    };
+    let r: LightpushResponse = raw.ask(peer, LIGHTPUSH, &push(&good)).await;
+    assert_eq!(r.status_code, status::OK, "{r:?}");
+    let got = tokio::time::timeout(Duration::from_secs(20), delivered.recv())
+        .await
+        .expect("the good message arrives")
+        .unwrap();
+    assert_eq!(got.message.payload().as_ref(), b"good");
+    let again = prove_raw(&prover, &tree, &carol, 0, 5, 0, message("same id"));
+    let r: LightpushResponse = raw.ask(peer, LIGHTPUSH, &push(&again)).await;
+    assert_eq!(r.status_code, status::INVALID_MESSAGE, "{r:?}");
+    let spam = loop {
+        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
+            Ok(Ok(NodeEvent::Spam { commitment, .. })) => break commitment,
+            Ok(Ok(_)) => {}
+            other => panic!("no double signal event: {other:?}"),
+        }
+    };
+    assert_eq!(
+        field::to_decimal(&spam),
+        field::to_decimal(&carol.commitment)
+    );
+
+    // Nothing broken went on to the far node, and relay goes on.
+    let next = prove_raw(&prover, &tree, &carol, 0, 5, 1, message("after"));
+    let r: LightpushResponse = raw.ask(peer, LIGHTPUSH, &push(&next)).await;
+    assert_eq!(r.status_code, status::OK, "{r:?}");
+    let got = tokio::time::timeout(Duration::from_secs(20), delivered.recv())
+        .await
+        .expect("the next message arrives")
+        .unwrap();
+    assert_eq!(
+        got.message.payload().as_ref(),
+        b"after",
+        "only the good messages reached the far node, in order"
+    );
+    service.shutdown().await;
+    far.shutdown().await;
+}
