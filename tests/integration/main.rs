@@ -29,6 +29,7 @@ mod node_store;
 mod node_validator;
 mod poseidon_vs_circomlibjs;
 mod prover;
+mod reference_vectors;
 mod relay_js;
 mod rest_access;
 mod rest_light;
