@@ -35,6 +35,8 @@ pub struct NodeHandle {
     pub(crate) archive: Option<Arc<crate::store::Archive>>,
     /// Commits to the archive what the node acknowledges.
     pub(crate) writer: Option<crate::store::writer::Writer>,
+    /// Turns true once the swarm loop has ended and its listeners are closed.
+    pub(crate) stopped: watch::Receiver<bool>,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) delivered: broadcast::Sender<Delivered>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
@@ -441,10 +443,14 @@ impl NodeHandle {
             .map_err(|_| NodeError::Stopped)
     }
 
-    /// Stops the node. A store node first writes what its archive queue holds (for at most
-    /// [`crate::store::writer::DRAIN_FOR`]); the answer says how that went.
+    /// Stops the node and returns once it has stopped: its connections and listeners are
+    /// closed (its ports free) and, on a store node, what its archive queue held is written
+    /// (for at most [`crate::store::writer::DRAIN_FOR`]); the answer says how that went.
     pub async fn shutdown(&self) -> Option<crate::store::writer::Drained> {
         let _ = self.commands.send(Command::Shutdown).await;
+        let mut stopped = self.stopped.clone();
+        // An error means the loop is gone already, which is stopped too.
+        let _ = stopped.wait_for(|s| *s).await;
         match &self.writer {
             Some(writer) => Some(writer.drained().await),
             None => None,

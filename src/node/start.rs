@@ -281,6 +281,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         }
     }
     let (commands_tx, commands_rx) = mpsc::channel(256);
+    let (stopped_tx, stopped_rx) = watch::channel(false);
     let (delivered, _) = broadcast::channel(4_096);
     let (events, _) = broadcast::channel(4_096);
     let jobs = Arc::new(Jobs::new());
@@ -380,10 +381,15 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         cluster: config.cluster,
         shards,
         shard_count: config.shard_count,
+        stopped: stopped_rx,
     };
     runner.handle = Some(handle.clone());
     runner.redial_due();
-    tokio::spawn(runner.run());
+    tokio::spawn(async move {
+        runner.run().await;
+        // The swarm and its listeners are gone now.
+        let _ = stopped_tx.send(true);
+    });
     Ok(handle)
 }
 

@@ -283,7 +283,20 @@ async fn subscriptions_expire_and_vanished_subscribers_are_dropped() {
         200,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    // The service's sweep drops the unpinged subscription once its second is up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while service
+        .filter_service()
+        .unwrap()
+        .criteria_of(&client.peer_id())
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscription never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         ask(&client, &service, Kind::SubscriberPing, &topic, &[]).await,
         404,

@@ -284,13 +284,27 @@ fn squatter(target: Multiaddr) -> tokio::task::JoinHandle<()> {
 async fn sixty_peer_ids_from_one_address_cannot_keep_a_static_peer_out() {
     let dir = std::env::temp_dir().join(format!("wakurln-gate-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    // The static peer's key and port are fixed before it runs, so the node can be told of it.
+    // The static peer runs once to bind its port, and stops: the node is told of it, finds
+    // it down, and the squatters come first.
     let key = libp2p::identity::Keypair::generate_secp256k1();
-    let port = common::free_port();
-    let static_address: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}")
-        .parse::<Multiaddr>()
-        .unwrap()
+    let static_config = |port: u16| {
+        let mut c = NodeConfig::local(dir.join("static"), CLUSTER);
+        c.key = Some(key.clone());
+        c.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
+        c
+    };
+    let first = node::start(static_config(0)).await.unwrap();
+    let static_address = first.listen_addrs().await.unwrap()[0]
+        .clone()
         .with(Protocol::P2p(key.public().to_peer_id()));
+    let port = static_address
+        .iter()
+        .find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    first.shutdown().await;
     let mut config = NodeConfig::local(dir.join("node"), CLUSTER);
     config.static_peers = vec![static_address];
     let node = node::start(config).await.unwrap();
@@ -317,10 +331,7 @@ async fn sixty_peer_ids_from_one_address_cannot_keep_a_static_peer_out() {
     );
 
     // The static peer comes up; the node reaches it despite the squatters.
-    let mut static_config = NodeConfig::local(dir.join("static"), CLUSTER);
-    static_config.key = Some(key.clone());
-    static_config.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
-    let static_peer = node::start(static_config).await.unwrap();
+    let static_peer = node::start(static_config(port)).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     loop {
         let peers = node.peers().await.unwrap();

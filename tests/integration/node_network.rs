@@ -2,8 +2,6 @@
 //! node keys of both types kept across restarts, static peers redialled after a restart,
 //! connection limits, and the `wakurln node` command configured from a TOML file.
 
-use crate::common;
-
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
@@ -34,11 +32,10 @@ async fn wait_peers(node: &NodeHandle, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_with_mplex_carry_relay_traffic() {
     let dir = temp_dir("ws");
-    let ws_port = common::free_port();
     let mut config = NodeConfig::local(dir.join("node"), CLUSTER);
     config
         .listen
-        .push(format!("/ip4/127.0.0.1/tcp/{ws_port}/ws").parse().unwrap());
+        .push("/ip4/127.0.0.1/tcp/0/ws".parse().unwrap());
     let node = node::start(config).await.unwrap();
     let listen = node.listen_addrs().await.unwrap();
     let ws: Multiaddr = listen
@@ -110,14 +107,21 @@ async fn websockets_with_mplex_carry_relay_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_persist_and_static_peers_are_redialled_after_a_restart() {
     let dir = temp_dir("restart");
-    let port = common::free_port();
-    let config_a = || {
+    let config_a = |port: u16| {
         let mut c = NodeConfig::local(dir.join("a"), CLUSTER);
         c.key_kind = KeyKind::Ed25519;
         c.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
         c
     };
-    let a = node::start(config_a()).await.unwrap();
+    // A picks its port itself, and comes back on it after the restart.
+    let a = node::start(config_a(0)).await.unwrap();
+    let port = a.listen_addrs().await.unwrap()[0]
+        .iter()
+        .find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
     let first_id = a.peer_id();
     assert!(
         first_id.to_string().starts_with("12D3KooW"),
@@ -141,8 +145,8 @@ async fn keys_persist_and_static_peers_are_redialled_after_a_restart() {
     a.shutdown().await;
     drop(a);
     wait_peers(&b, 0).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let a = node::start(config_a()).await.unwrap();
+    // `shutdown` returned once A's listener was closed, so its port is free again.
+    let a = node::start(config_a(port)).await.unwrap();
     assert_eq!(
         a.peer_id(),
         first_id,
@@ -179,7 +183,22 @@ async fn connection_limits_hold() {
         let _ = n.dial(addr.clone()).await;
         others.push(n);
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Wait until the hub has refused the two connections beyond its limits.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let refused: u64 = hub
+            .metrics()
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("libp2p_refused_connections_total{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        if refused >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{refused} connections refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let peers = hub.peers().await.unwrap();
     assert_eq!(peers.len(), 2, "{peers:?}");
     assert!(

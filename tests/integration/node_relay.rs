@@ -355,9 +355,9 @@ async fn a_restarted_publisher_does_not_reuse_a_message_id() {
         next_verdict(&mut events, Duration::from_secs(20)).await,
         Some("valid")
     );
+    // Returns once the node has stopped.
     publisher.shutdown().await;
     drop(publisher);
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Same data directory: the counter says message id 0 is used in this epoch.
     let publisher = start(config(

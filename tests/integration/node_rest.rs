@@ -106,7 +106,24 @@ async fn relay_routes_health_peers_metrics_and_bad_requests() {
         )
         .await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A relays that shard too, so the two form a mesh on it to wait for.
+    let (status, _) = a_api
+        .call(
+            "POST",
+            "/relay/v1/auto/subscriptions",
+            Some(json!([content]).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let shard: wakurln::topics::ContentTopic = content.parse().unwrap();
+    let shard = shard.autoshard(CLUSTER, 8).unwrap().pubsub_topic();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while a.mesh_peers(shard.clone()).await.unwrap() == 0
+        || b.mesh_peers(shard.clone()).await.unwrap() == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "no mesh on {shard}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, text) = a_api
         .call(
             "POST",

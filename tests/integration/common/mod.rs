@@ -86,16 +86,6 @@ pub const ANVIL_KEYS: [&str; 3] = [
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
 ];
 
-/// A TCP port on loopback that was free a moment ago, for a node that must be told its
-/// address before it starts.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub mod devnet;
 pub mod http;
 pub mod process;
