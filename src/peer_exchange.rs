@@ -244,6 +244,38 @@ impl Cache {
 mod tests {
     use super::*;
 
+    fn record() -> Enr {
+        let key = libp2p::identity::secp256k1::Keypair::generate();
+        Enr::sign(&key, &crate::enr::Content::default()).unwrap()
+    }
+
+    #[test]
+    fn an_answer_holds_at_most_sixty_records_newest_first_never_the_askers() {
+        let cache = Cache::default();
+        let own = record();
+        cache.set_own(Some(own.clone()));
+        let learned: Vec<Enr> = (0..100).map(|_| record()).collect();
+        cache.learn(learned.clone());
+        // The cache keeps the newest CACHE_SIZE learned records, and the node's own.
+        assert_eq!(cache.records().len(), CACHE_SIZE + 1);
+        // A stranger could be given 61: the cap holds it to 60, own first, then the newest.
+        let answer = cache.answer(PeerId::random(), &request_of(u64::MAX));
+        let records = records_of(&answer).unwrap();
+        assert_eq!(records.len(), 60);
+        assert_eq!(records[0].peer_id(), own.peer_id(), "own record first");
+        let newest: Vec<PeerId> = learned.iter().rev().take(59).map(Enr::peer_id).collect();
+        let got: Vec<PeerId> = records[1..].iter().map(Enr::peer_id).collect();
+        assert_eq!(got, newest);
+        // A peer in the cache is never handed its own record.
+        let asker = learned[99].peer_id();
+        let records = records_of(&cache.answer(asker, &request_of(u64::MAX))).unwrap();
+        assert_eq!(records.len(), 60);
+        assert!(records.iter().all(|r| r.peer_id() != asker));
+        // Fewer asked, fewer given.
+        let few = records_of(&cache.answer(PeerId::random(), &request_of(3))).unwrap();
+        assert_eq!(few.len(), 3);
+    }
+
     /// Found by fuzzing: every request used to sweep all remembered windows, so a stream of
     /// fresh peer ids made each request slower than the last, without bound.
     #[test]

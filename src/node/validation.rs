@@ -243,18 +243,29 @@ async fn validate_group(
     })
 }
 
-impl Runner {
-    /// Queues a job for validation; what the full queue drops is ignored.
-    pub(super) fn enqueue(&mut self, job: Job) {
+impl Jobs {
+    /// Queues a job for validation. A full queue drops the newest jobs of its heaviest sender:
+    /// their outcomes (ignored as overloaded, without penalty) are returned.
+    pub(super) fn enqueue(&self, job: Job) -> Vec<Outcome> {
         let size = job.data.len();
-        let dropped = self.jobs.queue().push(job.source, job, size);
-        self.jobs.ready.notify_one();
-        for job in dropped {
-            self.on_outcome(Outcome {
+        let dropped = self.queue().push(job.source, job, size);
+        self.ready.notify_one();
+        dropped
+            .into_iter()
+            .map(|job| Outcome {
                 job,
                 verdict: Verdict::Ignore(Ignored::Overloaded),
                 message: None,
-            });
+            })
+            .collect()
+    }
+}
+
+impl Runner {
+    /// Queues a job for validation; what the full queue drops is ignored.
+    pub(super) fn enqueue(&mut self, job: Job) {
+        for outcome in self.jobs.enqueue(job) {
+            self.on_outcome(outcome);
         }
     }
 
@@ -394,6 +405,76 @@ mod tests {
             arrived: Instant::now(),
             held: false,
         }
+    }
+
+    fn job_of(source: PeerId, n: u32, size: usize) -> Job {
+        Job {
+            id: gossipsub::MessageId::new(&n.to_be_bytes()),
+            source,
+            topic: gossipsub::TopicHash::from_raw("/waku/2/rs/66/0"),
+            data: vec![0; size],
+            arrived: Instant::now(),
+            held: false,
+        }
+    }
+
+    /// The overload path: a flooder fills the validation queue while the workers are busy;
+    /// its newest messages are ignored as overloaded (no penalty for anyone), an honest
+    /// peer's are all validated, and the queue never holds more than its bounds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_beyond_the_queue_is_ignored_as_overload_and_honest_messages_pass() {
+        // Workers that take a while per batch, so the queue fills.
+        let validate: Arc<ValidateFn> = Arc::new(|batch: &[&[u8]]| {
+            std::thread::sleep(Duration::from_millis(5));
+            batch.iter().map(|_| (Verdict::Accept, None)).collect()
+        });
+        let jobs = Arc::new(Jobs::new());
+        let (outcomes_tx, mut outcomes) = mpsc::channel(VALIDATION_QUEUE.max_items);
+        let metrics = Arc::new(Metrics::new());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(supervise_worker(
+            validate,
+            jobs.clone(),
+            outcomes_tx,
+            metrics.clone(),
+            None,
+            stop_rx,
+        ));
+        let (flooder, honest) = (PeerId::random(), PeerId::random());
+        let mut overloaded = Vec::new();
+        let flood = VALIDATION_QUEUE.max_items as u32 * 2;
+        for n in 0..flood {
+            overloaded.extend(jobs.enqueue(job_of(flooder, n, 100)));
+            if n % 100 == 0 {
+                overloaded.extend(jobs.enqueue(job_of(honest, n, 100)));
+            }
+            assert!(jobs.queue().len() <= VALIDATION_QUEUE.max_items);
+        }
+        assert!(!overloaded.is_empty(), "the flood never filled the queue");
+        assert!(
+            overloaded
+                .iter()
+                .all(|o| o.job.source == flooder
+                    && o.verdict == Verdict::Ignore(Ignored::Overloaded))
+        );
+        // Everything queued comes out validated, the honest peer's included.
+        let queued = flood as usize + (flood as usize).div_ceil(100) - overloaded.len();
+        let mut honest_done = 0;
+        // Every flooder message is accounted for: validated or ignored, none lost.
+        for _ in 0..queued {
+            let o = tokio::time::timeout(Duration::from_secs(60), outcomes.recv())
+                .await
+                .expect("every queued job is validated")
+                .unwrap();
+            assert_eq!(o.verdict, Verdict::Accept);
+            honest_done += usize::from(o.job.source == honest);
+        }
+        assert_eq!(
+            honest_done,
+            (flood as usize).div_ceil(100),
+            "no honest message was dropped"
+        );
+        stop_tx.send(true).unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -431,15 +431,41 @@ impl Archive {
                 })
                 .map_err(|e| self.err(&e))?;
             if size as u64 > max {
-                let average: i64 = conn
-                    .query_row("SELECT coalesce(avg(size), 1) FROM messages", [], |row| {
-                        row.get::<_, f64>(0)
-                    })
-                    .map(|a| a.max(1.0) as i64)
+                // The oldest messages whose sizes add up to the excess, and not one more.
+                let excess = size as u64 - max;
+                let room = batch - deleted.min(batch);
+                let mut oldest = conn
+                    .prepare_cached(
+                        "SELECT id, size FROM messages ORDER BY timestamp, hash LIMIT ?1",
+                    )
                     .map_err(|e| self.err(&e))?;
-                let rows =
-                    ((size as u64 - max) / average as u64 + 1).min(batch - deleted.min(batch));
-                deleted += delete_oldest("WHERE ?1 = ?1", 0, rows)?;
+                let rows = oldest
+                    .query_map([room as i64], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                    })
+                    .map_err(|e| self.err(&e))?;
+                let mut ids = Vec::new();
+                let mut freed = 0u64;
+                for row in rows {
+                    if freed >= excess {
+                        break;
+                    }
+                    let (id, size) = row.map_err(|e| self.err(&e))?;
+                    ids.push(id);
+                    freed += size.max(0) as u64;
+                }
+                let mut delete = conn
+                    .prepare_cached("DELETE FROM messages WHERE id = ?1")
+                    .map_err(|e| self.err(&e))?;
+                conn.execute_batch("BEGIN").map_err(|e| self.err(&e))?;
+                for id in &ids {
+                    if let Err(e) = delete.execute([id]) {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        return Err(self.err(&e));
+                    }
+                }
+                conn.execute_batch("COMMIT").map_err(|e| self.err(&e))?;
+                deleted += ids.len() as u64;
             }
         }
         Ok(deleted)
@@ -645,7 +671,8 @@ mod tests {
             100,
         )
         .unwrap();
-        assert!(a.count().unwrap() <= 10, "{}", a.count().unwrap());
+        // 3 bytes each: exactly the newest 10 fit in 30 bytes, no more and no fewer.
+        assert_eq!(a.count().unwrap(), 10);
         // What is left is the newest.
         let page = a
             .query(&Query {

@@ -331,7 +331,8 @@ async fn the_js_light_client_pages_through_250_stored_messages() {
             }
         };
         assert_eq!(client.exit_code().await, 0);
-        let sizes: Vec<u64> = sizes.into_iter().filter(|s| *s > 0).collect();
+        // Every page the client was handed counts: an empty trailing page would mean the node
+        // handed out a cursor with nothing after it.
         assert_eq!(sizes, [100, 100, 50], "forward={forward}");
         assert_eq!(done["count"], 250);
         let payloads: Vec<String> = done["payloads_hex"]
