@@ -1,6 +1,10 @@
 //! Request rate limits of the service protocols (store, lightpush, filter, peer exchange), per
-//! peer and per IP address, set as the reference node sets them: `PROTOCOL:VOLUME/PERIOD`
-//! (`store:100/1s`, `lightpush:10/1m`).
+//! peer and per IP address, set as the reference node sets them: `[PROTOCOL:]VOLUME/PERIOD`
+//! (`store:100/1s`, `lightpush:10/1m`, `10/1m` for every protocol), with its defaults (filter 30
+//! a minute per peer, the others unlimited).
+//!
+//! Where we differ: the reference node adds one bucket for the whole service, which lets a
+//! single flooder take every other client's share; we count per IP address instead.
 //!
 //! Peer ids cost nothing, addresses do: a peer may send `VOLUME` requests per `PERIOD`, and one
 //! IP address [`PEERS_PER_ADDRESS`] times that, however many peer ids it uses. A request over
@@ -60,89 +64,169 @@ pub struct Rate {
     pub period: Duration,
 }
 
-/// One `--rate-limit`: a protocol and its rate.
+/// What one `--rate-limit` applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every protocol without a limit of its own (no protocol named).
+    All,
+    /// `store` (store v3, and legacy store v2 in the reference node): applies unless a
+    /// `storev3` limit was already given.
+    Store,
+    /// One protocol (`storev3` is [`Service::Store`] exactly).
+    Only(Service),
+    /// `storev2`, the legacy store this node does not serve: accepted and ignored.
+    LegacyStore,
+}
+
+/// One `--rate-limit`: what it applies to and its rate per peer (`None`: no limit, from a
+/// volume or period of 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
-    /// The protocol.
-    pub service: Service,
+    /// What it applies to.
+    pub scope: Scope,
     /// Its rate per peer.
-    pub rate: Rate,
+    pub rate: Option<Rate>,
 }
+
+/// The reference node's default: filter requests are limited to 30 a minute per peer, the
+/// other protocols are not limited.
+pub const FILTER_DEFAULT: Rate = Rate {
+    volume: 30,
+    period: Duration::from_secs(60),
+};
 
 /// Why a `--rate-limit` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RateLimitError {
-    /// Not `PROTOCOL:VOLUME/PERIOD`.
-    #[error("a rate limit is PROTOCOL:VOLUME/PERIOD (for example store:100/1s), not {0:?}")]
+    /// Not `[PROTOCOL:]VOLUME/PERIOD`.
+    #[error(
+        "a rate limit is [PROTOCOL:]VOLUME/PERIOD (for example store:100/1s, or 10/1m for \
+         every protocol), not {0:?}"
+    )]
     Format(String),
     /// An unknown protocol.
-    #[error("unknown protocol {0:?} in a rate limit: use store, lightpush, filter or px")]
+    #[error(
+        "unknown protocol {0:?} in a rate limit: use store, storev2, storev3, lightpush, \
+         filter or px"
+    )]
     Service(String),
-    /// The volume is not a positive whole number.
-    #[error("the volume of a rate limit must be a positive whole number, not {0:?}")]
+    /// The volume is not a whole number.
+    #[error("the volume of a rate limit must be a whole number, not {0:?}")]
     Volume(String),
-    /// The period is not a positive duration.
-    #[error("the period of a rate limit is a positive number with ms, s, m or h, not {0:?}")]
+    /// The period is not a number with a unit.
+    #[error("the period of a rate limit is a whole number with ms, s, m or h, not {0:?}")]
     Period(String),
 }
 
 impl FromStr for RateLimit {
     type Err = RateLimitError;
 
+    /// Reads the reference node's form: `[PROTOCOL:]VOLUME/PERIOD`, case-insensitive, with
+    /// spaces allowed around each part (`store:10/1m`, `  store : 10  /1h`, `px:10/2 s`,
+    /// `10/2m`). A volume or period of 0 means no limit.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let format = || RateLimitError::Format(text.to_owned());
-        let (service, rate) = text.trim().split_once(':').ok_or_else(format)?;
-        let (volume, period) = rate.split_once('/').ok_or_else(format)?;
-        let service = match service {
-            "store" | "storev3" => Service::Store,
-            "lightpush" => Service::Lightpush,
-            "filter" => Service::Filter,
-            "px" | "peer-exchange" => Service::PeerExchange,
-            other => return Err(RateLimitError::Service(other.to_owned())),
+        let lower = text.to_ascii_lowercase();
+        let (scope, rate) = match lower.split_once(':') {
+            Some((protocol, rate)) => {
+                let scope = match protocol.trim() {
+                    "store" => Scope::Store,
+                    "storev3" => Scope::Only(Service::Store),
+                    "storev2" => Scope::LegacyStore,
+                    "lightpush" => Scope::Only(Service::Lightpush),
+                    "filter" => Scope::Only(Service::Filter),
+                    "px" => Scope::Only(Service::PeerExchange),
+                    "" => return Err(format()),
+                    other => return Err(RateLimitError::Service(other.to_owned())),
+                };
+                (scope, rate)
+            }
+            None => (Scope::All, lower.as_str()),
         };
-        let volume: u32 = volume
+        let (volume, period) = rate.split_once('/').ok_or_else(format)?;
+        let volume_text = volume.trim();
+        if volume_text.is_empty() || !volume_text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RateLimitError::Volume(volume.trim().to_owned()));
+        }
+        let volume: u32 = volume_text
             .parse()
-            .ok()
-            .filter(|v| *v > 0)
-            .ok_or_else(|| RateLimitError::Volume(volume.to_owned()))?;
-        let bad_period = || RateLimitError::Period(period.to_owned());
-        let split = period
+            .map_err(|_| RateLimitError::Volume(volume_text.to_owned()))?;
+        let period_text = period.trim();
+        let bad_period = || RateLimitError::Period(period_text.to_owned());
+        let digits = period_text
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(bad_period)?;
-        let (count, unit) = period.split_at(split);
-        let count: u64 = if count.is_empty() {
-            1
-        } else {
-            count.parse().map_err(|_| bad_period())?
-        };
-        let unit = match unit {
+        let (count, unit) = period_text.split_at(digits);
+        if count.is_empty() {
+            return Err(bad_period());
+        }
+        let count: u32 = count.parse().map_err(|_| bad_period())?;
+        let unit = match unit.trim_start() {
             "ms" => Duration::from_millis(1),
             "s" => Duration::from_secs(1),
             "m" => Duration::from_secs(60),
             "h" => Duration::from_secs(3_600),
             _ => return Err(bad_period()),
         };
-        let period = unit
-            .checked_mul(u32::try_from(count).map_err(|_| bad_period())?)
-            .filter(|p| !p.is_zero())
-            .ok_or_else(bad_period)?;
-        Ok(Self {
-            service,
-            rate: Rate { volume, period },
-        })
+        let period = unit.checked_mul(count).ok_or_else(bad_period)?;
+        let rate = (volume > 0 && !period.is_zero()).then_some(Rate { volume, period });
+        Ok(Self { scope, rate })
     }
 }
 
 impl std::fmt::Display for RateLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}/{}ms",
-            self.service.name(),
-            self.rate.volume,
-            self.rate.period.as_millis()
-        )
+        match self.scope {
+            Scope::All => {}
+            Scope::Store => f.write_str("store:")?,
+            Scope::Only(s) => write!(f, "{}:", s.name())?,
+            Scope::LegacyStore => f.write_str("storev2:")?,
+        }
+        match self.rate {
+            Some(r) => write!(f, "{}/{}ms", r.volume, r.period.as_millis()),
+            None => f.write_str("0/1s"),
+        }
     }
+}
+
+/// The rate each protocol gets from `limits`, as the reference node resolves them: a
+/// protocol's own limit, else its default (30 filter requests a minute), else the limit for
+/// every protocol, else none. A later limit replaces an earlier one, except that
+/// `store` never replaces a `storev3` given before it.
+pub fn resolve(limits: &[RateLimit]) -> HashMap<Service, Rate> {
+    let mut own: HashMap<Service, Option<Rate>> = HashMap::new();
+    let mut all: Option<Option<Rate>> = None;
+    for l in limits {
+        match l.scope {
+            Scope::All => all = Some(l.rate),
+            Scope::Only(s) => {
+                own.insert(s, l.rate);
+            }
+            Scope::Store => {
+                own.entry(Service::Store).or_insert(l.rate);
+            }
+            Scope::LegacyStore => {}
+        }
+    }
+    [
+        Service::Store,
+        Service::Lightpush,
+        Service::Filter,
+        Service::PeerExchange,
+    ]
+    .into_iter()
+    .filter_map(|s| {
+        // Filter has a default of its own, which the limit for every protocol does not
+        // replace.
+        let fallback = if s == Service::Filter {
+            Some(FILTER_DEFAULT)
+        } else {
+            all.flatten()
+        };
+        let rate = own.get(&s).copied().unwrap_or(fallback)?;
+        Some((s, rate))
+    })
+    .collect()
 }
 
 /// Requests counted in one key's current window.
@@ -239,12 +323,12 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
-    /// Limits as configured; a protocol named twice keeps its last rate.
+    /// Limits as configured, resolved by [`resolve`].
     pub fn new(limits: &[RateLimit]) -> Self {
         Self {
-            limiters: limits
-                .iter()
-                .map(|l| (l.service, Limiter::new(l.rate)))
+            limiters: resolve(limits)
+                .into_iter()
+                .map(|(service, rate)| (service, Limiter::new(rate)))
                 .collect(),
         }
     }
@@ -273,42 +357,103 @@ impl RateLimits {
 mod tests {
     use super::*;
 
+    fn rate(volume: u32, period: Duration) -> Option<Rate> {
+        Some(Rate { volume, period })
+    }
+
+    /// The cases of the reference node's own parser test (`tests/common/
+    /// test_ratelimit_setting.nim`), accepted and refused alike.
     #[test]
-    fn parses_the_reference_nodes_form() {
-        let l: RateLimit = "store:100/1s".parse().unwrap();
-        assert_eq!(l.service, Service::Store);
-        assert_eq!(
-            l.rate,
-            Rate {
-                volume: 100,
-                period: Duration::from_secs(1)
-            }
+    fn parses_what_the_reference_node_parses() {
+        let ok = |text: &str, scope: Scope, r: Option<Rate>| {
+            let l: RateLimit = text.parse().unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!((l.scope, l.rate), (scope, r), "{text:?}");
+        };
+        let (s, m, h, ms) = (
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            Duration::from_secs(3_600),
+            Duration::from_millis(1),
         );
-        let l: RateLimit = "px:5/10m".parse().unwrap();
-        assert_eq!(l.service, Service::PeerExchange);
-        assert_eq!(l.rate.period, Duration::from_secs(600));
-        let l: RateLimit = "lightpush:3/500ms".parse().unwrap();
-        assert_eq!(l.rate.period, Duration::from_millis(500));
-        assert!(matches!(
-            "store".parse::<RateLimit>(),
-            Err(RateLimitError::Format(_))
-        ));
-        assert!(matches!(
-            "relay:1/1s".parse::<RateLimit>(),
-            Err(RateLimitError::Service(_))
-        ));
-        assert!(matches!(
-            "store:0/1s".parse::<RateLimit>(),
-            Err(RateLimitError::Volume(_))
-        ));
-        assert!(matches!(
-            "store:1/0s".parse::<RateLimit>(),
-            Err(RateLimitError::Period(_))
-        ));
-        assert!(matches!(
-            "store:1/1d".parse::<RateLimit>(),
-            Err(RateLimitError::Period(_))
-        ));
+        ok("10/2m", Scope::All, rate(10, 2 * m));
+        ok("  store : 10  /1h", Scope::Store, rate(10, h));
+        ok(
+            "storeV3:        12  /1s",
+            Scope::Only(Service::Store),
+            rate(12, s),
+        );
+        ok(
+            "LIGHTPUSH: 10/ 1m",
+            Scope::Only(Service::Lightpush),
+            rate(10, m),
+        );
+        ok(
+            "px:10/2 s ",
+            Scope::Only(Service::PeerExchange),
+            rate(10, 2 * s),
+        );
+        ok(
+            "filter:42/66ms",
+            Scope::Only(Service::Filter),
+            rate(42, 66 * ms),
+        );
+        ok("storev2:1/1s", Scope::LegacyStore, rate(1, s));
+        // A volume or period of 0 lifts the limit.
+        ok("store:0/1s", Scope::Store, None);
+        ok("lightpush:5/0s", Scope::Only(Service::Lightpush), None);
+        for bad in [
+            "10/2d",
+            "  stre : 10  /1h",
+            "storev2 10  /1h",
+            "storev3:        12 1s",
+            "somethingelse: 10/ 1m",
+            ":px:10/2 s ",
+            "filter:p42/66ms",
+            "store",
+            "store:-1/1s",
+        ] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    /// The reference node's resolution cases, and its defaults.
+    #[test]
+    fn resolves_as_the_reference_node_does() {
+        let parse =
+            |list: &[&str]| -> Vec<RateLimit> { list.iter().map(|l| l.parse().unwrap()).collect() };
+        let (s, m) = (Duration::from_secs(1), Duration::from_secs(60));
+        // Nothing given: filter 30 a minute, the rest unlimited.
+        let none = resolve(&[]);
+        assert_eq!(none.len(), 1);
+        assert_eq!(none[&Service::Filter], FILTER_DEFAULT);
+        let r = resolve(&parse(&[
+            "lightpush:2/2ms",
+            "10/2m",
+            " store: 3/3s",
+            " storev2:12/12s",
+        ]));
+        assert_eq!(
+            Some(r[&Service::Lightpush]),
+            rate(2, Duration::from_millis(2))
+        );
+        assert_eq!(Some(r[&Service::Store]), rate(3, 3 * s));
+        // px falls back on the limit for every protocol; filter keeps its own default.
+        assert_eq!(Some(r[&Service::PeerExchange]), rate(10, 2 * m));
+        assert_eq!(r[&Service::Filter], FILTER_DEFAULT);
+        // `store` does not replace a storev3 given before it; a later storev3 wins.
+        let r = resolve(&parse(&[
+            "storev2:1/1s",
+            "store:3/3s",
+            "storev3:4/42ms",
+            "storev3:5/5s",
+            "storev3:6/6s",
+        ]));
+        assert_eq!(Some(r[&Service::Store]), rate(6, 6 * s));
+        let r = resolve(&parse(&["storev3:4/4s", "store:3/3s"]));
+        assert_eq!(Some(r[&Service::Store]), rate(4, 4 * s));
+        // 0 lifts a limit, the filter default included.
+        let r = resolve(&parse(&["filter:0/1s"]));
+        assert!(r.is_empty());
     }
 
     #[test]

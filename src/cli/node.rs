@@ -181,9 +181,10 @@ pub struct NodeArgs {
     /// Answer peer exchange, handing light clients the records of service peers.
     #[arg(long, env = "WAKURLN_PEER_EXCHANGE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     peer_exchange: Option<bool>,
-    /// A request rate limit of a service protocol, PROTOCOL:VOLUME/PERIOD (`store:100/1s`,
-    /// `lightpush:10/1m`; protocols store, lightpush, filter, px) per peer, five times that per
-    /// IP address (repeatable) [default: none].
+    /// A request rate limit, [PROTOCOL:]VOLUME/PERIOD as the reference node takes it
+    /// (`store:100/1s`, `lightpush:10/1m`, `10/1m` for every protocol without its own; protocols
+    /// store, storev3, lightpush, filter, px; units ms, s, m, h; 0 lifts a limit), per peer and
+    /// five times that per IP address (repeatable) [default: filter:30/1m, the others none].
     #[arg(
         long,
         value_name = "LIMIT",
@@ -491,10 +492,18 @@ impl NodeArgs {
                 .iter()
                 .flatten()
                 .map(|l| {
-                    l.parse()
-                        .map_err(|e| CliError::bad_input(format!("--rate-limit: {e}")))
+                    let limit: wakurln::rate_limit::RateLimit = l
+                        .parse()
+                        .map_err(|e| CliError::bad_input(format!("--rate-limit: {e}")))?;
+                    if limit.scope == wakurln::rate_limit::Scope::LegacyStore {
+                        eprintln!(
+                            "warning: --rate-limit {l}: this node does not serve the legacy \
+                             store v2, so the limit has nothing to apply to"
+                        );
+                    }
+                    Ok(limit)
                 })
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<_, CliError>>()?,
             data_dir,
         })
     }
