@@ -1,20 +1,31 @@
-//! Ethereum Node Records (EIP-778, identity scheme "v4") with the Waku fields of RFC 31:
-//! `multiaddrs`, `waku2` (the services a node offers) and `rs` (its cluster and shards).
+//! Ethereum Node Records (EIP-778, identity scheme "v4") with the Waku fields of RFC 31, on the
+//! `enr` crate (the one discv5 uses): `multiaddrs`, `waku2` (the services a node offers) and
+//! `rs`/`rsv` (its cluster and shards), written byte for byte as the reference node writes
+//! them.
 //!
-//! Peer exchange hands these records to light clients. A record is signed with the node's
-//! secp256k1 key, so only nodes with such a key (the default) have one, and the peer id a
-//! client derives from it is the node's own.
+//! Peer exchange hands these records to light clients and discv5 spreads them. A record is
+//! signed with the node's secp256k1 key, so only nodes with such a key (the default) have one,
+//! and the peer id a client derives from it is the node's own.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64URL};
-use k256::ecdsa::{
-    Signature, SigningKey, VerifyingKey,
-    signature::hazmat::{PrehashSigner, PrehashVerifier},
-};
+use ::enr::CombinedPublicKey;
+use bytes::Bytes;
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
-use sha3::{Digest, Keccak256};
+use zeroize::Zeroize;
+
+pub use ::enr::CombinedKey;
+
+/// A record as discv5 holds it.
+pub type Record = ::enr::Enr<CombinedKey>;
 
 /// Records are at most 300 bytes (EIP-778).
 pub const MAX_RECORD_LEN: usize = 300;
+
+/// From this many shards on, the shards go in the bit vector `rsv` rather than the list `rs`
+/// (as the reference node decides).
+pub const RSV_FROM: usize = 64;
+
+/// Length of `rsv`: the cluster and a bit per shard of 1,024.
+const RSV_LEN: usize = 2 + 128;
 
 /// Service bits of the `waku2` field.
 pub mod services {
@@ -33,7 +44,7 @@ pub mod services {
 pub enum EnrError {
     /// Not RLP, or not a list of the expected shape.
     #[error("malformed record: {0}")]
-    Malformed(&'static str),
+    Malformed(String),
     /// Longer than 300 bytes.
     #[error("record of {0} bytes exceeds 300")]
     TooLong(usize),
@@ -45,13 +56,11 @@ pub enum EnrError {
     BadSignature,
 }
 
-/// A verified record's content.
+/// A verified record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enr {
     raw: Vec<u8>,
-    seq: u64,
-    key: VerifyingKey,
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    record: Record,
 }
 
 /// What a node puts in its own record.
@@ -61,12 +70,58 @@ pub struct Content {
     pub seq: u64,
     /// IPv4 address and TCP port for the `ip` and `tcp` fields.
     pub ip_tcp: Option<(std::net::Ipv4Addr, u16)>,
+    /// The discv5 UDP port for `udp`.
+    pub udp: Option<u16>,
     /// Further addresses (WebSockets, for example), without `/p2p/`.
     pub multiaddrs: Vec<Multiaddr>,
     /// `waku2` service bits.
     pub services: u8,
-    /// Cluster and shards for `rs`.
+    /// Cluster and shards for `rs` (or `rsv` from [`RSV_FROM`] shards on).
     pub shards: Option<(u16, Vec<u16>)>,
+}
+
+/// The discv5 signing key of a libp2p secp256k1 key pair.
+pub fn signing_key(key: &libp2p::identity::secp256k1::Keypair) -> Result<CombinedKey, EnrError> {
+    let mut secret = key.secret().to_bytes();
+    // `secp256k1_from_bytes` wipes the bytes it is given.
+    let combined = CombinedKey::secp256k1_from_bytes(&mut secret).map_err(|_| EnrError::Scheme);
+    secret.zeroize();
+    combined
+}
+
+/// The `multiaddrs` value: each address as a 2-byte big-endian length and its bytes.
+fn multiaddrs_field(addresses: &[Multiaddr]) -> Vec<u8> {
+    let mut field = Vec::new();
+    for m in addresses {
+        let bare: Multiaddr = m
+            .iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect();
+        let bytes = bare.to_vec();
+        field.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        field.extend_from_slice(&bytes);
+    }
+    field
+}
+
+/// The `rs` (index list) or `rsv` (bit vector) field of `cluster` and `shards`, as the
+/// reference node writes it: the list below [`RSV_FROM`] shards, the vector from there on,
+/// shard `s` in bit `s % 8` of byte `s / 8`.
+pub fn shards_field(cluster: u16, shards: &[u16]) -> (&'static str, Vec<u8>) {
+    let mut field = cluster.to_be_bytes().to_vec();
+    if shards.len() < RSV_FROM {
+        field.push(shards.len() as u8);
+        for s in shards {
+            field.extend_from_slice(&s.to_be_bytes());
+        }
+        ("rs", field)
+    } else {
+        field.resize(RSV_LEN, 0);
+        for &s in shards.iter().filter(|s| **s < 1024) {
+            field[2 + usize::from(s / 8)] |= 1 << (s % 8);
+        }
+        ("rsv", field)
+    }
 }
 
 impl Enr {
@@ -75,58 +130,42 @@ impl Enr {
         key: &libp2p::identity::secp256k1::Keypair,
         content: &Content,
     ) -> Result<Self, EnrError> {
-        let secret =
-            SigningKey::from_slice(&key.secret().to_bytes()).map_err(|_| EnrError::Scheme)?;
-        let public = *secret.verifying_key();
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
-            (b"id".to_vec(), rlp::string(b"v4")),
-            (
-                b"secp256k1".to_vec(),
-                rlp::string(public.to_encoded_point(true).as_bytes()),
-            ),
-        ];
+        let signing = signing_key(key)?;
+        let mut builder = Record::builder();
+        builder.seq(content.seq);
         if let Some((ip, port)) = content.ip_tcp {
-            pairs.push((b"ip".to_vec(), rlp::string(&ip.octets())));
-            pairs.push((b"tcp".to_vec(), rlp::uint(u64::from(port))));
+            builder.ip4(ip).tcp4(port);
+        }
+        if let Some(port) = content.udp {
+            builder.udp4(port);
         }
         if !content.multiaddrs.is_empty() {
-            let mut field = Vec::new();
-            for m in &content.multiaddrs {
-                let bytes = m.to_vec();
-                field.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-                field.extend_from_slice(&bytes);
-            }
-            pairs.push((b"multiaddrs".to_vec(), rlp::string(&field)));
+            builder.add_value(
+                "multiaddrs",
+                &Bytes::from(multiaddrs_field(&content.multiaddrs)),
+            );
         }
         if let Some((cluster, shards)) = &content.shards {
-            let mut field = cluster.to_be_bytes().to_vec();
-            field.push(shards.len() as u8);
-            for s in shards {
-                field.extend_from_slice(&s.to_be_bytes());
-            }
-            pairs.push((b"rs".to_vec(), rlp::string(&field)));
+            let (key, field) = shards_field(*cluster, shards);
+            builder.add_value(key, &Bytes::from(field));
         }
-        pairs.push((b"waku2".to_vec(), rlp::string(&[content.services])));
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let body = |sig: Option<&[u8]>| {
-            let mut items = Vec::new();
-            if let Some(s) = sig {
-                items.push(rlp::string(s));
-            }
-            items.push(rlp::uint(content.seq));
-            for (k, v) in &pairs {
-                items.push(rlp::string(k));
-                items.push(v.clone());
-            }
-            rlp::list(&items)
-        };
-        let digest = Keccak256::digest(body(None));
-        let signature: Signature = secret.sign_prehash(&digest).map_err(|_| EnrError::Scheme)?;
-        let raw = body(Some(&signature.to_bytes()));
+        builder.add_value("waku2", &Bytes::from(vec![content.services]));
+        let record = builder
+            .build(&signing)
+            .map_err(|e| EnrError::Malformed(e.to_string()))?;
+        Self::from_record(record)
+    }
+
+    /// Wraps a record discv5 handed over (checked like a decoded one).
+    pub fn from_record(record: Record) -> Result<Self, EnrError> {
+        let raw = alloy_rlp::encode(&record);
         if raw.len() > MAX_RECORD_LEN {
             return Err(EnrError::TooLong(raw.len()));
         }
-        Self::decode(&raw)
+        if !matches!(record.public_key(), CombinedPublicKey::Secp256k1(_)) {
+            return Err(EnrError::Scheme);
+        }
+        Ok(Self { raw, record })
     }
 
     /// Decodes and verifies a record.
@@ -134,48 +173,28 @@ impl Enr {
         if raw.len() > MAX_RECORD_LEN {
             return Err(EnrError::TooLong(raw.len()));
         }
-        let items = rlp::decode_list(raw)?;
-        if items.len() < 2 || items.len() % 2 != 0 {
-            return Err(EnrError::Malformed("wrong number of items"));
+        let record =
+            <Record as alloy_rlp::Decodable>::decode(&mut &raw[..]).map_err(|e| {
+                match e.to_string().as_str() {
+                    s if s.contains("Invalid Signature") => EnrError::BadSignature,
+                    s if s.contains("identity scheme") || s.contains("public key") => {
+                        EnrError::Scheme
+                    }
+                    s => EnrError::Malformed(s.to_owned()),
+                }
+            })?;
+        let back = alloy_rlp::encode(&record);
+        if back != raw {
+            return Err(EnrError::Malformed(
+                "bytes after the record, or not in canonical form".into(),
+            ));
         }
-        let signature = items[0].as_string()?;
-        let seq = rlp::to_uint(items[1].as_string()?)?;
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for kv in items[2..].chunks(2) {
-            let k = kv[0].as_string()?.to_vec();
-            if pairs.last().is_some_and(|(last, _)| *last >= k) {
-                return Err(EnrError::Malformed("keys not sorted or repeated"));
-            }
-            pairs.push((k, kv[1].raw.to_vec()));
-        }
-        let get = |name: &[u8]| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_slice())
-        };
-        if get(b"id").map(rlp::decode_string).transpose()? != Some(b"v4".as_slice()) {
-            return Err(EnrError::Scheme);
-        }
-        let public = get(b"secp256k1")
-            .map(rlp::decode_string)
-            .transpose()?
-            .ok_or(EnrError::Scheme)?;
-        let key = VerifyingKey::from_sec1_bytes(public).map_err(|_| EnrError::Scheme)?;
-        let mut content = vec![items[1].raw.to_vec()];
-        for item in &items[2..] {
-            content.push(item.raw.to_vec());
-        }
-        let digest = Keccak256::digest(rlp::list(&content));
-        let signature = Signature::from_slice(signature).map_err(|_| EnrError::BadSignature)?;
-        key.verify_prehash(&digest, &signature)
-            .map_err(|_| EnrError::BadSignature)?;
-        Ok(Self {
-            raw: raw.to_vec(),
-            seq,
-            key,
-            pairs,
-        })
+        Self::from_record(record)
+    }
+
+    /// The record as discv5 holds it.
+    pub fn record(&self) -> &Record {
+        &self.record
     }
 
     /// The record's bytes.
@@ -185,72 +204,98 @@ impl Enr {
 
     /// The text form `enr:<base64url>`.
     pub fn to_text(&self) -> String {
-        format!("enr:{}", B64URL.encode(&self.raw))
+        self.record.to_base64()
     }
 
     /// Parses the text form.
     pub fn from_text(text: &str) -> Result<Self, EnrError> {
+        use base64::Engine;
         let body = text
+            .trim()
             .strip_prefix("enr:")
-            .ok_or(EnrError::Malformed("no enr: prefix"))?;
-        let raw = B64URL
+            .ok_or_else(|| EnrError::Malformed("no enr: prefix".into()))?;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(body)
-            .map_err(|_| EnrError::Malformed("not base64url"))?;
+            .map_err(|_| EnrError::Malformed("not base64url".into()))?;
         Self::decode(&raw)
     }
 
     /// The sequence number.
     pub fn seq(&self) -> u64 {
-        self.seq
+        self.record.seq()
     }
 
-    fn field(&self, name: &[u8]) -> Option<&[u8]> {
-        let v = self.pairs.iter().find(|(k, _)| k == name)?;
-        rlp::decode_string(&v.1).ok()
+    fn field(&self, name: &str) -> Option<Bytes> {
+        self.record
+            .get_decodable::<Bytes>(name)
+            .and_then(Result::ok)
     }
 
     /// The libp2p peer id of the record's key.
     pub fn peer_id(&self) -> PeerId {
-        let compressed = self.key.to_encoded_point(true);
-        let public = libp2p::identity::secp256k1::PublicKey::try_from_bytes(compressed.as_bytes())
+        use ::enr::EnrPublicKey;
+        let key = self.record.public_key();
+        debug_assert!(matches!(key, CombinedPublicKey::Secp256k1(_)));
+        // The compressed 33 bytes of a secp256k1 key.
+        let compressed = key.encode();
+        let public = libp2p::identity::secp256k1::PublicKey::try_from_bytes(&compressed)
             .expect("a valid secp256k1 key stays valid");
         libp2p::identity::PublicKey::from(public).to_peer_id()
     }
 
-    /// The `waku2` service bits (0 if absent).
+    /// The `waku2` service bits (0 if absent or not one byte).
     pub fn services(&self) -> u8 {
-        self.field(b"waku2")
-            .and_then(|v| v.first().copied())
-            .unwrap_or(0)
+        self.field("waku2")
+            .filter(|v| v.len() == 1)
+            .map_or(0, |v| v[0])
     }
 
-    /// The cluster and shards of `rs`, if present and well formed.
+    /// The cluster and shards of `rs` if it is well formed, or else of `rsv`.
     pub fn shards(&self) -> Option<(u16, Vec<u16>)> {
-        let v = self.field(b"rs")?;
-        let cluster = u16::from_be_bytes(v.get(0..2)?.try_into().ok()?);
-        let n = usize::from(*v.get(2)?);
-        let shards = v
-            .get(3..3 + 2 * n)?
-            .chunks(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        let list = |v: Bytes| -> Option<(u16, Vec<u16>)> {
+            let cluster = u16::from_be_bytes(v.get(0..2)?.try_into().ok()?);
+            let n = usize::from(*v.get(2)?);
+            if v.len() != 3 + 2 * n {
+                return None;
+            }
+            let shards = v[3..]
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            Some((cluster, shards))
+        };
+        if let Some(found) = self.field("rs").and_then(list) {
+            return Some(found);
+        }
+        let v = self.field("rsv")?;
+        if v.len() != RSV_LEN {
+            return None;
+        }
+        let cluster = u16::from_be_bytes([v[0], v[1]]);
+        let shards = (0..1024u16)
+            .filter(|s| v[2 + usize::from(s / 8)] & (1 << (s % 8)) != 0)
             .collect();
         Some((cluster, shards))
+    }
+
+    /// The discv5 UDP address, if the record has one.
+    pub fn udp(&self) -> Option<std::net::SocketAddrV4> {
+        self.record.udp4_socket()
     }
 
     /// Every address the record names, each ending in `/p2p/<peer id>`.
     pub fn addresses(&self) -> Vec<Multiaddr> {
         let peer = self.peer_id();
         let mut out = Vec::new();
-        let ip = self.field(b"ip").and_then(|v| <[u8; 4]>::try_from(v).ok());
-        let tcp = self.field(b"tcp").and_then(|v| rlp::to_uint(v).ok());
-        if let (Some(ip), Some(port)) = (ip, tcp.and_then(|p| u16::try_from(p).ok())) {
+        if let Some(socket) = self.record.tcp4_socket() {
             out.push(
                 Multiaddr::empty()
-                    .with(Protocol::Ip4(ip.into()))
-                    .with(Protocol::Tcp(port)),
+                    .with(Protocol::Ip4(*socket.ip()))
+                    .with(Protocol::Tcp(socket.port())),
             );
         }
-        if let Some(mut field) = self.field(b"multiaddrs") {
+        if let Some(field) = self.field("multiaddrs") {
+            let mut field: &[u8] = &field;
             while field.len() >= 2 {
                 let len = usize::from(u16::from_be_bytes([field[0], field[1]]));
                 let Some(bytes) = field.get(2..2 + len) else {
@@ -271,139 +316,6 @@ impl Enr {
                 bare.with(Protocol::P2p(peer))
             })
             .collect()
-    }
-}
-
-/// The little of RLP that records need.
-mod rlp {
-    use super::EnrError;
-
-    fn header(short: u8, long: u8, len: usize) -> Vec<u8> {
-        if len <= 55 {
-            vec![short + len as u8]
-        } else {
-            let be = len.to_be_bytes();
-            let skip = be.iter().take_while(|b| **b == 0).count();
-            let mut h = vec![long + (be.len() - skip) as u8];
-            h.extend_from_slice(&be[skip..]);
-            h
-        }
-    }
-
-    /// A byte string.
-    pub fn string(bytes: &[u8]) -> Vec<u8> {
-        if bytes.len() == 1 && bytes[0] < 0x80 {
-            return bytes.to_vec();
-        }
-        let mut out = header(0x80, 0xb7, bytes.len());
-        out.extend_from_slice(bytes);
-        out
-    }
-
-    /// An unsigned integer (minimal big-endian bytes).
-    pub fn uint(value: u64) -> Vec<u8> {
-        let be = value.to_be_bytes();
-        let skip = be.iter().take_while(|b| **b == 0).count();
-        string(&be[skip..])
-    }
-
-    /// A list of already encoded items.
-    pub fn list(items: &[Vec<u8>]) -> Vec<u8> {
-        let len = items.iter().map(Vec::len).sum();
-        let mut out = header(0xc0, 0xf7, len);
-        for i in items {
-            out.extend_from_slice(i);
-        }
-        out
-    }
-
-    /// One decoded item: its raw encoding and whether it is a list.
-    pub struct Item<'a> {
-        pub raw: &'a [u8],
-        list: bool,
-        body: &'a [u8],
-    }
-
-    impl<'a> Item<'a> {
-        pub fn as_string(&self) -> Result<&'a [u8], EnrError> {
-            if self.list {
-                return Err(EnrError::Malformed("a list where a string belongs"));
-            }
-            Ok(self.body)
-        }
-    }
-
-    /// Splits the first item off `buf`.
-    fn item(buf: &[u8]) -> Result<(Item<'_>, usize), EnrError> {
-        let first = *buf.first().ok_or(EnrError::Malformed("truncated"))?;
-        let (list, offset, len) = match first {
-            0x00..=0x7f => (false, 0, 1),
-            0x80..=0xb7 => (false, 1, usize::from(first - 0x80)),
-            0xc0..=0xf7 => (true, 1, usize::from(first - 0xc0)),
-            _ => {
-                let (list, n) = if first >= 0xf8 {
-                    (true, usize::from(first - 0xf7))
-                } else {
-                    (false, usize::from(first - 0xb7))
-                };
-                let bytes = buf.get(1..1 + n).ok_or(EnrError::Malformed("truncated"))?;
-                if n > 4 || bytes.first() == Some(&0) {
-                    return Err(EnrError::Malformed("bad length"));
-                }
-                let len = bytes.iter().fold(0usize, |a, b| (a << 8) | usize::from(*b));
-                (list, 1 + n, len)
-            }
-        };
-        let end = offset
-            .checked_add(len)
-            .ok_or(EnrError::Malformed("bad length"))?;
-        let body = if first < 0x80 {
-            &buf[..1]
-        } else {
-            buf.get(offset..end)
-                .ok_or(EnrError::Malformed("truncated"))?
-        };
-        Ok((
-            Item {
-                raw: &buf[..end],
-                list,
-                body,
-            },
-            end,
-        ))
-    }
-
-    /// The items of the list that is all of `buf`.
-    pub fn decode_list(buf: &[u8]) -> Result<Vec<Item<'_>>, EnrError> {
-        let (outer, used) = item(buf)?;
-        if !outer.list || used != buf.len() {
-            return Err(EnrError::Malformed("not a single list"));
-        }
-        let mut rest = outer.body;
-        let mut items = Vec::new();
-        while !rest.is_empty() {
-            let (i, n) = item(rest)?;
-            items.push(i);
-            rest = &rest[n..];
-        }
-        Ok(items)
-    }
-
-    /// The string that is all of `buf`.
-    pub fn decode_string(buf: &[u8]) -> Result<&[u8], EnrError> {
-        let (i, used) = item(buf)?;
-        if used != buf.len() {
-            return Err(EnrError::Malformed("trailing bytes"));
-        }
-        i.as_string()
-    }
-
-    /// An unsigned integer from its minimal big-endian bytes.
-    pub fn to_uint(bytes: &[u8]) -> Result<u64, EnrError> {
-        if bytes.len() > 8 || bytes.first() == Some(&0) {
-            return Err(EnrError::Malformed("not a minimal 64-bit integer"));
-        }
-        Ok(bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)))
     }
 }
 
@@ -434,6 +346,7 @@ mod tests {
         let content = Content {
             seq: 3,
             ip_tcp: Some((std::net::Ipv4Addr::LOCALHOST, 60_000)),
+            udp: Some(9_000),
             multiaddrs: vec!["/ip4/127.0.0.1/tcp/8000/ws".parse().unwrap()],
             services: services::RELAY | services::FILTER | services::LIGHTPUSH,
             shards: Some((66, vec![0, 3])),
@@ -454,6 +367,37 @@ mod tests {
         );
         let back = Enr::from_text(&enr.to_text()).unwrap();
         assert_eq!(back, enr);
+    }
+
+    /// The reference node's sharding vectors (`tests/waku_enr/test_sharding.nim`): cluster 73
+    /// with shards 1 and 10, as an index list and as a bit vector (shard `s` in bit `s % 8`,
+    /// least significant first, of byte `s / 8`).
+    #[test]
+    fn shard_fields_match_the_reference_nodes_bytes() {
+        assert_eq!(
+            shards_field(73, &[1, 10]),
+            ("rs", vec![0, 73, 2, 0, 1, 0, 10])
+        );
+        let many: Vec<u16> = (0..64).collect();
+        let (key, field) = shards_field(73, &many);
+        assert_eq!(key, "rsv");
+        assert_eq!(field.len(), 130);
+        assert_eq!(&field[2..10], &[0xff; 8]);
+        assert!(field[10..].iter().all(|b| *b == 0));
+        // Decoding the reference node's rsv vector.
+        let mut rsv = vec![0u8, 73, 2, 4];
+        rsv.resize(130, 0);
+        let mut builder = Record::builder();
+        builder
+            .add_value("rsv", &Bytes::from(rsv))
+            .add_value("waku2", &Bytes::from(vec![1u8]));
+        let signing = signing_key(&key_pair()).unwrap();
+        let enr = Enr::from_record(builder.build(&signing).unwrap()).unwrap();
+        assert_eq!(enr.shards(), Some((73, vec![1, 10])));
+    }
+
+    fn key_pair() -> libp2p::identity::secp256k1::Keypair {
+        key()
     }
 
     #[test]

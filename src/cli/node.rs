@@ -192,6 +192,21 @@ pub struct NodeArgs {
         value_delimiter = ','
     )]
     rate_limit: Option<Vec<String>>,
+    /// Find peers with discv5 (the reference node's `d5waku` network): peers of this cluster
+    /// that share a shard with the node are dialled.
+    #[arg(long, env = "WAKURLN_DISCV5_DISCOVERY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    discv5_discovery: Option<bool>,
+    /// A discv5 record to start from, `enr:...` (repeatable).
+    #[arg(
+        long,
+        value_name = "ENR",
+        env = "WAKURLN_DISCV5_BOOTSTRAP_NODE",
+        value_delimiter = ','
+    )]
+    discv5_bootstrap_node: Option<Vec<String>>,
+    /// The discv5 UDP port [default: 9000; 0 picks a free port].
+    #[arg(long, value_name = "PORT", env = "WAKURLN_DISCV5_UDP_PORT")]
+    discv5_udp_port: Option<u16>,
     /// Address to announce in the node's record instead of the listen addresses (repeatable).
     #[arg(
         long,
@@ -487,6 +502,29 @@ impl NodeArgs {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+            discv5: if self.discv5_discovery.unwrap_or(false) {
+                let bootstrap = self
+                    .discv5_bootstrap_node
+                    .iter()
+                    .flatten()
+                    .map(|text| {
+                        wakurln::enr::Enr::from_text(text).map_err(|e| {
+                            CliError::bad_input(format!(
+                                "--discv5-bootstrap-node {text}: not a usable record ({e})"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(wakurln::discovery::Config {
+                    udp_port: self
+                        .discv5_udp_port
+                        .unwrap_or(wakurln::discovery::DEFAULT_UDP_PORT),
+                    bootstrap,
+                    ..wakurln::discovery::Config::default()
+                })
+            } else {
+                None
+            },
             rate_limits: self
                 .rate_limit
                 .iter()

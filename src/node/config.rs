@@ -50,6 +50,8 @@ pub struct NodeConfig {
     /// Request rate limits of the service protocols, per peer (and five times that per IP
     /// address); a protocol without one is not limited.
     pub rate_limits: Vec<crate::rate_limit::RateLimit>,
+    /// discv5 discovery; `None` finds peers only through static peers and peer exchange.
+    pub discv5: Option<crate::discovery::Config>,
 }
 
 /// Inbound connections one IP address may hold by default: room for a few nodes behind one
@@ -89,6 +91,7 @@ impl NodeConfig {
             peer_exchange: false,
             announce: Vec::new(),
             rate_limits: Vec::new(),
+            discv5: None,
         }
     }
 }

@@ -93,6 +93,9 @@ pub enum StartError {
     /// The nullifier log's file could not be opened.
     #[error(transparent)]
     Nullifiers(#[from] crate::relay::nullifier_store::StoreError),
+    /// discv5 could not start.
+    #[error(transparent)]
+    Discovery(crate::discovery::DiscoveryError),
     /// The archive could not be opened.
     #[error(transparent)]
     Archive(#[from] crate::store::ArchiveError),
@@ -313,12 +316,34 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
             stop_rx.clone(),
         ));
     }
+    // The discv5 socket is bound before the record is made, so the record names its port.
+    let discv5_socket = match &config.discv5 {
+        Some(d) => {
+            let ip = config
+                .listen
+                .iter()
+                .find_map(|a| match a.iter().next() {
+                    Some(Protocol::Ip4(ip)) => Some(ip),
+                    _ => None,
+                })
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            Some(crate::discovery::bind(ip, d.udp_port).map_err(StartError::Discovery)?)
+        }
+        None => None,
+    };
+    let udp_port = discv5_socket
+        .as_ref()
+        .and_then(|s| s.local_addr().ok())
+        .map(|a| a.port());
+    let record = own_record(&key_for_record, &swarm, &config, serves, udp_port);
     let peer_exchange = Arc::new(crate::peer_exchange::Cache::default());
-    peer_exchange.set_own(own_record(&key_for_record, &swarm, &config, serves));
+    peer_exchange.set_own(record.clone());
     if let Some(service) = &filter_service {
         tokio::spawn(filter::service::run(service.clone(), delivered.subscribe()));
     }
     let shards = Arc::new(RwLock::new(HashSet::new()));
+    let discovery_shards = shards.clone();
+    let discovery_px = peer_exchange.clone();
     let mut runner = Runner {
         swarm,
         commands: commands_rx,
@@ -383,6 +408,72 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         shard_count: config.shard_count,
         stopped: stopped_rx,
     };
+    if let (Some(socket), Some(d)) = (discv5_socket, &config.discv5) {
+        let Some(record) = record else {
+            return Err(StartError::Discovery(
+                crate::discovery::DiscoveryError::Start(
+                    "discv5 needs a secp256k1 node key and an address to announce: listen on a \
+                     concrete IPv4 address or set --ext-multiaddr"
+                        .into(),
+                ),
+            ));
+        };
+        let secp = key_for_record
+            .clone()
+            .try_into_secp256k1()
+            .expect("the record exists, so the key is secp256k1");
+        let signing = crate::enr::signing_key(&secp).map_err(|e| {
+            StartError::Discovery(crate::discovery::DiscoveryError::Start(e.to_string()))
+        })?;
+        let discovery = crate::discovery::Discovery::start(socket, &record, signing, &d.bootstrap)
+            .await
+            .map_err(StartError::Discovery)?;
+        tracing::info!(
+            udp = udp_port.unwrap_or_default(),
+            record = %record.to_text(),
+            bootstrap = d.bootstrap.len(),
+            "discv5 discovery started"
+        );
+        let dialer = handle.clone();
+        let read_shards = discovery_shards;
+        let px = discovery_px;
+        tokio::spawn(discovery.run(
+            crate::discovery::Hooks {
+                cluster: config.cluster,
+                shards: Box::new(move || {
+                    let mut v: Vec<u16> = read_shards
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .iter()
+                        .copied()
+                        .collect();
+                    v.sort_unstable();
+                    v
+                }),
+                dial: Box::new(move |peer, addresses| {
+                    let dialer = dialer.clone();
+                    tokio::spawn(async move {
+                        let connected = dialer
+                            .peers()
+                            .await
+                            .map(|p| p.iter().any(|p| p.peer == peer))
+                            .unwrap_or(true);
+                        if connected {
+                            return;
+                        }
+                        for address in addresses {
+                            if dialer.dial(address).await.is_ok() {
+                                break;
+                            }
+                        }
+                    });
+                }),
+                record: Box::new(move |record| px.set_own(Some(record))),
+            },
+            d.interval,
+            stop_rx.clone(),
+        ));
+    }
     runner.handle = Some(handle.clone());
     runner.redial_due();
     tokio::spawn(async move {
@@ -586,11 +677,13 @@ fn own_record(
     swarm: &Swarm<Behaviour>,
     config: &NodeConfig,
     serves: Serves,
+    udp: Option<u16>,
 ) -> Option<crate::enr::Enr> {
     use crate::enr::{Content, Enr, services};
     let secp = key.clone().try_into_secp256k1().ok()?;
     let mut content = Content {
         seq: 1,
+        udp,
         shards: Some((config.cluster, config.shards.clone())),
         ..Content::default()
     };

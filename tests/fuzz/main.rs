@@ -290,6 +290,7 @@ fn seed_enr() -> Vec<u8> {
     let content = wakurln::enr::Content {
         seq: 3,
         ip_tcp: Some(("192.0.2.1".parse().unwrap(), 60_000)),
+        udp: Some(9_000),
         shards: Some((1, vec![0, 1, 7])),
         services: wakurln::enr::services::RELAY | wakurln::enr::services::STORE,
         multiaddrs: vec!["/ip4/192.0.2.1/tcp/8000/ws".parse().unwrap()],

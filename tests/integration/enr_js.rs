@@ -31,6 +31,7 @@ fn our_records_decode_in_the_js_client() {
     let content = Content {
         seq: 7,
         ip_tcp: Some((std::net::Ipv4Addr::LOCALHOST, 60_000)),
+        udp: Some(9_000),
         multiaddrs: vec!["/ip4/127.0.0.1/tcp/8000/ws".parse().unwrap()],
         services: services::RELAY | services::FILTER | services::LIGHTPUSH,
         shards: Some((66, vec![0, 3])),
@@ -41,6 +42,7 @@ fn our_records_decode_in_the_js_client() {
     assert_eq!(js["seq"], 7);
     assert_eq!(js["ip"], "127.0.0.1");
     assert_eq!(js["tcp"], 60_000);
+    assert_eq!(js["udp"], 9_000);
     assert_eq!(js["multiaddrs"], json!(["/ip4/127.0.0.1/tcp/8000/ws"]));
     assert_eq!(
         js["waku2"],

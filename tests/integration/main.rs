@@ -17,6 +17,7 @@ mod graph_vs_wasm;
 mod keystore_js;
 mod light_js;
 mod node_bad_input;
+mod node_discovery;
 mod node_filter;
 mod node_hardening;
 mod node_kill;

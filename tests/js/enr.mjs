@@ -1,7 +1,7 @@
 // ENRs through @waku/enr, the record codec of the JS Waku client, for the ENR interop test.
 //
 //   node enr.mjs decode <enr:...>
-//       Decodes (and verifies) a record; prints one JSON line with its peer id, seq, ip, tcp,
+//       Decodes (and verifies) a record; prints one JSON line with its peer id, seq, ip, tcp, udp,
 //       multiaddrs, full multiaddrs, waku2 flags and rs shard info.
 //   node enr.mjs encode <private key hex> <compressed public key hex>
 //       Writes a record with ip 127.0.0.1, tcp 60000, a WebSocket multiaddr, waku2 relay+store
@@ -24,6 +24,7 @@ if (command === "decode") {
       seq: Number(enr.seq),
       ip: enr.ip,
       tcp: enr.tcp,
+      udp: enr.udp,
       multiaddrs: (enr.multiaddrs ?? []).map(String),
       fullMultiaddrs: enr.getFullMultiaddrs().map(String),
       tcpMultiaddr: enr.getFullMultiaddr("tcp")?.toString(),
