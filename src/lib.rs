@@ -8,7 +8,7 @@
 //! - wire and data: [`proto`] (prost types of every protocol), [`message`] (the validated
 //!   [`message::WakuMessage`] and its hash), [`topics`] (pubsub and content topics,
 //!   autosharding), [`codec`] (length-prefixed framing), [`enr`] (node records);
-//! - [`discovery`]: finding peers with discv5;
+//! - [`discovery`]: finding peers with discv5; [`dns_discovery`]: node lists published in DNS;
 //! - one module per protocol, each with its wire format, its service and its client side:
 //!   [`relay`] (with the validation pipeline and publishing), [`lightpush`] (with proof
 //!   lending), [`filter`], [`store`], [`metadata`], [`peer_exchange`];
@@ -26,6 +26,7 @@ pub mod clock;
 pub mod codec;
 pub mod credentials;
 pub mod discovery;
+pub mod dns_discovery;
 pub mod enr;
 pub mod filter;
 pub mod lightpush;

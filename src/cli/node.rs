@@ -207,6 +207,24 @@ pub struct NodeArgs {
     /// The discv5 UDP port [default: 9000; 0 picks a free port].
     #[arg(long, value_name = "PORT", env = "WAKURLN_DISCV5_UDP_PORT")]
     discv5_udp_port: Option<u16>,
+    /// A DNS tree of node records to read at start, `enrtree://KEY@DOMAIN` (EIP-1459,
+    /// repeatable).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WAKURLN_DNS_DISCOVERY_URL",
+        value_delimiter = ','
+    )]
+    dns_discovery_url: Option<Vec<String>>,
+    /// The DNS server to read DNS trees from, IP or IP:PORT (repeatable) [default: the
+    /// system's].
+    #[arg(
+        long,
+        value_name = "ADDRESS",
+        env = "WAKURLN_DNS_DISCOVERY_NAME_SERVER",
+        value_delimiter = ','
+    )]
+    dns_discovery_name_server: Option<Vec<String>>,
     /// Address to announce in the node's record instead of the listen addresses (repeatable).
     #[arg(
         long,
@@ -525,6 +543,29 @@ impl NodeArgs {
             } else {
                 None
             },
+            dns_discovery: self
+                .dns_discovery_url
+                .iter()
+                .flatten()
+                .map(|u| {
+                    u.parse()
+                        .map_err(|e| CliError::bad_input(format!("--dns-discovery-url: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+            dns_name_servers: self
+                .dns_discovery_name_server
+                .iter()
+                .flatten()
+                .map(|a| {
+                    a.parse::<std::net::SocketAddr>()
+                        .or_else(|_| a.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                        .map_err(|_| {
+                            CliError::bad_input(format!(
+                                "--dns-discovery-name-server {a}: not an IP address or IP:PORT"
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
             rate_limits: self
                 .rate_limit
                 .iter()

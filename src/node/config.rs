@@ -52,6 +52,11 @@ pub struct NodeConfig {
     pub rate_limits: Vec<crate::rate_limit::RateLimit>,
     /// discv5 discovery; `None` finds peers only through static peers and peer exchange.
     pub discv5: Option<crate::discovery::Config>,
+    /// DNS trees (EIP-1459) read at start: their records are dialled (those of this cluster
+    /// and shards) and, with discv5, bootstrap it.
+    pub dns_discovery: Vec<crate::dns_discovery::TreeUrl>,
+    /// The DNS servers to read them from; empty uses the system's.
+    pub dns_name_servers: Vec<std::net::SocketAddr>,
 }
 
 /// Inbound connections one IP address may hold by default: room for a few nodes behind one
@@ -92,6 +97,8 @@ impl NodeConfig {
             announce: Vec::new(),
             rate_limits: Vec::new(),
             discv5: None,
+            dns_discovery: Vec::new(),
+            dns_name_servers: Vec::new(),
         }
     }
 }

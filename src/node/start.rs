@@ -408,6 +408,41 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         shard_count: config.shard_count,
         stopped: stopped_rx,
     };
+    // DNS trees: read once at start; their records are dialled, and bootstrap discv5.
+    let mut from_dns = Vec::new();
+    for url in &config.dns_discovery {
+        let read = tokio::time::timeout(
+            DNS_TREE_TIMEOUT,
+            crate::dns_discovery::resolve(url, &config.dns_name_servers),
+        )
+        .await;
+        match read {
+            Ok(Ok(records)) => {
+                tracing::info!(domain = %url.domain, records = records.len(), "DNS tree read");
+                from_dns.extend(records);
+            }
+            Ok(Err(e)) => tracing::warn!(domain = %url.domain, "DNS discovery failed: {e}"),
+            Err(_) => tracing::warn!(
+                domain = %url.domain,
+                "DNS discovery gave no answer within {DNS_TREE_TIMEOUT:?}"
+            ),
+        }
+    }
+    let our_shards = config.shards.clone();
+    for r in from_dns
+        .iter()
+        .filter(|r| crate::discovery::wanted(r, config.cluster, &our_shards))
+    {
+        let dialer = handle.clone();
+        let addresses = r.addresses();
+        tokio::spawn(async move {
+            for address in addresses {
+                if dialer.dial(address).await.is_ok() {
+                    break;
+                }
+            }
+        });
+    }
     if let (Some(socket), Some(d)) = (discv5_socket, &config.discv5) {
         let Some(record) = record else {
             return Err(StartError::Discovery(
@@ -425,13 +460,14 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         let signing = crate::enr::signing_key(&secp).map_err(|e| {
             StartError::Discovery(crate::discovery::DiscoveryError::Start(e.to_string()))
         })?;
-        let discovery = crate::discovery::Discovery::start(socket, &record, signing, &d.bootstrap)
+        let bootstrap: Vec<_> = d.bootstrap.iter().chain(&from_dns).cloned().collect();
+        let discovery = crate::discovery::Discovery::start(socket, &record, signing, &bootstrap)
             .await
             .map_err(StartError::Discovery)?;
         tracing::info!(
             udp = udp_port.unwrap_or_default(),
             record = %record.to_text(),
-            bootstrap = d.bootstrap.len(),
+            bootstrap = bootstrap.len(),
             "discv5 discovery started"
         );
         let dialer = handle.clone();
@@ -672,6 +708,9 @@ async fn build_swarm(
 
 /// The node's own record: its secp256k1 key, its dialable TCP and WebSocket addresses, its
 /// services and shards. `None` for an Ed25519 key or without a concrete address.
+/// Longest a DNS tree may take to read at start.
+const DNS_TREE_TIMEOUT: Duration = Duration::from_secs(15);
+
 fn own_record(
     key: &libp2p::identity::Keypair,
     swarm: &Swarm<Behaviour>,

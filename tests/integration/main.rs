@@ -12,6 +12,7 @@ mod cli_demo;
 mod cli_keystore;
 mod cli_rln;
 mod contracts_build;
+mod dns_discovery;
 mod enr_js;
 mod graph_vs_wasm;
 mod keystore_js;
