@@ -520,11 +520,15 @@ impl NodeArgs {
                     })
                 })
                 .collect::<Result<_, _>>()?,
-            discv5: if self.discv5_discovery.unwrap_or(false) {
-                let bootstrap = self
-                    .discv5_bootstrap_node
+            discv5: if self.discv5_discovery.unwrap_or(network.discv5) {
+                let given = self.discv5_bootstrap_node.clone().unwrap_or_default();
+                let texts: Vec<String> = if given.is_empty() {
+                    network.bootstrap.iter().map(|s| (*s).to_owned()).collect()
+                } else {
+                    given
+                };
+                let bootstrap = texts
                     .iter()
-                    .flatten()
                     .map(|text| {
                         wakurln::enr::Enr::from_text(text).map_err(|e| {
                             CliError::bad_input(format!(
@@ -545,8 +549,16 @@ impl NodeArgs {
             },
             dns_discovery: self
                 .dns_discovery_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| {
+                    network
+                        .dns_discovery
+                        .iter()
+                        .map(|s| (*s).to_owned())
+                        .collect()
+                })
                 .iter()
-                .flatten()
                 .map(|u| {
                     u.parse()
                         .map_err(|e| CliError::bad_input(format!("--dns-discovery-url: {e}")))
