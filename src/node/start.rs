@@ -335,7 +335,12 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         .as_ref()
         .and_then(|s| s.local_addr().ok())
         .map(|a| a.port());
-    let record = own_record(&key_for_record, &swarm, &config, serves, udp_port);
+    let record = own_record(&key_for_record, &swarm, &config, serves, udp_port, false);
+    // discv5 also runs without an address to announce: it finds peers, others cannot find it.
+    let addressless = match (&record, &config.discv5) {
+        (None, Some(_)) => own_record(&key_for_record, &swarm, &config, serves, udp_port, true),
+        _ => None,
+    };
     let peer_exchange = Arc::new(crate::peer_exchange::Cache::default());
     peer_exchange.set_own(record.clone());
     if let Some(service) = &filter_service {
@@ -444,12 +449,26 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         });
     }
     if let (Some(socket), Some(d)) = (discv5_socket, &config.discv5) {
+        // Without an address to announce (listening on 0.0.0.0), discv5 still finds peers;
+        // others find this node once it announces an address.
+        let record = match record.clone() {
+            Some(r) => Some(r),
+            None => {
+                let r = addressless;
+                if r.is_some() {
+                    tracing::warn!(
+                        "discv5: no address to announce (the node listens on an unspecified \
+                         address); it finds peers, but others cannot find it: set \
+                         --ext-multiaddr or --listen-address"
+                    );
+                }
+                r
+            }
+        };
         let Some(record) = record else {
             return Err(StartError::Discovery(
                 crate::discovery::DiscoveryError::Start(
-                    "discv5 needs a secp256k1 node key and an address to announce: listen on a \
-                     concrete IPv4 address or set --ext-multiaddr"
-                        .into(),
+                    "discv5 needs a secp256k1 node key (--key-type secp256k1)".into(),
                 ),
             ));
         };
@@ -717,6 +736,7 @@ fn own_record(
     config: &NodeConfig,
     serves: Serves,
     udp: Option<u16>,
+    without_address: bool,
 ) -> Option<crate::enr::Enr> {
     use crate::enr::{Content, Enr, services};
     let secp = key.clone().try_into_secp256k1().ok()?;
@@ -743,7 +763,7 @@ fn own_record(
             _ => {}
         }
     }
-    if content.ip_tcp.is_none() && content.multiaddrs.is_empty() {
+    if content.ip_tcp.is_none() && content.multiaddrs.is_empty() && !without_address {
         return None;
     }
     content.services = services::RELAY

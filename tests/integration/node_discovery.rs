@@ -98,6 +98,29 @@ async fn discv5_finds_the_nodes_of_our_cluster_and_shards_and_no_others() {
     assert!(peers_of(&other_cluster).await.is_empty());
     assert!(peers_of(&other_shard).await.is_empty());
 
+    // A node listening on 0.0.0.0 has no address to announce: it still finds and dials peers.
+    let mut config = NodeConfig::local(dir.join("addressless"), CLUSTER);
+    config.listen = vec!["/ip4/0.0.0.0/tcp/0".parse().unwrap()];
+    config.discv5 = Some(discovery::Config {
+        udp_port: 0,
+        bootstrap: bootstrap.to_vec(),
+        interval: Duration::from_millis(500),
+    });
+    let addressless = node::start(config).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !peers_of(&addressless)
+        .await
+        .iter()
+        .any(|p| ours_ids.contains(p))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the addressless node found no one"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    addressless.shutdown().await;
+
     // Taking up shard 5 gives a new record, with a higher sequence number and the shard.
     let before = ours[0].enr().unwrap();
     ours[0]
