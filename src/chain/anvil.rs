@@ -2,10 +2,11 @@
 //! the tests, the sync benchmark and the local demo network.
 
 use std::{
-    net::{TcpListener, TcpStream},
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    sync::mpsc,
+    time::Duration,
 };
 
 /// Where the project's npm install puts anvil (`npm ci --prefix contracts`).
@@ -26,41 +27,50 @@ pub struct Anvil {
 
 impl Anvil {
     /// Starts `bin` on a free loopback port with its defaults (automine, chain 31337, funded
-    /// development accounts) plus `extra` arguments, and waits until it accepts connections.
+    /// development accounts) plus `extra` arguments, and waits until it listens. Anvil binds
+    /// the port itself (`--port 0`) and names it, so no other process can take it meanwhile.
     pub fn start(bin: &Path, extra: &[&str]) -> std::io::Result<Self> {
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let mut child = Command::new(bin)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display()))
-                })?;
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(20) {
-                if child.try_wait()?.is_some() {
-                    break; // the port was taken meanwhile: try another
+        let mut child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display()))
+            })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        // Reads the announced address, then keeps draining anvil's log so it never blocks.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("Listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(address.trim().to_owned());
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Ok(Self {
-                        child,
-                        url: format!("http://127.0.0.1:{port}"),
-                        port,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(20));
             }
+        });
+        let address = rx.recv_timeout(Duration::from_secs(20)).ok();
+        let port = address
+            .as_deref()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse::<u16>().ok());
+        let Some(port) = port else {
             let _ = child.kill();
             let _ = child.wait();
-        }
-        Err(std::io::Error::other(format!(
-            "{} did not start listening on a loopback port",
-            bin.display()
-        )))
+            return Err(std::io::Error::other(format!(
+                "{} did not start listening on a loopback port",
+                bin.display()
+            )));
+        };
+        Ok(Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+        })
     }
 }
 

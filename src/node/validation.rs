@@ -396,26 +396,24 @@ mod tests {
 
     use super::*;
 
-    fn job(source: PeerId, n: u8) -> Job {
+    /// A job of `source` with message id `id` and `data`.
+    fn job_with(source: PeerId, id: &[u8], data: Vec<u8>) -> Job {
         Job {
-            id: gossipsub::MessageId::new(&[n]),
+            id: gossipsub::MessageId::new(id),
             source,
             topic: gossipsub::TopicHash::from_raw("/waku/2/rs/1/0"),
-            data: vec![n],
+            data,
             arrived: Instant::now(),
             held: false,
         }
     }
 
+    fn job(source: PeerId, n: u8) -> Job {
+        job_with(source, &[n], vec![n])
+    }
+
     fn job_of(source: PeerId, n: u32, size: usize) -> Job {
-        Job {
-            id: gossipsub::MessageId::new(&n.to_be_bytes()),
-            source,
-            topic: gossipsub::TopicHash::from_raw("/waku/2/rs/66/0"),
-            data: vec![0; size],
-            arrived: Instant::now(),
-            held: false,
-        }
+        job_with(source, &n.to_be_bytes(), vec![0; size])
     }
 
     /// The overload path: a flooder fills the validation queue while the workers are busy;

@@ -19,7 +19,7 @@ use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::json;
 use wakurln::{
-    chain::{ChainClient, Endpoint, devnet::Devnet as LocalChain, devnet::dev_signer},
+    chain::devnet::Devnet as LocalChain,
     node::NodeEvent,
     rln::{field, identity::Identity, waku::RlnProofData},
     topics::{PubsubTopic, StaticShard},
@@ -307,16 +307,7 @@ async fn killed_while_publishing_the_node_loses_no_acknowledged_message_and_reus
 async fn killed_while_syncing_the_node_resumes_its_tree_exactly() {
     let mut rng = rng();
     let net = Devnet::start("kill-sync", CLUSTER).await;
-    let client = Arc::new(
-        ChainClient::connect(
-            &[Endpoint(net.anvil.url.clone())],
-            net.contract,
-            None,
-            Some(dev_signer(0)),
-        )
-        .await
-        .unwrap(),
-    );
+    let client = Arc::new(net.client().await);
     for _ in 0..20 {
         LocalChain::register(&client, &Identity::generate(), 1)
             .await

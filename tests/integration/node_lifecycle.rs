@@ -10,7 +10,7 @@ use std::{
 use alloy::providers::Provider;
 use libp2p::{Multiaddr, multiaddr::Protocol};
 use wakurln::{
-    chain::{ChainClient, Endpoint, devnet::Devnet as LocalChain, devnet::dev_signer, membership},
+    chain::{devnet::Devnet as LocalChain, membership},
     clock::now_ns,
     lightpush::{lending::LendingRules, status},
     message::WakuMessage,
@@ -56,17 +56,6 @@ fn tcp_port(address: &Multiaddr) -> u16 {
             _ => None,
         })
         .unwrap()
-}
-
-async fn client(net: &Devnet) -> ChainClient {
-    ChainClient::connect(
-        &[Endpoint(net.anvil.url.clone())],
-        net.contract,
-        None,
-        Some(dev_signer(0)),
-    )
-    .await
-    .unwrap()
 }
 
 const PERIOD: u64 = 4;
@@ -284,7 +273,7 @@ async fn lending_survives_a_root_change_and_a_service_restart() {
     wait.await;
 
     // A registration changes the root: the pool proves on the new one.
-    let chain = client(&net).await;
+    let chain = net.client().await;
     LocalChain::register(&chain, &Identity::generate(), 1)
         .await
         .unwrap();
@@ -339,7 +328,7 @@ async fn publishing_with_an_erased_membership_is_refused_with_the_reason() {
         .unwrap();
 
     // Long past expiry and grace, anyone may erase it; its leaf becomes zero.
-    let chain = client(&net).await;
+    let chain = net.client().await;
     let ten_years = 10 * 365 * 24 * 3600u64;
     let _: serde_json::Value = chain
         .provider()

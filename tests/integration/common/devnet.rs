@@ -66,17 +66,22 @@ impl Devnet {
         }
     }
 
-    /// Registers a new identity with `limit` and files it in keystore `name` (which may
-    /// already hold others).
-    pub async fn member(&self, name: &str, limit: u32) -> (PathBuf, Identity) {
-        let client = ChainClient::connect(
+    /// A client of the contract that signs with anvil's first account.
+    pub async fn client(&self) -> ChainClient {
+        ChainClient::connect(
             &[Endpoint(self.anvil.url.clone())],
             self.contract,
             None,
             Some(dev_signer(0)),
         )
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Registers a new identity with `limit` and files it in keystore `name` (which may
+    /// already hold others).
+    pub async fn member(&self, name: &str, limit: u32) -> (PathBuf, Identity) {
+        let client = self.client().await;
         let identity = Identity::generate();
         let registered = LocalChain::register(&client, &identity, limit)
             .await
