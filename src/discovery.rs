@@ -14,7 +14,7 @@ use std::{
 
 use ::enr::NodeId;
 use discv5::{ConfigBuilder, Discv5, ListenConfig, ProtocolIdentity};
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use tokio::sync::watch;
 
 use crate::enr::{CombinedKey, Enr};
@@ -28,7 +28,8 @@ pub const DEFAULT_UDP_PORT: u16 = 9000;
 /// Records asked of each lookup.
 const PER_LOOKUP: usize = 16;
 
-/// A peer found and dialled is not dialled again for this long.
+/// A peer's record, once handed to the node, is not handed again for this long (a newer
+/// record of it is).
 const REDIAL_AFTER: Duration = Duration::from_secs(60);
 
 /// Peers remembered as dialled at most.
@@ -163,16 +164,24 @@ impl Discovery {
         let Hooks {
             cluster,
             shards,
-            dial,
+            found,
             record,
+            mut bootstrap,
         } = hooks;
         let mut service = self.service;
         let mut published = self_shards(&service);
-        let mut dialled: HashMap<PeerId, Instant> = HashMap::new();
+        let mut dialled: HashMap<PeerId, (Instant, u64)> = HashMap::new();
         let mut tick = tokio::time::interval(interval);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                Some(records) = bootstrap.recv() => {
+                    for b in records {
+                        if let Err(e) = service.add_enr(b.record().clone()) {
+                            tracing::debug!(record = %b.to_text(), "bootstrap record skipped: {e}");
+                        }
+                    }
+                }
                 _ = stop.wait_for(|s| *s) => break,
             }
             let ours = shards();
@@ -198,11 +207,11 @@ impl Discovery {
                 Enr::from_record(r.clone()).is_ok_and(|e| wanted(&e, cluster, &predicate_shards))
             });
             let lookup = service.find_node_predicate(NodeId::random(), predicate, PER_LOOKUP);
-            let found = tokio::select! {
+            let found_now = tokio::select! {
                 found = lookup => found,
                 _ = stop.wait_for(|s| *s) => break,
             };
-            let found = match found {
+            let found_now = match found_now {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::debug!(error = ?e, "discv5 lookup failed");
@@ -211,9 +220,10 @@ impl Discovery {
             };
             let now = Instant::now();
             if dialled.len() >= MAX_REMEMBERED {
-                dialled.retain(|_, at| now.duration_since(*at) < REDIAL_AFTER);
+                dialled.retain(|_, (at, _)| now.duration_since(*at) < REDIAL_AFTER);
             }
-            for r in found {
+            let mut worth = Vec::new();
+            for r in found_now {
                 let Ok(r) = Enr::from_record(r) else {
                     continue;
                 };
@@ -221,20 +231,22 @@ impl Discovery {
                     continue;
                 }
                 let peer = r.peer_id();
-                if dialled
-                    .get(&peer)
-                    .is_some_and(|at| now.duration_since(*at) < REDIAL_AFTER)
-                {
+                // A newer record of the peer (a restart, new addresses) is handed on at once.
+                if dialled.get(&peer).is_some_and(|(at, seq)| {
+                    *seq >= r.seq() && now.duration_since(*at) < REDIAL_AFTER
+                }) {
                     continue;
                 }
-                let addresses = r.addresses();
-                if addresses.is_empty() {
+                if r.addresses().is_empty() {
                     continue;
                 }
                 if dialled.len() < MAX_REMEMBERED {
-                    dialled.insert(peer, now);
+                    dialled.insert(peer, (now, r.seq()));
                 }
-                dial(peer, addresses);
+                worth.push(r);
+            }
+            if !worth.is_empty() {
+                found(worth);
             }
         }
         service.shutdown();
@@ -253,10 +265,12 @@ pub struct Hooks {
     pub cluster: u16,
     /// The shards the node relays now.
     pub shards: Box<dyn Fn() -> Vec<u16> + Send>,
-    /// Dials a peer found, at its addresses.
-    pub dial: Box<dyn Fn(PeerId, Vec<Multiaddr>) + Send>,
+    /// Takes the records found worth dialling (the node's peer manager decides when).
+    pub found: Box<dyn Fn(Vec<Enr>) + Send>,
     /// Takes the node's record after a change.
     pub record: Box<dyn Fn(Enr) + Send>,
+    /// More bootstrap records arriving after the start (from DNS trees read meanwhile).
+    pub bootstrap: tokio::sync::mpsc::Receiver<Vec<Enr>>,
 }
 
 #[cfg(test)]

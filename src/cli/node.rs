@@ -225,6 +225,21 @@ pub struct NodeArgs {
         value_delimiter = ','
     )]
     dns_discovery_name_server: Option<Vec<String>>,
+    /// Connected relay peers the peer manager keeps on each shard the node relays
+    /// [default: 6].
+    #[arg(long, value_name = "N", env = "WAKURLN_RELAY_PEERS_PER_SHARD")]
+    relay_peers_per_shard: Option<usize>,
+    /// Connected peers the peer manager keeps for each service protocol (store, filter,
+    /// lightpush) among the peers it knows to offer it [default: 1].
+    #[arg(long, value_name = "N", env = "WAKURLN_SERVICE_PEERS")]
+    service_peers: Option<usize>,
+    /// Peers remembered at most, connected or not [default: 5 × --max-connections].
+    #[arg(long, value_name = "N", env = "WAKURLN_PEER_STORE_CAPACITY")]
+    peer_store_capacity: Option<usize>,
+    /// Remember peers in the data directory (`peers.sqlite`), so that a restarted node
+    /// reconnects to them without bootstrapping [default: true].
+    #[arg(long, env = "WAKURLN_PEER_PERSISTENCE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    peer_persistence: Option<bool>,
     /// Address to announce in the node's record instead of the listen addresses (repeatable).
     #[arg(
         long,
@@ -482,6 +497,16 @@ impl NodeArgs {
             shard_count,
             shards,
             max_connections: self.max_connections.unwrap_or(50),
+            peer_manager: node::PeerManagerConfig {
+                relay_peers_per_shard: self
+                    .relay_peers_per_shard
+                    .unwrap_or(node::peers::DEFAULT_RELAY_PEERS_PER_SHARD),
+                service_peers: self
+                    .service_peers
+                    .unwrap_or(node::peers::DEFAULT_SERVICE_PEERS),
+                capacity: self.peer_store_capacity.unwrap_or(0),
+                persist: self.peer_persistence.unwrap_or(true),
+            },
             max_inbound_per_ip: self
                 .ip_colocation_limit
                 .unwrap_or(node::config::DEFAULT_MAX_INBOUND_PER_IP),

@@ -57,6 +57,33 @@ pub struct NodeConfig {
     pub dns_discovery: Vec<crate::dns_discovery::TreeUrl>,
     /// The DNS servers to read them from; empty uses the system's.
     pub dns_name_servers: Vec<std::net::SocketAddr>,
+    /// The peer manager: how many peers to keep, and whether to remember them.
+    pub peer_manager: PeerManagerConfig,
+}
+
+/// The peer manager's targets and its book.
+#[derive(Debug, Clone)]
+pub struct PeerManagerConfig {
+    /// Connected relay peers wanted on each shard the node relays.
+    pub relay_peers_per_shard: usize,
+    /// Connected peers wanted for each service protocol (store, filter, lightpush).
+    pub service_peers: usize,
+    /// Peers remembered at most; 0 takes five times `max_connections`.
+    pub capacity: usize,
+    /// Whether the book is kept in `data_dir/peers.sqlite`, so that a restarted node
+    /// reconnects without bootstrapping.
+    pub persist: bool,
+}
+
+impl Default for PeerManagerConfig {
+    fn default() -> Self {
+        Self {
+            relay_peers_per_shard: super::peers::DEFAULT_RELAY_PEERS_PER_SHARD,
+            service_peers: super::peers::DEFAULT_SERVICE_PEERS,
+            capacity: 0,
+            persist: true,
+        }
+    }
 }
 
 /// Inbound connections one IP address may hold by default: room for a few nodes behind one
@@ -99,6 +126,7 @@ impl NodeConfig {
             discv5: None,
             dns_discovery: Vec::new(),
             dns_name_servers: Vec::new(),
+            peer_manager: PeerManagerConfig::default(),
         }
     }
 }

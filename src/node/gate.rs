@@ -191,6 +191,11 @@ impl Behaviour {
         self.reserved.insert(peer);
     }
 
+    /// How many more outbound connections the limits allow now (static peers aside).
+    pub fn outbound_room(&self) -> usize {
+        (self.limits.max_outbound as usize).saturating_sub(self.outbound.len())
+    }
+
     /// Whether `peer` has reserved slots.
     pub fn is_reserved(&self, peer: &PeerId) -> bool {
         self.reserved.contains(peer)

@@ -349,7 +349,12 @@ impl NodeHandle {
                 Command::PeerExchange(peer, num_peers, tx)
             })
             .await?;
-        Ok(peer_exchange::records_of(&rpc)?)
+        let records = peer_exchange::records_of(&rpc)?;
+        self.learn(
+            super::peers::Origin::PeerExchange,
+            records.iter().map(super::Found::of_record).collect(),
+        );
+        Ok(records)
     }
 
     /// Whether this node lends proofs.
@@ -399,7 +404,20 @@ impl NodeHandle {
 
     /// Connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
-        self.ask(Command::Peers).await
+        self.ask(|tx| Command::Peers(false, tx)).await
+    }
+
+    /// Every peer the peer manager knows, connected or not (connected ones first).
+    pub async fn known_peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        self.ask(|tx| Command::Peers(true, tx)).await
+    }
+
+    /// Hands peers found by discovery to the peer manager, which dials them when the node
+    /// needs them. Returns false if the node stopped or its command queue is full.
+    pub fn learn(&self, origin: super::peers::Origin, found: Vec<super::Found>) -> bool {
+        self.commands
+            .try_send(Command::Learn(origin, found))
+            .is_ok()
     }
 
     /// The addresses the node listens on.

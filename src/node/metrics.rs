@@ -40,6 +40,8 @@ pub struct Metrics {
     pub members: Gauge,
     /// Connected peers.
     pub peers: Gauge,
+    /// Peers in the peer manager's book, connected or not.
+    pub peer_book: Gauge,
     /// The lending pool's counters.
     pub lending: crate::lightpush::lending::Counters,
     /// The filter service's counters.
@@ -83,6 +85,7 @@ impl Metrics {
         let sync_block = Gauge::default();
         let members = Gauge::default();
         let peers = Gauge::default();
+        let peer_book = Gauge::default();
         let lending = crate::lightpush::lending::Counters::default();
         let filter = crate::filter::service::Counters::default();
         let archive = crate::store::writer::Counters::default();
@@ -217,6 +220,11 @@ impl Metrics {
             members.clone(),
         );
         registry.register("libp2p_peers", "Connected peers", peers.clone());
+        registry.register(
+            "waku_peer_store_size",
+            "Peers the peer manager knows, connected or not",
+            peer_book.clone(),
+        );
         Self {
             registry,
             messages,
@@ -230,6 +238,7 @@ impl Metrics {
             sync_block,
             members,
             peers,
+            peer_book,
             lending,
             filter,
             archive,

@@ -16,6 +16,7 @@ pub mod gate;
 mod handle;
 pub mod keys;
 pub mod metrics;
+pub mod peers;
 mod services;
 mod start;
 mod swarm;
@@ -26,7 +27,8 @@ use libp2p::{Multiaddr, PeerId, request_response};
 use tokio::sync::oneshot;
 
 pub use config::{
-    ChainConfig, LendingConfig, MembershipConfig, NodeConfig, RlnConfig, StoreConfig,
+    ChainConfig, LendingConfig, MembershipConfig, NodeConfig, PeerManagerConfig, RlnConfig,
+    StoreConfig,
 };
 pub use handle::NodeHandle;
 pub use start::{StartError, start};
@@ -81,19 +83,49 @@ pub enum NodeEvent {
     },
 }
 
-/// A connected peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A peer, connected or known.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PeerInfo {
     /// Its id.
     pub peer: PeerId,
-    /// The addresses we are connected on.
+    /// The addresses we are connected on (connected peers) or would dial.
     pub addresses: Vec<Multiaddr>,
     /// Its protocols, as identify reported them.
     pub protocols: Vec<String>,
-    /// Its cluster, as metadata reported it.
+    /// Its cluster, as metadata (or its record) reported it.
     pub cluster: Option<u32>,
     /// Its shards.
     pub shards: Vec<u32>,
+    /// Where the node heard of it first.
+    pub origin: Option<peers::Origin>,
+    /// Whether it is connected, and who dialled.
+    pub connected: Option<peers::Direction>,
+    /// Its relay (gossipsub) score, while connected.
+    pub score: Option<f64>,
+    /// Failed dials in a row.
+    pub failures: u32,
+}
+
+/// A peer found by discovery, for the peer manager.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Its id.
+    pub peer: PeerId,
+    /// Where to dial it.
+    pub addresses: Vec<Multiaddr>,
+    /// Its record, when discovery had one.
+    pub record: Option<crate::enr::Enr>,
+}
+
+impl Found {
+    /// A peer as its record names it.
+    pub fn of_record(record: &crate::enr::Enr) -> Self {
+        Self {
+            peer: record.peer_id(),
+            addresses: record.addresses(),
+            record: Some(record.clone()),
+        }
+    }
 }
 
 /// Where the chain sync stands, for health reports.
@@ -187,7 +219,10 @@ pub(crate) enum Command {
         Multiaddr,
         oneshot::Sender<Result<(), libp2p::swarm::DialError>>,
     ),
-    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    /// Connected peers, or (true) every peer the book knows.
+    Peers(bool, oneshot::Sender<Vec<PeerInfo>>),
+    /// Peers found by discovery.
+    Learn(peers::Origin, Vec<Found>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Topics(oneshot::Sender<Vec<PubsubTopic>>),
     MeshPeers(PubsubTopic, oneshot::Sender<usize>),

@@ -348,6 +348,8 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
     }
     let shards = Arc::new(RwLock::new(HashSet::new()));
     let discovery_shards = shards.clone();
+    let (book, peer_file) = open_peer_book(&config);
+    let book_records = book.records(config.cluster, BOOK_BOOTSTRAP);
     let discovery_px = peer_exchange.clone();
     let mut runner = Runner {
         swarm,
@@ -382,6 +384,13 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         peer_exchange: peer_exchange.clone(),
         serves,
         handle: None,
+        book,
+        peer_file,
+        targets: super::peers::Targets {
+            relay_per_shard: config.peer_manager.relay_peers_per_shard,
+            per_service: config.peer_manager.service_peers,
+            colocation: config.max_inbound_per_ip as usize,
+        },
     };
     for shard in &config.shards {
         runner.subscribe(&StaticShard::new(config.cluster, *shard).pubsub_topic());
@@ -413,40 +422,16 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         shard_count: config.shard_count,
         stopped: stopped_rx,
     };
-    // DNS trees: read once at start; their records are dialled, and bootstrap discv5.
-    let mut from_dns = Vec::new();
-    for url in &config.dns_discovery {
-        let read = tokio::time::timeout(
-            DNS_TREE_TIMEOUT,
-            crate::dns_discovery::resolve(url, &config.dns_name_servers),
-        )
-        .await;
-        match read {
-            Ok(Ok(records)) => {
-                tracing::info!(domain = %url.domain, records = records.len(), "DNS tree read");
-                from_dns.extend(records);
-            }
-            Ok(Err(e)) => tracing::warn!(domain = %url.domain, "DNS discovery failed: {e}"),
-            Err(_) => tracing::warn!(
-                domain = %url.domain,
-                "DNS discovery gave no answer within {DNS_TREE_TIMEOUT:?}"
-            ),
-        }
-    }
-    let our_shards = config.shards.clone();
-    for r in from_dns
-        .iter()
-        .filter(|r| crate::discovery::wanted(r, config.cluster, &our_shards))
-    {
-        let dialer = handle.clone();
-        let addresses = r.addresses();
-        tokio::spawn(async move {
-            for address in addresses {
-                if dialer.dial(address).await.is_ok() {
-                    break;
-                }
-            }
-        });
+    // DNS trees are read in the background: their records go to the peer manager and, with
+    // discv5, bootstrap it.
+    let (more_bootstrap, bootstrap_rx) = mpsc::channel(4);
+    if !config.dns_discovery.is_empty() {
+        tokio::spawn(read_dns_trees(
+            config.dns_discovery.clone(),
+            config.dns_name_servers.clone(),
+            handle.clone(),
+            config.discv5.is_some().then_some(more_bootstrap),
+        ));
     }
     if let (Some(socket), Some(d)) = (discv5_socket, &config.discv5) {
         // Without an address to announce (listening on 0.0.0.0), discv5 still finds peers;
@@ -479,7 +464,9 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         let signing = crate::enr::signing_key(&secp).map_err(|e| {
             StartError::Discovery(crate::discovery::DiscoveryError::Start(e.to_string()))
         })?;
-        let bootstrap: Vec<_> = d.bootstrap.iter().chain(&from_dns).cloned().collect();
+        // The records of the peer book too: a restarted node finds its network again without
+        // any bootstrap record.
+        let bootstrap: Vec<_> = d.bootstrap.iter().chain(&book_records).cloned().collect();
         let discovery = crate::discovery::Discovery::start(socket, &record, signing, &bootstrap)
             .await
             .map_err(StartError::Discovery)?;
@@ -489,7 +476,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
             bootstrap = bootstrap.len(),
             "discv5 discovery started"
         );
-        let dialer = handle.clone();
+        let learner = handle.clone();
         let read_shards = discovery_shards;
         let px = discovery_px;
         tokio::spawn(discovery.run(
@@ -505,25 +492,14 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
                     v.sort_unstable();
                     v
                 }),
-                dial: Box::new(move |peer, addresses| {
-                    let dialer = dialer.clone();
-                    tokio::spawn(async move {
-                        let connected = dialer
-                            .peers()
-                            .await
-                            .map(|p| p.iter().any(|p| p.peer == peer))
-                            .unwrap_or(true);
-                        if connected {
-                            return;
-                        }
-                        for address in addresses {
-                            if dialer.dial(address).await.is_ok() {
-                                break;
-                            }
-                        }
-                    });
+                found: Box::new(move |records| {
+                    let found = records.iter().map(super::Found::of_record).collect();
+                    if !learner.learn(super::peers::Origin::Discv5, found) {
+                        tracing::debug!("discv5 finds dropped: the node's command queue is full");
+                    }
                 }),
                 record: Box::new(move |record| px.set_own(Some(record))),
+                bootstrap: bootstrap_rx,
             },
             d.interval,
             stop_rx.clone(),
@@ -727,6 +703,101 @@ async fn build_swarm(
 
 /// The node's own record: its secp256k1 key, its dialable TCP and WebSocket addresses, its
 /// services and shards. `None` for an Ed25519 key or without a concrete address.
+/// Reads the DNS trees one after the other, hands the records of this node's cluster and
+/// shards to the peer manager, and every record to discv5 as bootstrap.
+async fn read_dns_trees(
+    urls: Vec<crate::dns_discovery::TreeUrl>,
+    name_servers: Vec<std::net::SocketAddr>,
+    node: NodeHandle,
+    discv5: Option<mpsc::Sender<Vec<crate::enr::Enr>>>,
+) {
+    for url in &urls {
+        let read = tokio::time::timeout(
+            DNS_TREE_TIMEOUT,
+            crate::dns_discovery::resolve(url, &name_servers),
+        )
+        .await;
+        let records = match read {
+            Ok(Ok(records)) => records,
+            Ok(Err(e)) => {
+                tracing::warn!(domain = %url.domain, "DNS discovery failed: {e}");
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    domain = %url.domain,
+                    "DNS discovery gave no answer within {DNS_TREE_TIMEOUT:?}"
+                );
+                continue;
+            }
+        };
+        let cluster = node.cluster;
+        let shards: Vec<u16> = node.shards();
+        let wanted: Vec<super::Found> = records
+            .iter()
+            .filter(|r| crate::discovery::wanted(r, cluster, &shards))
+            .map(super::Found::of_record)
+            .collect();
+        tracing::info!(
+            domain = %url.domain,
+            records = records.len(),
+            of_our_shards = wanted.len(),
+            "DNS tree read"
+        );
+        node.learn(super::peers::Origin::Dns, wanted);
+        if let Some(d) = &discv5 {
+            let _ = d.send(records).await;
+        }
+    }
+}
+
+/// The peer book, from the data directory's file when the node keeps one. A file that cannot
+/// be opened or read is left as it is: the node starts with an empty book and says why.
+fn open_peer_book(config: &NodeConfig) -> (super::peers::Book, Option<super::peers::PeerFile>) {
+    use super::peers::{Book, FILE, PeerFile};
+    let capacity = match config.peer_manager.capacity {
+        0 => (config.max_connections as usize).saturating_mul(5).max(50),
+        n => n,
+    };
+    if !config.peer_manager.persist {
+        return (Book::new(capacity), None);
+    }
+    let path = config.data_dir.join(FILE);
+    let file = match PeerFile::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(
+                "the peer book {} cannot be opened, so peers are not remembered: {e}",
+                path.display()
+            );
+            return (Book::new(capacity), None);
+        }
+    };
+    match file.load(capacity) {
+        Ok((book, skipped)) => {
+            if !book.is_empty() || skipped > 0 {
+                tracing::info!(
+                    peers = book.len(),
+                    skipped,
+                    "peer book read from {}",
+                    path.display()
+                );
+            }
+            (book, Some(file))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "the peer book {} cannot be read, so peers are not remembered: {e}",
+                path.display()
+            );
+            (Book::new(capacity), None)
+        }
+    }
+}
+
+/// Records of the peer book given to discv5 at start, at most.
+const BOOK_BOOTSTRAP: usize = 64;
+
 /// Longest a DNS tree may take to read at start.
 const DNS_TREE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -740,8 +811,13 @@ fn own_record(
 ) -> Option<crate::enr::Enr> {
     use crate::enr::{Content, Enr, services};
     let secp = key.clone().try_into_secp256k1().ok()?;
+    // The sequence number is the time: a restarted node's record (new ports perhaps) must
+    // replace the one others remember from its last run.
+    let seq = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let mut content = Content {
-        seq: 1,
+        seq,
         udp,
         shards: Some((config.cluster, config.shards.clone())),
         ..Content::default()

@@ -19,6 +19,7 @@ use super::{
     behaviour::{Behaviour, BehaviourEvent, Serves},
     gate,
     metrics::Metrics,
+    peers::{self, Book, Direction, PeerFile},
 };
 use super::{
     services,
@@ -83,11 +84,21 @@ pub(super) struct Runner {
     pub(super) serves: Serves,
     /// The node's own handle, for services that publish (set right after start).
     pub(super) handle: Option<NodeHandle>,
+    /// Every peer the node knows: the peer manager's book.
+    pub(super) book: Book,
+    /// Where the book is kept across restarts.
+    pub(super) peer_file: Option<PeerFile>,
+    /// How many peers the manager keeps connected.
+    pub(super) targets: peers::Targets,
 }
+
+/// Seconds between two saves of the peer book.
+const SAVE_PEERS_EVERY: u32 = 2;
 
 impl Runner {
     pub(super) async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u32 = 0;
         // Without RLN nothing syncs: the sender is gone and `changed` would fire at once.
         let sync_alive = self.sync.has_changed().is_ok();
         loop {
@@ -104,9 +115,15 @@ impl Runner {
                     self.redial_due();
                     self.check_scores();
                     self.release_held();
+                    self.dial_wanted();
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(SAVE_PEERS_EVERY) {
+                        self.save_peers();
+                    }
                 }
             }
         }
+        self.save_peers();
         let _ = self.stop.send(true);
     }
 
@@ -163,23 +180,16 @@ impl Runner {
             Command::Dial(address, reply) => {
                 let _ = reply.send(self.swarm.dial(address));
             }
-            Command::Peers(reply) => {
-                let peers = self
-                    .peers
-                    .iter()
-                    .map(|(peer, s)| PeerInfo {
-                        peer: *peer,
-                        addresses: s.addresses.clone(),
-                        protocols: s.protocols.clone(),
-                        cluster: s.metadata.as_ref().and_then(|m| m.cluster_id),
-                        shards: s
-                            .metadata
-                            .as_ref()
-                            .map(|m| m.shards.clone())
-                            .unwrap_or_default(),
-                    })
-                    .collect();
-                let _ = reply.send(peers);
+            Command::Peers(all, reply) => {
+                let _ = reply.send(self.peer_infos(all));
+            }
+            Command::Learn(origin, found) => {
+                for f in found {
+                    self.book
+                        .learn(origin, f.peer, f.addresses, f.record.as_ref());
+                }
+                self.metrics.peer_book.set(self.book.len() as i64);
+                self.dial_wanted();
             }
             Command::ListenAddrs(reply) => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
@@ -284,6 +294,8 @@ impl Runner {
                 let state = self.peers.entry(peer_id).or_default();
                 let first = state.protocols.is_empty();
                 state.protocols = info.protocols.iter().map(ToString::to_string).collect();
+                self.book
+                    .identified(peer_id, state.protocols.clone(), info.listen_addrs.clone());
                 if first
                     && self.serves.peer_exchange
                     && info.protocols.contains(&crate::peer_exchange::PROTOCOL)
@@ -314,8 +326,20 @@ impl Runner {
                         s.failures = 0;
                         s.next_dial = None;
                         self.swarm.behaviour_mut().gate.reserve(peer_id);
+                        self.book.learn_static(peer_id, s.address.clone());
                     }
                 }
+                let direction = if endpoint.is_dialer() {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                self.book.connected(
+                    peer_id,
+                    direction,
+                    endpoint.is_dialer().then(|| address.clone()),
+                );
+                self.metrics.peer_book.set(self.book.len() as i64);
                 let state = self.peers.entry(peer_id).or_default();
                 if !state.addresses.contains(&address) {
                     state.addresses.push(address);
@@ -336,6 +360,7 @@ impl Runner {
                 ..
             } => {
                 self.peers.remove(&peer_id);
+                self.book.disconnected(peer_id, Instant::now());
                 self.metrics.peers.set(self.peers.len() as i64);
                 let _ = self.events.send(NodeEvent::PeerDisconnected(peer_id));
                 for s in &mut self.static_peers {
@@ -347,6 +372,11 @@ impl Runner {
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, %error, "dial failed");
                 let now = Instant::now();
+                if let Some(p) = peer_id
+                    && !self.swarm.is_connected(&p)
+                {
+                    self.book.dial_failed(p, now);
+                }
                 for s in &mut self.static_peers {
                     let matches = match peer_id {
                         Some(p) => s.peer == Some(p) || peer_of(&s.address) == Some(p),
@@ -406,6 +436,7 @@ impl Runner {
                 cluster: theirs.cluster_id,
             });
             let _ = self.swarm.disconnect_peer_id(peer);
+            self.book.refuse(peer);
             for s in &mut self.static_peers {
                 if s.peer == Some(peer) {
                     // Do not keep redialling a peer that will be refused again.
@@ -415,6 +446,15 @@ impl Runner {
             }
             return;
         }
+        self.book.metadata(
+            peer,
+            theirs.cluster_id.and_then(|c| u16::try_from(c).ok()),
+            theirs
+                .shards
+                .iter()
+                .filter_map(|s| u16::try_from(*s).ok())
+                .collect(),
+        );
         if let Some(state) = self.peers.get_mut(&peer) {
             state.metadata = Some(theirs);
         }
@@ -459,6 +499,7 @@ impl Runner {
         let _ = self.events.send(NodeEvent::ScoredOut { peer, score });
         let _ = self.swarm.disconnect_peer_id(peer);
         let until = Instant::now() + gossip::BAN;
+        self.book.hold_until(peer, until);
         for s in &mut self.static_peers {
             if s.peer == Some(peer) {
                 s.next_dial = Some(until);
@@ -485,6 +526,96 @@ impl Runner {
                 tracing::debug!(%address, error = %e, "cannot dial a static peer");
             }
         }
+    }
+}
+
+impl Runner {
+    /// Dials what the peer manager wants dialled now: relay peers for shards short of their
+    /// target, service peers for protocols without one.
+    pub(super) fn dial_wanted(&mut self) {
+        let mut shards: Vec<u16> = self
+            .shards
+            .read()
+            .expect("never poisoned")
+            .iter()
+            .copied()
+            .collect();
+        shards.sort_unstable();
+        let room = self.swarm.behaviour().gate.outbound_room();
+        let dials = self
+            .book
+            .to_dial(Instant::now(), self.cluster, &shards, &self.targets, room);
+        for (peer, addresses) in dials {
+            let options = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .addresses(addresses)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(options) {
+                tracing::debug!(%peer, error = %e, "cannot dial a known peer");
+                self.book.dial_failed(peer, Instant::now());
+            }
+        }
+    }
+
+    /// Writes the book's changes to its file, if it has one. A failure is logged; the book
+    /// stays in memory and the next save tries again with what changed since.
+    fn save_peers(&mut self) {
+        let Some(file) = self.peer_file.as_mut() else {
+            return;
+        };
+        let changes = self.book.take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        if let Err(e) = file.save(&changes) {
+            tracing::warn!(error = %e, "cannot save the peer book; it is kept in memory");
+        }
+    }
+
+    /// Connected peers, and with `all` every other peer of the book after them.
+    fn peer_infos(&self, all: bool) -> Vec<PeerInfo> {
+        let relay = &self.swarm.behaviour().relay;
+        let mut out: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .map(|(peer, s)| {
+                let known = self.book.get(peer);
+                PeerInfo {
+                    peer: *peer,
+                    addresses: s.addresses.clone(),
+                    protocols: s.protocols.clone(),
+                    cluster: s.metadata.as_ref().and_then(|m| m.cluster_id),
+                    shards: s
+                        .metadata
+                        .as_ref()
+                        .map(|m| m.shards.clone())
+                        .unwrap_or_default(),
+                    origin: known.map(|k| k.origin),
+                    connected: known.and_then(|k| k.connected),
+                    score: relay.peer_score(peer),
+                    failures: known.map_or(0, |k| k.failures),
+                }
+            })
+            .collect();
+        if all {
+            out.extend(
+                self.book
+                    .iter()
+                    .filter(|(p, _)| !self.peers.contains_key(p))
+                    .map(|(peer, k)| PeerInfo {
+                        peer: *peer,
+                        addresses: k.addresses.clone(),
+                        protocols: k.protocols.clone(),
+                        cluster: k.cluster.map(u32::from),
+                        shards: k.shards.iter().map(|s| u32::from(*s)).collect(),
+                        origin: Some(k.origin),
+                        connected: None,
+                        score: None,
+                        failures: k.failures,
+                    }),
+            );
+        }
+        out
     }
 }
 

@@ -323,20 +323,38 @@ async fn version() -> Json<String> {
 async fn peers(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
     let peers: Vec<Value> = api
         .node
-        .peers()
+        .known_peers()
         .await?
         .into_iter()
         .map(|p| {
+            let connected = p.connected.is_some();
             json!({
-                "multiaddr": p.addresses.first().map(|a| format!("{a}/p2p/{}", p.peer)),
+                "multiaddr": p.addresses.first().map(|a| with_peer_id(a, p.peer)),
                 "peerId": p.peer.to_string(),
-                "protocols": p.protocols.iter().map(|proto| json!({"protocol": proto, "connected": true})).collect::<Vec<_>>(),
+                "protocols": p.protocols.iter().map(|proto| json!({"protocol": proto, "connected": connected})).collect::<Vec<_>>(),
                 "clusterId": p.cluster,
                 "shards": p.shards,
+                "origin": p.origin.map(|o| o.as_str()),
+                "connected": connected,
+                "direction": p.connected.map(|d| d.as_str()),
+                "score": p.score,
+                "failedDials": p.failures,
             })
         })
         .collect();
     Ok(Json(Value::from(peers)))
+}
+
+/// `address/p2p/peer`, unless the address already ends with the peer id.
+fn with_peer_id(address: &libp2p::Multiaddr, peer: libp2p::PeerId) -> String {
+    if address
+        .iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+    {
+        address.to_string()
+    } else {
+        format!("{address}/p2p/{peer}")
+    }
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
@@ -665,7 +683,7 @@ async fn openapi() -> Json<Value> {
             "/health": {"get": {"summary": "node and RLN readiness, sync state", "responses": {"200": {"description": "ready"}, "503": {"description": "initializing"}}}},
             "/debug/v1/info": {"get": {"summary": "listen addresses", "responses": {"200": {"description": "OK"}}}},
             "/debug/v1/version": {"get": {"summary": "version", "responses": {"200": {"description": "OK"}}}},
-            "/admin/v1/peers": {"get": {"summary": "connected peers and their protocols", "responses": {"200": {"description": "OK"}}}},
+            "/admin/v1/peers": {"get": {"summary": "the peers the node knows, connected ones first: origin, protocols, shards, relay score", "responses": {"200": {"description": "OK"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "OK"}}}},
             "/relay/v1/subscriptions": {
                 "post": {"summary": "subscribe to pubsub topics", "requestBody": {"content": {"application/json": {"schema": topics}}}, "responses": ok},

@@ -14,6 +14,7 @@ mod cli_rln;
 mod contracts_build;
 mod dns_discovery;
 mod enr_js;
+mod fleet;
 mod graph_vs_wasm;
 mod keystore_js;
 mod light_js;
