@@ -240,6 +240,14 @@ pub struct NodeArgs {
     /// reconnects to them without bootstrapping [default: true].
     #[arg(long, env = "WAKURLN_PEER_PERSISTENCE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     peer_persistence: Option<bool>,
+    /// This node is behind a NAT: reserve slots on peers offering circuit relay v2, be dialled
+    /// through them, and punch holes (DCUtR) to replace relayed connections with direct ones.
+    #[arg(long, env = "WAKURLN_RELAY_CLIENT", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    relay_client: Option<bool>,
+    /// Offer circuit relay v2 to nodes behind NATs (bounded: 128 reservations, 16 circuits of
+    /// 2 minutes and 128 KiB each).
+    #[arg(long, env = "WAKURLN_CIRCUIT_RELAY_SERVICE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    circuit_relay_service: Option<bool>,
     /// Address to announce in the node's record instead of the listen addresses (repeatable).
     #[arg(
         long,
@@ -497,6 +505,8 @@ impl NodeArgs {
             shard_count,
             shards,
             max_connections: self.max_connections.unwrap_or(50),
+            relay_client: self.relay_client.unwrap_or(false),
+            circuit_relay: self.circuit_relay_service.unwrap_or(false),
             peer_manager: node::PeerManagerConfig {
                 relay_peers_per_shard: self
                     .relay_peers_per_shard

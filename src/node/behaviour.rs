@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use libp2p::{
-    StreamProtocol, gossipsub, identify,
+    StreamProtocol, autonat, dcutr, gossipsub, identify,
     identity::Keypair,
-    ping,
+    ping, relay as circuit,
     request_response::{self, ProtocolSupport},
-    swarm::NetworkBehaviour,
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
 use super::gate;
@@ -30,6 +30,8 @@ pub(crate) struct Serves {
     pub filter: bool,
     pub lightpush: bool,
     pub peer_exchange: bool,
+    /// Circuit relay v2: other nodes (behind NATs) may reserve a slot and be reached through us.
+    pub circuit_relay: bool,
 }
 
 #[derive(NetworkBehaviour)]
@@ -46,6 +48,14 @@ pub(crate) struct Behaviour {
     /// Filter push streams, which outlive one request.
     pub streams: libp2p_stream::Behaviour,
     pub gate: gate::Behaviour,
+    /// Circuit relay v2 client: reservations on relays, and dialling through them.
+    pub relay_client: circuit::client::Behaviour,
+    /// Circuit relay v2 server, when the node offers it.
+    pub circuit_relay: Toggle<circuit::Behaviour>,
+    /// Hole punching over relayed connections (DCUtR).
+    pub dcutr: dcutr::Behaviour,
+    /// Whether the node is reachable from outside (AutoNAT v1).
+    pub autonat: autonat::Behaviour,
 }
 
 /// A request-response behaviour for `protocol`, answering inbound requests only when `serve`
@@ -75,7 +85,13 @@ where
 }
 
 impl Behaviour {
-    pub fn new(key: &Keypair, limits: gate::Limits, serves: Serves) -> Self {
+    pub fn new(
+        key: &Keypair,
+        limits: gate::Limits,
+        serves: Serves,
+        relay_client: circuit::client::Behaviour,
+    ) -> Self {
+        let me = key.public().to_peer_id();
         let mut relay =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, relay::config())
                 .expect("anonymous gossipsub with a valid configuration");
@@ -100,6 +116,24 @@ impl Behaviour {
             peer_exchange: exchange(peer_exchange::PROTOCOL, serves.peer_exchange, short, 8),
             streams: libp2p_stream::Behaviour::new(),
             gate: gate::Behaviour::new(limits),
+            relay_client,
+            // libp2p's defaults bound what others can take: 128 reservations (4 per peer), 16
+            // circuits (4 per peer), each circuit 2 minutes and 128 KiB, requests rate limited
+            // per peer and per address.
+            circuit_relay: serves
+                .circuit_relay
+                .then(|| {
+                    let mut server = circuit::Behaviour::new(me, circuit::Config::default());
+                    // Offered because the operator asked, not only once AutoNAT finds the
+                    // node reachable.
+                    server.set_status(Some(circuit::Status::Enable));
+                    server
+                })
+                .into(),
+            dcutr: dcutr::Behaviour::new(me),
+            // As a server it dials back only public addresses, at most 30 clients at once and
+            // 3 per peer (libp2p's defaults).
+            autonat: autonat::Behaviour::new(me, autonat::Config::default()),
         }
     }
 }

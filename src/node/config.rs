@@ -59,6 +59,12 @@ pub struct NodeConfig {
     pub dns_name_servers: Vec<std::net::SocketAddr>,
     /// The peer manager: how many peers to keep, and whether to remember them.
     pub peer_manager: PeerManagerConfig,
+    /// The node is not reachable from outside (behind a NAT): it reserves slots on relay
+    /// peers (circuit relay v2) and is dialled through them, then hole punching (DCUtR)
+    /// replaces the relayed connection with a direct one where the NATs allow.
+    pub relay_client: bool,
+    /// Offer circuit relay v2 to nodes behind NATs.
+    pub circuit_relay: bool,
 }
 
 /// The peer manager's targets and its book.
@@ -127,6 +133,8 @@ impl NodeConfig {
             dns_discovery: Vec::new(),
             dns_name_servers: Vec::new(),
             peer_manager: PeerManagerConfig::default(),
+            relay_client: false,
+            circuit_relay: false,
         }
     }
 }

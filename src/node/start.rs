@@ -247,10 +247,17 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         filter: config.filter.is_some(),
         lightpush: config.lightpush,
         peer_exchange: config.peer_exchange,
+        circuit_relay: config.circuit_relay,
     };
     let key_for_record = key.clone();
     let limits = gate::Limits::of_total(config.max_connections, config.max_inbound_per_ip);
     let mut swarm = build_swarm(key, limits, serves).await?;
+    if config.circuit_relay {
+        // Announced addresses are where the operator says the node is reachable.
+        for address in &config.announce {
+            swarm.add_external_address(address.clone());
+        }
+    }
     let filter_client = filter::Client::default();
     filter_client.listen(swarm.behaviour().streams.new_control());
     let filter_service = config.filter.map(|limits| {
@@ -275,7 +282,14 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
     let mut listening = 0;
     while listening < config.listen.len() && Instant::now() < deadline {
         match tokio::time::timeout(Duration::from_secs(1), swarm.select_next_some()).await {
-            Ok(SwarmEvent::NewListenAddr { .. }) => listening += 1,
+            Ok(SwarmEvent::NewListenAddr { address, .. }) => {
+                listening += 1;
+                if config.circuit_relay {
+                    // A relay's reservations carry its external addresses: an operator
+                    // offering the service says the node is reachable where it listens.
+                    swarm.add_external_address(address);
+                }
+            }
             Ok(SwarmEvent::ListenerError { error, .. }) => return Err(StartError::Listener(error)),
             Ok(SwarmEvent::ListenerClosed { reason: Err(e), .. }) => {
                 return Err(StartError::Listener(e));
@@ -386,6 +400,9 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         handle: None,
         book,
         peer_file,
+        relay_client: config
+            .relay_client
+            .then(super::swarm::Reservations::default),
         targets: super::peers::Targets {
             relay_per_shard: config.peer_manager.relay_peers_per_shard,
             per_service: config.peer_manager.service_peers,
@@ -694,7 +711,9 @@ async fn build_swarm(
         )
         .await
         .map_err(transport)?
-        .with_behaviour(|key| Behaviour::new(key, limits, serves))
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(transport)?
+        .with_behaviour(|key, relay_client| Behaviour::new(key, limits, serves, relay_client))
         .map_err(transport)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
         .build();

@@ -90,7 +90,21 @@ pub(super) struct Runner {
     pub(super) peer_file: Option<PeerFile>,
     /// How many peers the manager keeps connected.
     pub(super) targets: peers::Targets,
+    /// With `relay_client`: the relays this node reserved slots on (or asked to).
+    pub(super) relay_client: Option<Reservations>,
 }
+
+/// Relays a node behind a NAT holds reservations on.
+#[derive(Debug, Default)]
+pub(super) struct Reservations {
+    asked: HashMap<PeerId, libp2p::core::transport::ListenerId>,
+}
+
+/// Relays reserved on at once.
+const MAX_RELAYS: usize = 2;
+
+/// The circuit relay v2 protocol a relay answers reservations on.
+const HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
 
 /// Seconds between two saves of the peer book.
 const SAVE_PEERS_EVERY: u32 = 2;
@@ -296,6 +310,9 @@ impl Runner {
                 state.protocols = info.protocols.iter().map(ToString::to_string).collect();
                 self.book
                     .identified(peer_id, state.protocols.clone(), info.listen_addrs.clone());
+                if info.protocols.iter().any(|p| p.as_ref() == HOP_PROTOCOL) {
+                    self.reserve_on(peer_id, &info.listen_addrs);
+                }
                 if first
                     && self.serves.peer_exchange
                     && info.protocols.contains(&crate::peer_exchange::PROTOCOL)
@@ -304,6 +321,55 @@ impl Runner {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.on_metadata(event),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                if let libp2p::relay::client::Event::ReservationReqAccepted {
+                    relay_peer_id,
+                    renewal: false,
+                    ..
+                } = event
+                {
+                    tracing::info!(relay = %relay_peer_id, "a relay accepted our reservation");
+                } else {
+                    tracing::debug!(?event, "circuit relay client");
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => match event.result {
+                Ok(_) => tracing::info!(
+                    peer = %event.remote_peer_id,
+                    "hole punching succeeded: a direct connection replaces the relayed one"
+                ),
+                Err(e) => tracing::info!(
+                    peer = %event.remote_peer_id,
+                    "hole punching failed, the connection stays relayed: {e}"
+                ),
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(
+                libp2p::autonat::Event::StatusChanged { new, .. },
+            )) => {
+                if new == libp2p::autonat::NatStatus::Private && self.relay_client.is_none() {
+                    tracing::warn!(
+                        "AutoNAT: this node is not reachable from outside, so only the peers \
+                         it dials connect to it; --relay-client makes it reachable through \
+                         relays"
+                    );
+                } else {
+                    tracing::info!(status = ?new, "AutoNAT: reachability changed");
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                if address.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+                    tracing::info!(%address, "reachable through a relay");
+                } else if self.serves.circuit_relay {
+                    // Later listeners (0.0.0.0 on a new interface): see `start`.
+                    self.swarm.add_external_address(address);
+                }
+            }
+            SwarmEvent::ListenerClosed { listener_id, .. }
+            | SwarmEvent::ListenerError { listener_id, .. } => {
+                if let Some(r) = &mut self.relay_client {
+                    r.asked.retain(|_, id| *id != listener_id);
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Store(event)) => self.on_store(event),
             SwarmEvent::Behaviour(BehaviourEvent::Lightpush(event)) => self.on_lightpush(event),
             SwarmEvent::Behaviour(BehaviourEvent::LightpushV2(event)) => {
@@ -530,6 +596,43 @@ impl Runner {
 }
 
 impl Runner {
+    /// With `--relay-client`, asks `relay` (a peer that offers circuit relay) for a
+    /// reservation, up to [`MAX_RELAYS`] relays: the node then listens on a relayed address,
+    /// which identify tells its peers.
+    fn reserve_on(&mut self, relay: PeerId, listen: &[Multiaddr]) {
+        let Some(r) = &self.relay_client else {
+            return;
+        };
+        if r.asked.len() >= MAX_RELAYS || r.asked.contains_key(&relay) {
+            return;
+        }
+        let direct = |a: &&Multiaddr| {
+            !a.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+                && gate::ip_of(a).is_some_and(|ip| !ip.is_unspecified())
+        };
+        let Some(base) = listen.iter().find(direct).cloned().or_else(|| {
+            self.peers
+                .get(&relay)
+                .and_then(|s| s.addresses.iter().find(direct).cloned())
+        }) else {
+            return;
+        };
+        let base: Multiaddr = base
+            .into_iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect();
+        let address = base.with(Protocol::P2p(relay)).with(Protocol::P2pCircuit);
+        match self.swarm.listen_on(address.clone()) {
+            Ok(id) => {
+                tracing::info!(%address, "asking a relay for a reservation");
+                if let Some(r) = &mut self.relay_client {
+                    r.asked.insert(relay, id);
+                }
+            }
+            Err(e) => tracing::warn!(%address, "cannot listen through a relay: {e}"),
+        }
+    }
+
     /// Dials what the peer manager wants dialled now: relay peers for shards short of their
     /// target, service peers for protocols without one.
     pub(super) fn dial_wanted(&mut self) {

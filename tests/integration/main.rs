@@ -24,6 +24,7 @@ mod node_filter;
 mod node_hardening;
 mod node_kill;
 mod node_lifecycle;
+mod node_nat;
 mod node_network;
 mod node_peer_exchange;
 mod node_rate_limits;
