@@ -278,7 +278,7 @@ pub struct Targets {
     pub relay_per_shard: usize,
     /// Connected peers wanted for each service protocol.
     pub per_service: usize,
-    /// Connected peers behind one IP address at most (loopback exempt); 0 for no limit.
+    /// Connected peers behind one IP address at most; 0 for no limit.
     pub colocation: usize,
 }
 
@@ -594,10 +594,9 @@ impl Book {
                 }
                 let ips: HashSet<IpAddr> = e.addresses.iter().filter_map(ip_of).collect();
                 let crowded = targets.colocation > 0
-                    && ips.iter().any(|ip| {
-                        !ip.is_loopback()
-                            && per_ip.get(ip).copied().unwrap_or(0) >= targets.colocation
-                    });
+                    && ips
+                        .iter()
+                        .any(|ip| per_ip.get(ip).copied().unwrap_or(0) >= targets.colocation);
                 if crowded {
                     continue;
                 }
@@ -876,14 +875,10 @@ mod tests {
             book.metadata(peer, Some(1), vec![0]);
         }
         assert_eq!(book.to_dial(now, 1, &[0], &targets, 100).len(), 2);
-        // Loopback is exempt: local test networks live there.
-        let mut book = Book::new(100);
-        for _ in 0..5 {
-            let peer = PeerId::random();
-            book.learn(Origin::Discv5, peer, vec![address([127, 0, 0, 1], 1)], None);
-            book.metadata(peer, Some(1), vec![0]);
-        }
-        assert_eq!(book.to_dial(now, 1, &[0], &targets, 100).len(), 5);
+        // 0 is no limit.
+        targets.colocation = 0;
+        let later = now + DIAL_EXPIRES;
+        assert_eq!(book.to_dial(later, 1, &[0], &targets, 100).len(), 5);
     }
 
     #[test]
