@@ -14,7 +14,7 @@ use std::{
 
 use ::enr::NodeId;
 use discv5::{ConfigBuilder, Discv5, ListenConfig, ProtocolIdentity};
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use tokio::sync::watch;
 
 use crate::enr::{CombinedKey, Enr};
@@ -167,9 +167,14 @@ impl Discovery {
             found,
             record,
             mut bootstrap,
+            mut relayed,
         } = hooks;
         let mut service = self.service;
         let mut published = self_shards(&service);
+        // The record's own `multiaddrs` (WebSocket addresses); relayed ones are added to them.
+        let listed = Enr::from_record(service.local_enr())
+            .map(|r| r.listed_multiaddrs())
+            .unwrap_or_default();
         let mut dialled: HashMap<PeerId, (Instant, u64)> = HashMap::new();
         let mut tick = tokio::time::interval(interval);
         loop {
@@ -181,6 +186,17 @@ impl Discovery {
                             tracing::debug!(record = %b.to_text(), "bootstrap record skipped: {e}");
                         }
                     }
+                }
+                Some(addresses) = relayed.recv() => {
+                    let all: Vec<Multiaddr> = listed.iter().chain(&addresses).cloned().collect();
+                    let field = crate::enr::multiaddrs_field(&all);
+                    if service.enr_insert("multiaddrs", &bytes::Bytes::from(field)).is_ok()
+                        && let Ok(r) = Enr::from_record(service.local_enr())
+                    {
+                        tracing::info!(seq = r.seq(), relayed = ?addresses, "node record updated");
+                        record(r);
+                    }
+                    continue;
                 }
                 _ = stop.wait_for(|s| *s) => break,
             }
@@ -271,6 +287,9 @@ pub struct Hooks {
     pub record: Box<dyn Fn(Enr) + Send>,
     /// More bootstrap records arriving after the start (from DNS trees read meanwhile).
     pub bootstrap: tokio::sync::mpsc::Receiver<Vec<Enr>>,
+    /// The relayed addresses the node listens on now (behind a NAT), for the record's
+    /// `multiaddrs`.
+    pub relayed: tokio::sync::mpsc::Receiver<Vec<Multiaddr>>,
 }
 
 #[cfg(test)]

@@ -89,15 +89,21 @@ pub fn signing_key(key: &libp2p::identity::secp256k1::Keypair) -> Result<Combine
     combined
 }
 
+/// `address` without its last component when that is a peer id (the node's own). A relayed
+/// address keeps the relay's peer id, as the Waku ENR specification asks.
+fn without_own_id(address: &Multiaddr) -> Multiaddr {
+    let mut bare = address.clone();
+    if matches!(bare.iter().last(), Some(Protocol::P2p(_))) {
+        bare.pop();
+    }
+    bare
+}
+
 /// The `multiaddrs` value: each address as a 2-byte big-endian length and its bytes.
-fn multiaddrs_field(addresses: &[Multiaddr]) -> Vec<u8> {
+pub fn multiaddrs_field(addresses: &[Multiaddr]) -> Vec<u8> {
     let mut field = Vec::new();
     for m in addresses {
-        let bare: Multiaddr = m
-            .iter()
-            .filter(|p| !matches!(p, Protocol::P2p(_)))
-            .collect();
-        let bytes = bare.to_vec();
+        let bytes = without_own_id(m).to_vec();
         field.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
         field.extend_from_slice(&bytes);
     }
@@ -294,6 +300,16 @@ impl Enr {
                     .with(Protocol::Tcp(socket.port())),
             );
         }
+        out.extend(self.listed_multiaddrs());
+        out.into_iter()
+            .map(|m| without_own_id(&m).with(Protocol::P2p(peer)))
+            .collect()
+    }
+
+    /// The addresses of the `multiaddrs` field, as listed (an entry that does not parse is
+    /// skipped).
+    pub fn listed_multiaddrs(&self) -> Vec<Multiaddr> {
+        let mut out = Vec::new();
         if let Some(field) = self.field("multiaddrs") {
             let mut field: &[u8] = &field;
             while field.len() >= 2 {
@@ -307,15 +323,7 @@ impl Enr {
                 field = &field[2 + len..];
             }
         }
-        out.into_iter()
-            .map(|m| {
-                let bare: Multiaddr = m
-                    .iter()
-                    .filter(|p| !matches!(p, Protocol::P2p(_)))
-                    .collect();
-                bare.with(Protocol::P2p(peer))
-            })
-            .collect()
+        out
     }
 }
 

@@ -442,6 +442,13 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
     // DNS trees are read in the background: their records go to the peer manager and, with
     // discv5, bootstrap it.
     let (more_bootstrap, bootstrap_rx) = mpsc::channel(4);
+    // Behind a NAT with discv5: the relayed addresses go into the record.
+    let (relayed_tx, relayed_rx) = mpsc::channel(4);
+    if let Some(r) = runner.relay_client.as_mut()
+        && config.discv5.is_some()
+    {
+        r.record = Some(relayed_tx);
+    }
     if !config.dns_discovery.is_empty() {
         tokio::spawn(read_dns_trees(
             config.dns_discovery.clone(),
@@ -517,6 +524,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
                 }),
                 record: Box::new(move |record| px.set_own(Some(record))),
                 bootstrap: bootstrap_rx,
+                relayed: relayed_rx,
             },
             d.interval,
             stop_rx.clone(),

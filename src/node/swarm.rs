@@ -98,6 +98,18 @@ pub(super) struct Runner {
 #[derive(Debug, Default)]
 pub(super) struct Reservations {
     asked: HashMap<PeerId, libp2p::core::transport::ListenerId>,
+    /// The relayed addresses the node listens on.
+    addresses: Vec<Multiaddr>,
+    /// Where they go into the node's record (discv5), when it has one.
+    pub(super) record: Option<mpsc::Sender<Vec<Multiaddr>>>,
+}
+
+impl Reservations {
+    fn tell_record(&self) {
+        if let Some(r) = &self.record {
+            let _ = r.try_send(self.addresses.clone());
+        }
+    }
 }
 
 /// Relays reserved on at once.
@@ -359,9 +371,24 @@ impl Runner {
             SwarmEvent::NewListenAddr { address, .. } => {
                 if address.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
                     tracing::info!(%address, "reachable through a relay");
+                    if let Some(r) = &mut self.relay_client
+                        && !r.addresses.contains(&address)
+                        && r.addresses.len() < MAX_RELAYS
+                    {
+                        r.addresses.push(address);
+                        r.tell_record();
+                    }
                 } else if self.serves.circuit_relay {
                     // Later listeners (0.0.0.0 on a new interface): see `start`.
                     self.swarm.add_external_address(address);
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                if let Some(r) = &mut self.relay_client
+                    && r.addresses.contains(&address)
+                {
+                    r.addresses.retain(|a| *a != address);
+                    r.tell_record();
                 }
             }
             SwarmEvent::ListenerClosed { listener_id, .. }

@@ -1,7 +1,7 @@
 //! Behind a NAT: a node told it is not reachable from outside (`relay_client`, the CLI's
 //! `--relay-client`) reserves a slot on a peer offering circuit relay v2, gets a relayed
-//! address, and another node dials it through that address; hole punching (DCUtR) then gives
-//! the two a direct connection. Real libp2p nodes on loopback.
+//! address (in its record too), and another node dials it through that address; hole
+//! punching (DCUtR) then gives the two a direct connection. Real libp2p nodes on loopback.
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,11 @@ async fn a_node_behind_a_nat_is_dialled_through_a_relay_then_directly() {
     let mut config = NodeConfig::local(dir.path().join("natted"), CLUSTER);
     config.relay_client = true;
     config.static_peers = vec![relay_address];
+    // With discv5, so that its record (what others find) carries the relayed address.
+    config.discv5 = Some(wakurln::discovery::Config {
+        udp_port: 0,
+        ..wakurln::discovery::Config::default()
+    });
     let natted = node::start(config).await.unwrap();
     let circuit = wait_for("a relayed listen address", async || {
         natted
@@ -64,15 +69,24 @@ async fn a_node_behind_a_nat_is_dialled_through_a_relay_then_directly() {
         "the relayed address goes through the relay: {circuit}"
     );
 
-    // A plain node (no relay client, no relay service) dials it through the relay.
+    // Its record now names the relayed address, with the relay's peer id in it.
+    let in_record = wait_for("the relayed address in the node's record", async || {
+        natted
+            .enr()
+            .and_then(|r| r.addresses().into_iter().find(relayed))
+    })
+    .await;
+    assert!(
+        in_record.to_string().contains(&relay.peer_id().to_string()),
+        "{in_record}"
+    );
+
+    // A plain node (no relay client, no relay service) dials it through the relay, at the
+    // address its record gives.
     let dialer = node::start(NodeConfig::local(dir.path().join("dialer"), CLUSTER))
         .await
         .unwrap();
-    let target = match circuit.iter().last() {
-        Some(Protocol::P2p(_)) => circuit.clone(),
-        _ => circuit.clone().with(Protocol::P2p(natted.peer_id())),
-    };
-    dialer.dial(target).await.unwrap();
+    dialer.dial(in_record).await.unwrap();
     let first = wait_for("a connection through the relay", async || {
         addresses_of(&dialer, &natted).await.into_iter().next()
     })
