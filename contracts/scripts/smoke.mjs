@@ -30,6 +30,7 @@ const EVENTS = [
   "event MembershipErased(uint256 idCommitment, uint32 membershipRateLimit, uint32 index)",
   "event MembershipExpired(uint256 idCommitment, uint32 membershipRateLimit, uint32 index)",
   "event MembershipExtended(uint256 idCommitment, uint32 membershipRateLimit, uint32 index, uint256 newGracePeriodStartTimestamp)",
+  "event RootStored(uint256 newRoot)",
 ];
 
 // Functions a node or the CLI calls, with the return types WakuRlnV2 has.
@@ -48,6 +49,9 @@ const FUNCTIONS = [
   "function extendMemberships(uint256[])",
   "function eraseMemberships(uint256[])",
   "function withdraw(address)",
+  "function eraseMemberships(uint256[],bool)",
+  "function getRecentRoots() view returns (uint256[5])",
+  "function getRootAt(uint8) view returns (uint256)",
   "function priceCalculator() view returns (address)",
   "function calculate(uint32) view returns (address,uint256)",
 ];
@@ -216,14 +220,22 @@ async function scenario(provider) {
   ];
   const leaves = [];
   const gas = [];
+  assert.deepEqual((await membership.getRecentRoots()).toArray(), [0n, 0n, 0n, 0n, 0n]);
+  const roots = [];
   for (const [signer, idc, limit] of members) {
     const receipt = await register(signer, idc, limit);
     gas.push(receipt.gasUsed);
-    assert.deepEqual(events(membership, receipt), [
-      { name: "MembershipRegistered", args: [idc, BigInt(limit), BigInt(leaves.length)] },
-    ]);
+    const index = BigInt(leaves.length);
     leaves.push(poseidon2([idc, BigInt(limit)]));
+    roots.unshift(offChainRoot(leaves));
+    assert.deepEqual(events(membership, receipt), [
+      { name: "MembershipRegistered", args: [idc, BigInt(limit), index] },
+      { name: "RootStored", args: [roots[0]] },
+    ]);
   }
+  // Newest first, zero where no root was stored yet.
+  assert.deepEqual((await membership.getRecentRoots()).toArray(), [...roots, 0n]);
+  assert.equal(await membership.getRootAt(1), roots[1]);
   assert.equal(await membership.nextFreeIndex(), 4n);
   await checkTree(membership, leaves);
   assert.equal(await token.balanceOf(membership.target), PRICE * 1020n);
@@ -257,16 +269,20 @@ async function scenario(provider) {
 
   // Alice erases index 0: the leaf becomes 0 and the index is reused by the next registration.
   const erased = await mined(await asAlice.eraseMemberships([1001n]));
-  assert.deepEqual(events(membership, erased), [{ name: "MembershipErased", args: [1001n, 20n, 0n] }]);
   leaves[0] = 0n;
+  assert.deepEqual(events(membership, erased), [
+    { name: "MembershipErased", args: [1001n, 20n, 0n] },
+    { name: "RootStored", args: [offChainRoot(leaves)] },
+  ]);
   await checkTree(membership, leaves);
   assert.equal(await membership.isInMembershipSet(1001n), false);
 
   const reused = await register(bob, 1004n, 50);
+  leaves[0] = poseidon2([1004n, 50n]);
   assert.deepEqual(events(membership, reused), [
     { name: "MembershipRegistered", args: [1004n, 50n, 0n] },
+    { name: "RootStored", args: [offChainRoot(leaves)] },
   ]);
-  leaves[0] = poseidon2([1004n, 50n]);
   assert.equal(await membership.nextFreeIndex(), 4n);
   await checkTree(membership, leaves);
 
@@ -280,6 +296,7 @@ async function scenario(provider) {
     { name: "MembershipExpired", args: [Q - 1n, 300n, 3n] },
     { name: "MembershipErased", args: [Q - 1n, 300n, 3n] },
     { name: "MembershipRegistered", args: [1005n, 20n, 3n] },
+    { name: "RootStored", args: [offChainRoot([leaves[0], leaves[1], 0n, poseidon2([1005n, 20n])])] },
   ]);
   leaves[2] = 0n;
   leaves[3] = poseidon2([1005n, 20n]);
@@ -300,7 +317,11 @@ async function batchScenario(provider) {
   const ids = Array.from({ length: 100 }, (_, i) => 5000n + BigInt(i));
   const receipt = await mined(await membership.registerBatchForTesting(ids, 20));
   const registered = events(membership, receipt);
-  assert.equal(registered.length, ids.length);
+  assert.equal(registered.length, ids.length + 1);
+  assert.deepEqual(registered[ids.length], {
+    name: "RootStored",
+    args: [offChainRoot(ids.map((idc) => poseidon2([idc, 20n])))],
+  });
   assert.deepEqual(registered[7], { name: "MembershipRegistered", args: [ids[7], 20n, 7n] });
   await checkTree(membership, ids.map((idc) => poseidon2([idc, 20n])));
   await expectRevert(

@@ -40,8 +40,8 @@ error InvalidConfiguration();
 /// Memberships are active for a fixed duration, then in a grace period during which the holder
 /// may extend them; after that anyone may erase them. Erasing zeroes the leaf and frees the
 /// index for the next registration, and the holder can withdraw the deposit.
-/// @dev ABI-compatible with the deployed WakuRlnV2 for registration, the membership events and
-/// the reads a node uses. Unlike it, every erasure zeroes the leaf, so replaying the events
+/// @dev ABI-compatible with WakuRlnV2 for registration, erasure, the membership events, the
+/// reads a node uses and the ring of recent roots. Unlike it, every erasure zeroes the leaf, so replaying the events
 /// reproduces `root()` exactly. The contract is its own price calculator (`priceCalculator()`
 /// returns this address) and its parameters are fixed at deployment.
 contract WakuRlnMembership {
@@ -100,6 +100,14 @@ contract WakuRlnMembership {
 
     LazyIMTData private _tree;
 
+    /// @notice Number of roots kept by `getRecentRoots`.
+    uint8 public constant HISTORY_SIZE = 5;
+
+    /// @dev The last HISTORY_SIZE roots; `_rootCursor` is the slot the next one takes.
+    uint256[HISTORY_SIZE] private _recentRoots;
+    uint8 private _rootCursor;
+    bool private _rootsStored;
+
     /// @notice A membership took the leaf at `index`; the leaf is
     /// `Poseidon(idCommitment, membershipRateLimit)`.
     event MembershipRegistered(uint256 idCommitment, uint256 membershipRateLimit, uint32 index);
@@ -110,6 +118,10 @@ contract WakuRlnMembership {
     /// @notice The membership being erased had passed its grace period (always followed by
     /// MembershipErased for the same membership).
     event MembershipExpired(uint256 idCommitment, uint32 membershipRateLimit, uint32 index);
+
+    /// @notice A call that changed the tree finished; `newRoot` is the root it left. One event per
+    /// call, however many leaves the call changed.
+    event RootStored(uint256 newRoot);
 
     /// @notice The holder extended a membership in its grace period; the leaf is unchanged.
     event MembershipExtended(
@@ -163,6 +175,7 @@ contract WakuRlnMembership {
         }
         uint256 deposit = uint256(rateLimit) * pricePerMessagePerEpoch;
         _register(msg.sender, idCommitment, rateLimit, deposit);
+        _storeRoot();
         if (deposit != 0) IERC20(token).safeTransferFrom(msg.sender, address(this), deposit);
     }
 
@@ -177,9 +190,14 @@ contract WakuRlnMembership {
     /// @notice Erases expired memberships (anyone) or the caller's memberships in their grace
     /// period, zeroing their leaves and crediting the deposits to their holders.
     function eraseMemberships(uint256[] calldata idCommitments) external {
-        for (uint256 i = 0; i < idCommitments.length; i++) {
-            _erase(idCommitments[i]);
-        }
+        _eraseAll(idCommitments);
+    }
+
+    /// @notice WakuRlnV2's second form of erasure. Here every erasure zeroes the leaf, so
+    /// `eraseFromMembershipSet` changes nothing: both forms do the full clean-up.
+    function eraseMemberships(uint256[] calldata idCommitments, bool eraseFromMembershipSet) external {
+        eraseFromMembershipSet;
+        _eraseAll(idCommitments);
     }
 
     /// @notice Sends the caller all deposits of erased memberships held in `depositToken`.
@@ -195,6 +213,21 @@ contract WakuRlnMembership {
     /// @notice Root of the depth-20 Poseidon tree of rate commitments, empty leaves being 0.
     function root() external view returns (uint256) {
         return InternalLazyIMT._root(_tree, MERKLE_TREE_DEPTH);
+    }
+
+    /// @notice The last HISTORY_SIZE roots, newest first; zeros where fewer have been stored.
+    function getRecentRoots() external view returns (uint256[HISTORY_SIZE] memory roots) {
+        if (!_rootsStored) return roots;
+        for (uint8 i = 0; i < HISTORY_SIZE; i++) {
+            roots[i] = _recentRoots[_slotOf(i)];
+        }
+    }
+
+    /// @notice The stored root `position` steps back from the newest (0 is the newest).
+    function getRootAt(uint8 position) external view returns (uint256) {
+        require(position < HISTORY_SIZE, "Out of range");
+        require(_rootsStored, "No roots yet");
+        return _recentRoots[_slotOf(position)];
     }
 
     /// @notice Sibling path of the leaf at `index`, from the leaf level up.
@@ -372,6 +405,29 @@ contract WakuRlnMembership {
 
         if (expired) emit MembershipExpired(idCommitment, m.rateLimit, m.index);
         emit MembershipErased(idCommitment, m.rateLimit, m.index);
+    }
+
+    /// @dev Erases each membership, then records the root once.
+    function _eraseAll(uint256[] calldata idCommitments) private {
+        for (uint256 i = 0; i < idCommitments.length; i++) {
+            _erase(idCommitments[i]);
+        }
+        if (idCommitments.length != 0) _storeRoot();
+    }
+
+    /// @dev Records the current root in the ring of recent roots and emits RootStored. Called
+    /// once at the end of every call that changed the tree.
+    function _storeRoot() internal {
+        uint256 newRoot = InternalLazyIMT._root(_tree, MERKLE_TREE_DEPTH);
+        _recentRoots[_rootCursor] = newRoot;
+        _rootCursor = (_rootCursor + 1) % HISTORY_SIZE;
+        _rootsStored = true;
+        emit RootStored(newRoot);
+    }
+
+    /// @dev Slot of the root `back` steps behind the newest.
+    function _slotOf(uint8 back) private view returns (uint8) {
+        return (_rootCursor + HISTORY_SIZE - 1 - back) % HISTORY_SIZE;
     }
 
     function _extend(uint256 idCommitment) private {

@@ -28,11 +28,12 @@ contract WakuRlnMembershipForTesting is WakuRlnMembership {
     }
 
     /// @notice Registers every commitment with `rateLimit`, held by the deployer, without deposit.
-    /// Same checks and same MembershipRegistered events as `register`.
+    /// Same checks and same MembershipRegistered events as `register`, and one RootStored.
     function registerBatchForTesting(uint256[] calldata idCommitments, uint32 rateLimit) external {
         if (msg.sender != deployer) revert OnlyDeployer();
         for (uint256 i = 0; i < idCommitments.length; i++) {
             _register(msg.sender, idCommitments[i], rateLimit, 0);
         }
+        if (idCommitments.length != 0) _storeRoot();
     }
 }

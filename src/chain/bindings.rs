@@ -19,6 +19,7 @@ sol! {
             uint32 index,
             uint256 newGracePeriodStartTimestamp
         );
+        event RootStored(uint256 newRoot);
 
         error DuplicateIdCommitment();
         error InvalidIdCommitment(uint256 idCommitment);
@@ -37,6 +38,8 @@ sol! {
         function withdraw(address token) external;
 
         function root() external view returns (uint256);
+        function getRecentRoots() external view returns (uint256[5] memory);
+        function getRootAt(uint8 position) external view returns (uint256);
         function nextFreeIndex() external view returns (uint32);
         function getRateCommitmentsInRangeBoundsInclusive(uint32 startIndex, uint32 endIndex)
             external view returns (uint256[] memory);

@@ -10,6 +10,11 @@
 //!   undoes the leaf changes after it.
 //! - After each step the local root is compared with `root()` at that block; a mismatch is an
 //!   error that says so loudly. Every new root enters the window of recent roots.
+//! - **Recent roots** of a contract that keeps them (`getRecentRoots()`, the current WakuRlnV2
+//!   interface and ours) seed the window after the initial sync, so proofs made by publishers
+//!   whose trees lag a few registrations behind are accepted from the start. A contract without
+//!   them (WakuRlnV2 as first deployed) is synced the same way, with a window that starts at
+//!   the current root.
 
 use std::{collections::HashMap, path::Path};
 
@@ -202,6 +207,61 @@ impl Syncer {
         to_field(root, "root()")
     }
 
+    /// The contract's recent roots at `block`, newest first, or `None` when it does not keep
+    /// them (the call reverts or returns nothing).
+    pub async fn contract_recent_roots(&self, block: u64) -> Result<Option<Vec<Fr>>, ChainError> {
+        let contract = self.client.contract();
+        let ring = self
+            .client
+            .request("getRecentRoots()", |_| {
+                let c = contract.clone();
+                async move {
+                    match c
+                        .getRecentRoots()
+                        .block(BlockId::number(block))
+                        .call()
+                        .await
+                    {
+                        Ok(ring) => Ok(Some(ring)),
+                        Err(e) if lacks_function(&e) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await?;
+        ring.map(|ring| {
+            ring.into_iter()
+                .map(|root| to_field(root, "getRecentRoots()"))
+                .collect()
+        })
+        .transpose()
+    }
+
+    /// Puts the contract's older recent roots into the window, oldest first, when its newest
+    /// is the tree's root at `block`.
+    async fn seed_recent_roots(&mut self, block: u64) -> Result<(), ChainError> {
+        let Some(ring) = self.contract_recent_roots(block).await? else {
+            tracing::debug!("the contract keeps no recent roots; the root window starts now");
+            return Ok(());
+        };
+        let zero = Fr::from(0u64);
+        match ring.first() {
+            Some(newest) if *newest == self.tree.root() => {}
+            // Nothing stored yet, or a tree that does not match: the root check after the
+            // step reports the latter.
+            _ => return Ok(()),
+        }
+        let older: Vec<Fr> = ring[1..].iter().copied().filter(|r| *r != zero).collect();
+        for root in older.iter().rev() {
+            self.roots.push(*root);
+        }
+        tracing::debug!(
+            roots = older.len(),
+            "root window seeded with the contract's recent roots"
+        );
+        Ok(())
+    }
+
     /// Syncs up to the head minus the follow distance.
     pub async fn step(&mut self) -> Result<SyncStatus, ChainError> {
         let head = self
@@ -326,6 +386,7 @@ impl Syncer {
         }
         bar.finish_and_clear();
         self.store().finish_initial((block, hash))?;
+        self.seed_recent_roots(block).await?;
         self.roots.push(self.tree.root());
         Ok(read)
     }
@@ -504,6 +565,18 @@ fn leaf_update(log: &Log) -> Result<Option<(u32, Fr)>, ChainError> {
             Ok(Some((e.index, Fr::from(0u64))))
         }
         _ => Ok(None),
+    }
+}
+
+/// Whether a call failed because the contract has no such function: it reverted without
+/// data (no fallback) or returned nothing.
+fn lacks_function(e: &alloy::contract::Error) -> bool {
+    match e {
+        alloy::contract::Error::ZeroData(..) => true,
+        alloy::contract::Error::TransportError(t) => t.as_error_resp().is_some_and(|r| {
+            r.message.contains("revert") && r.as_revert_data().is_none_or(|d| d.is_empty())
+        }),
+        _ => false,
     }
 }
 

@@ -715,3 +715,145 @@ async fn a_dead_endpoint_fails_over_and_a_damaged_store_is_reported_loudly() {
         "{line}"
     );
 }
+
+alloy::sol! {
+    /// WakuRlnV2's erasure with the clean-up flag, which the node's bindings leave out.
+    #[sol(rpc)]
+    interface FullErase {
+        function eraseMemberships(uint256[] calldata idCommitments, bool eraseFromMembershipSet) external;
+    }
+}
+
+fn to_u256(value: &Fr) -> U256 {
+    U256::from_le_bytes(field::to_le_bytes(value))
+}
+
+/// The `newRoot` of every RootStored event of `contract`, oldest first.
+async fn stored_roots(client: &ChainClient) -> Vec<Fr> {
+    use alloy::sol_types::SolEvent;
+    use wakurln::chain::bindings::WakuRlnV2::RootStored;
+    let filter = alloy::rpc::types::Filter::new()
+        .address(client.contract_address())
+        .event_signature(RootStored::SIGNATURE_HASH)
+        .from_block(0);
+    let logs = client.provider().get_logs(&filter).await.unwrap();
+    logs.iter()
+        .map(|log| {
+            let event = RootStored::decode_log_data(log.data()).unwrap();
+            field::from_le_bytes(&event.newRoot.to_le_bytes::<32>()).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_keeps_its_recent_roots_and_a_fresh_sync_accepts_them() {
+    let anvil = start_anvil(&[]);
+    let dir = temp_dir("recent-roots");
+    let deployed = deploy(
+        &anvil,
+        &["--active-duration", "100", "--grace-period", "1000"],
+    );
+    let contract = deployed["contract"].as_str().unwrap().to_owned();
+    let reader = client(&anvil, &contract, None).await;
+    let c = reader.contract();
+
+    // Before any registration: zeros, and getRootAt says why it cannot answer.
+    let ring = c.getRecentRoots().call().await.unwrap();
+    assert!(ring.iter().all(|r| r.is_zero()), "{ring:?}");
+    let err = c.getRootAt(0).call().await.unwrap_err().to_string();
+    assert!(err.contains("No roots yet"), "{err}");
+    let err = c.getRootAt(5).call().await.unwrap_err().to_string();
+    assert!(err.contains("Out of range"), "{err}");
+
+    // Seven registrations: one RootStored each, carrying the root a local tree computes.
+    let member = client(&anvil, &contract, Some(ANVIL_KEYS[1])).await;
+    let mut local = wakurln::rln::tree::MerkleTree::new();
+    let mut roots = Vec::new();
+    let mut commitments = Vec::new();
+    for _ in 0..7 {
+        let (commitment, index) = register_direct(&member).await;
+        local
+            .set(index as usize, rate_commitment(commitment, 20))
+            .unwrap();
+        assert_eq!(contract_root(&reader).await, local.root());
+        roots.push(local.root());
+        commitments.push(commitment);
+    }
+    assert_eq!(stored_roots(&reader).await, roots);
+
+    // The ring holds the last five, newest first, and getRootAt agrees with it.
+    let ring = c.getRecentRoots().call().await.unwrap();
+    let newest_first: Vec<Fr> = roots.iter().rev().take(5).copied().collect();
+    let ring_fields: Vec<Fr> = ring
+        .iter()
+        .map(|r| field::from_le_bytes(&r.to_le_bytes::<32>()).unwrap())
+        .collect();
+    assert_eq!(ring_fields, newest_first);
+    for (position, root) in newest_first.iter().enumerate() {
+        let at = c.getRootAt(position as u8).call().await.unwrap();
+        assert_eq!(at, to_u256(root), "getRootAt({position})");
+    }
+
+    // A node syncing from scratch reads the leaves at one block, yet accepts proofs made
+    // against any of the five recent roots, not the older ones.
+    let mut syncer = Syncer::open(
+        client(&anvil, &contract, None).await,
+        &dir.join("tree.sqlite"),
+        sync_config(),
+    )
+    .await
+    .unwrap();
+    syncer.step().await.unwrap();
+    for root in &newest_first {
+        assert!(syncer.roots().contains(root), "recent root not accepted");
+    }
+    for root in &roots[..2] {
+        assert!(!syncer.roots().contains(root), "root older than the ring");
+    }
+
+    // Two expired memberships erased in one call with the clean-up flag: both leaves are
+    // zeroed, one RootStored carries the root after both.
+    rpc(&anvil, "evm_increaseTime", serde_json::json!([1200])).await;
+    rpc(&anvil, "evm_mine", serde_json::json!([])).await;
+    let eraser = client(&anvil, &contract, Some(ANVIL_KEYS[2])).await;
+    FullErase::new(eraser.contract_address(), eraser.provider().clone())
+        .eraseMemberships(
+            vec![to_u256(&commitments[0]), to_u256(&commitments[1])],
+            true,
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    local.set(0, Fr::from(0u64)).unwrap();
+    local.set(1, Fr::from(0u64)).unwrap();
+    let stored = stored_roots(&reader).await;
+    assert_eq!(stored.len(), 8);
+    assert_eq!(stored[7], local.root());
+    assert_eq!(c.getRootAt(0).call().await.unwrap(), to_u256(&local.root()));
+    let step = syncer.step().await.unwrap();
+    assert_eq!(
+        step.applied, 4,
+        "two MembershipExpired and two MembershipErased"
+    );
+    assert_eq!(syncer.tree().root(), local.root());
+
+    // A contract without the ring (the token stands in for WakuRlnV2 as first deployed, which
+    // lacks getRecentRoots): the syncer reads that it is absent instead of failing.
+    let token = deployed["token"].as_str().unwrap();
+    let without = Syncer::open(
+        client(&anvil, token, None).await,
+        &dir.join("token.sqlite"),
+        sync_config(),
+    )
+    .await
+    .unwrap();
+    let head = reader.provider().get_block_number().await.unwrap();
+    assert_eq!(without.contract_recent_roots(head).await.unwrap(), None);
+    assert!(
+        syncer.contract_recent_roots(head).await.unwrap().is_some(),
+        "ours keeps them"
+    );
+}

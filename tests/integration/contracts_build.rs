@@ -7,6 +7,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::common;
+
 fn contracts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contracts")
 }
@@ -87,6 +89,7 @@ const EVENTS: &[&str] = &[
     "MembershipExpired(uint256 idCommitment, uint32 membershipRateLimit, uint32 index)",
     "MembershipExtended(uint256 idCommitment, uint32 membershipRateLimit, uint32 index, \
      uint256 newGracePeriodStartTimestamp)",
+    "RootStored(uint256 newRoot)",
 ];
 
 /// Functions the node and the CLI call, with WakuRlnV2's return types.
@@ -110,6 +113,49 @@ const FUNCTIONS: &[(&str, &[&str])] = &[
     ("extendMemberships(uint256[] idCommitments)", &[]),
     ("eraseMemberships(uint256[] idCommitments)", &[]),
     ("withdraw(address depositToken)", &[]),
+    ("getRecentRoots()", &["uint256[5]"]),
+    ("getRootAt(uint8 position)", &["uint256"]),
+    ("HISTORY_SIZE()", &["uint8"]),
+    (
+        "eraseMemberships(uint256[] idCommitments, bool eraseFromMembershipSet)",
+        &[],
+    ),
+];
+
+/// Entries of the network's ABI that ours leaves out, and why.
+const NOT_OURS: &[(&str, &str)] = &[
+    (
+        "initialize",
+        "ours is not behind an upgrade proxy: parameters go to the constructor",
+    ),
+    (
+        "owner",
+        "ours has no owner: its parameters are fixed at deployment",
+    ),
+    ("renounceOwnership", "no owner"),
+    ("transferOwnership", "no owner"),
+    ("upgradeTo", "not upgradeable"),
+    ("upgradeToAndCall", "not upgradeable"),
+    ("proxiableUUID", "not upgradeable"),
+    ("setActiveDuration", "fixed at deployment"),
+    ("setGracePeriodDuration", "fixed at deployment"),
+    ("setMaxMembershipRateLimit", "fixed at deployment"),
+    ("setMaxTotalRateLimit", "fixed at deployment"),
+    ("setMinMembershipRateLimit", "fixed at deployment"),
+    ("setPriceCalculator", "ours is its own price calculator"),
+    (
+        "merkleTree",
+        "the library's internal counters, not part of the membership interface",
+    ),
+    (
+        "registerWithPermit",
+        "needs an EIP-2612 deposit token; ours takes approve + register",
+    ),
+    ("AdminChanged", "proxy event"),
+    ("BeaconUpgraded", "proxy event"),
+    ("Upgraded", "proxy event"),
+    ("Initialized", "proxy event"),
+    ("OwnershipTransferred", "no owner"),
 ];
 
 #[test]
@@ -155,5 +201,74 @@ fn membership_abi_keeps_the_waku_rln_v2_shape() {
     }
     for (function, outputs) in FUNCTIONS {
         has("function", function, outputs);
+    }
+}
+
+/// `kind name(types) -> outputs` of every function and event of an ABI, without parameter names.
+fn shapes(abi: &Value) -> Vec<(String, String)> {
+    abi.as_array()
+        .expect("an ABI is an array")
+        .iter()
+        .filter(|e| e["type"] == "event" || e["type"] == "function")
+        .map(|e| {
+            let types = |key: &str| -> Vec<String> {
+                e[key]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|p| {
+                                let indexed = if p["indexed"] == Value::Bool(true) {
+                                    " indexed"
+                                } else {
+                                    ""
+                                };
+                                format!("{}{indexed}", p["type"].as_str().unwrap())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                format!(
+                    "{} {}({}) -> ({})",
+                    e["type"].as_str().unwrap(),
+                    e["name"].as_str().unwrap(),
+                    types("inputs").join(","),
+                    types("outputs").join(",")
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Tools written for the network's contract call it through the ABI its client library ships
+/// (`@waku/rln`): every function and event of that ABI is in ours with the same types, except
+/// the owner and proxy administration listed in `NOT_OURS`.
+#[test]
+fn every_member_function_of_the_networks_abi_is_in_ours() {
+    let theirs: Value = serde_json::from_slice(&common::run_node_script("rln_abi.mjs", &[], b""))
+        .expect("rln_abi.mjs prints JSON");
+    let ours = shapes(&artifact("WakuRlnMembership")["abi"]);
+    let theirs = shapes(&theirs);
+    assert!(
+        theirs.len() > 40,
+        "the network's ABI looks truncated: {theirs:?}"
+    );
+    let mut missing = Vec::new();
+    for (name, shape) in &theirs {
+        if NOT_OURS.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        if !ours.iter().any(|(_, s)| s == shape) {
+            missing.push(shape.clone());
+        }
+    }
+    assert!(missing.is_empty(), "missing from ours: {missing:#?}");
+    for (name, why) in NOT_OURS {
+        assert!(
+            theirs.iter().any(|(n, _)| n == name),
+            "{name} is listed as left out ({why}) but the network's ABI has no such entry"
+        );
     }
 }
