@@ -30,6 +30,7 @@ pub mod dns_discovery;
 pub mod enr;
 pub mod filter;
 pub mod lightpush;
+pub mod logging;
 pub mod message;
 pub mod metadata;
 pub mod node;

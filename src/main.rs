@@ -11,29 +11,33 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => return cli::report_parse_error(&err),
     };
-    // Warnings (a chain reorganisation, a failing RPC endpoint) go to stderr; RUST_LOG asks
-    // for more.
-    tracing_subscriber::fmt()
-        .with_writer(wakurln::redact::Stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.default_log_filter())),
-        )
-        .init();
+    // Warnings (a chain reorganisation, a failing RPC endpoint) go to stderr; RUST_LOG or the
+    // node's --log-level asks for more.
+    let args = match args
+        .prepare()
+        .and_then(|a| a.log_settings().map(|l| (a, l)))
+    {
+        Ok((args, (filter, json))) => {
+            wakurln::logging::init(&filter, json);
+            args
+        }
+        Err(err) => return report(&err),
+    };
     match args.run() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            // Exit 2 is the user's input; exit 1 is an outcome such as an invalid proof, which
-            // the message states itself.
-            let text = err.to_string();
-            let text = wakurln::redact::scrub(&text);
-            if err.exit_code() == 2 {
-                eprintln!("error: {text}");
-            } else {
-                eprintln!("{text}");
-            }
-            ExitCode::from(err.exit_code())
-        }
+        Err(err) => report(&err),
     }
+}
+
+fn report(err: &cli::CliError) -> ExitCode {
+    // Exit 2 is the user's input; exit 1 is an outcome such as an invalid proof, which the
+    // message states itself.
+    let text = err.to_string();
+    let text = wakurln::redact::scrub(&text);
+    if err.exit_code() == 2 {
+        eprintln!("error: {text}");
+    } else {
+        eprintln!("{text}");
+    }
+    ExitCode::from(err.exit_code())
 }

@@ -8,6 +8,7 @@ mod keystore;
 mod message;
 mod node;
 mod password;
+mod reference;
 mod rln;
 mod topic;
 
@@ -78,15 +79,29 @@ impl Cli {
         }
     }
 
-    /// The log level when RUST_LOG does not say: a running node reports what it does; other
-    /// commands only warn.
-    pub fn default_log_filter(&self) -> &'static str {
-        match self.command {
+    /// Reads what the command needs before logging starts: the node's config file.
+    pub fn prepare(mut self) -> Result<Self, CliError> {
+        if let Command::Node(args) = self.command {
+            self.command = Command::Node(Box::new(args.merged()?));
+        }
+        Ok(self)
+    }
+
+    /// The log filter and whether to write JSON lines. RUST_LOG, when set, is the filter; else
+    /// a running node reports what it does at --log-level (INFO by default) and other commands
+    /// only warn.
+    pub fn log_settings(&self) -> Result<(String, bool), CliError> {
+        let (level, json) = match &self.command {
+            Command::Node(args) => args.log_settings()?,
             // Gossipsub warns once per message whose verdict comes after it forgot the
             // message: a flooder could fill the log with those. Its errors still show.
-            Command::Node(_) => "info,libp2p_gossipsub=error",
-            _ => "warn",
-        }
+            _ => ("warn".to_owned(), false),
+        };
+        let filter = std::env::var("RUST_LOG")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or(level);
+        Ok((filter, json))
     }
 }
 

@@ -9,6 +9,11 @@
 //!   `Authorization: Bearer <token>`. That is every POST, PUT and DELETE, and the GETs with a
 //!   side effect: the ones that dial `peerAddr`, and the message reads, which hand out (and
 //!   forget) what the node cached, as the reference node's routes do. Other GETs stay open.
+//! - **Cross-origin requests** (CORS) are answered only for the origins given with
+//!   `--rest-allow-origin` (wildcards `*` and `?`, with or without the scheme, as the reference
+//!   node takes them): a preflight from another origin is refused, and other responses carry no
+//!   `Access-Control-Allow-Origin`, so browsers keep pages of other sites out.
+//! - **Admin routes** (`/admin/...`) answer 404 when turned off with `--rest-admin false`.
 //! - **Timeouts**: a request that takes longer than the limit is answered 504 and its work
 //!   dropped, so slow peers behind `peerAddr` cannot pile requests up.
 
@@ -30,6 +35,12 @@ pub struct Access {
     pub allowed_hosts: Option<Vec<String>>,
     /// The longest a request may take.
     pub timeout: Duration,
+    /// Web origins allowed to call from a browser, as patterns with `*` and `?`.
+    pub allow_origins: Vec<String>,
+    /// Whether the `/admin` routes are served.
+    pub admin_routes: bool,
+    /// The filter service the filter routes use when a request names none.
+    pub filter_node: Option<String>,
 }
 
 /// The names of this machine's loopback interface.
@@ -55,6 +66,9 @@ impl Access {
             admin_token: None,
             allowed_hosts,
             timeout: DEFAULT_TIMEOUT,
+            allow_origins: Vec::new(),
+            admin_routes: true,
+            filter_node: None,
         }
     }
 }
@@ -88,13 +102,69 @@ fn needs_token(request: &Request) -> bool {
     dials || drains
 }
 
+/// Whether `text` matches `pattern`, where `*` stands for any run of characters and `?` for
+/// one; ASCII case is ignored.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (
+        pattern.to_ascii_lowercase().chars().collect(),
+        text.to_ascii_lowercase().chars().collect(),
+    );
+    // Iterative matching with one backtrack point: linear in practice, never exponential.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Whether a browser origin (`scheme://host[:port]`) is allowed by one of the patterns, which
+/// may leave the scheme out.
+fn origin_allowed(patterns: &[String], origin: &str) -> bool {
+    let bare = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    patterns
+        .iter()
+        .any(|p| glob(p.trim(), origin) || glob(p.trim(), bare))
+}
+
 /// Compares two secrets in time independent of where they differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The middleware: host check, token check, then the route under the time limit.
+/// The middleware: host check, CORS, admin routes, token check, then the route under the time
+/// limit.
 pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|h| h.to_str().ok())
+        .filter(|o| origin_allowed(&access.allow_origins, o))
+        .map(str::to_owned);
+    let mut response = checked(&access, request, next, origin.is_some()).await;
+    if let Some(origin) = origin
+        && let Ok(value) = header::HeaderValue::from_str(&origin)
+    {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.append(header::VARY, header::HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+async fn checked(access: &Access, request: Request, next: Next, origin_allowed: bool) -> Response {
     if let Some(allowed) = &access.allowed_hosts {
         let host = request
             .headers()
@@ -109,6 +179,49 @@ pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Ne
             )
                 .into_response();
         }
+    }
+    let preflight = request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        if !origin_allowed {
+            return (
+                StatusCode::FORBIDDEN,
+                "this origin may not call the API from a browser; allow it with \
+                 --rest-allow-origin",
+            )
+                .into_response();
+        }
+        let asked = request
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .cloned()
+            .unwrap_or(header::HeaderValue::from_static(
+                "Content-Type, Authorization",
+            ));
+        return (
+            StatusCode::NO_CONTENT,
+            [
+                (
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    header::HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+                ),
+                (header::ACCESS_CONTROL_ALLOW_HEADERS, asked),
+                (
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    header::HeaderValue::from_static("600"),
+                ),
+            ],
+        )
+            .into_response();
+    }
+    if !access.admin_routes && request.uri().path().starts_with("/admin/") {
+        return (
+            StatusCode::NOT_FOUND,
+            "the admin routes are turned off (--rest-admin false)",
+        )
+            .into_response();
     }
     if let Some(token) = &access.admin_token
         && needs_token(&request)
@@ -205,6 +318,26 @@ mod tests {
             "/store/v3/messages?pageSize=5"
         )));
         assert!(!needs_token(&request(Method::GET, "/admin/v1/peers")));
+    }
+
+    #[test]
+    fn origins_match_the_reference_nodes_patterns() {
+        let patterns = vec![
+            "localhost:*".to_owned(),
+            "logos-messaging.github.io".to_owned(),
+        ];
+        assert!(origin_allowed(&patterns, "http://localhost:3000"));
+        assert!(origin_allowed(
+            &patterns,
+            "https://logos-messaging.github.io"
+        ));
+        assert!(!origin_allowed(&patterns, "https://evil.example"));
+        assert!(!origin_allowed(&patterns, "http://localhost.evil.example"));
+        assert!(!origin_allowed(&[], "http://localhost:3000"));
+        assert!(glob("127.0.0.?:80*", "127.0.0.1:8080"));
+        assert!(glob("*", ""));
+        assert!(!glob("a*b", "acd"));
+        assert!(glob("*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaab"));
     }
 
     #[test]

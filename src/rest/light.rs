@@ -170,13 +170,19 @@ impl Light {
             self.filter.lock().expect("never poisoned").service = Some(peer);
             return Ok(peer);
         }
-        self.filter
-            .lock()
-            .expect("never poisoned")
-            .service
-            .ok_or_else(|| {
-                ApiError::bad("name the filter service with ?peerAddr=<multiaddr>/p2p/<id>")
-            })
+        let remembered = self.filter.lock().expect("never poisoned").service;
+        if let Some(peer) = remembered {
+            return Ok(peer);
+        }
+        let Some(addr) = &self.api.filter_node else {
+            return Err(ApiError::bad(
+                "name the filter service with ?peerAddr=<multiaddr>/p2p/<id>, or start the \
+                 node with --filternode",
+            ));
+        };
+        let peer = connect(&self.api.node, addr, "filter").await?;
+        self.filter.lock().expect("never poisoned").service = Some(peer);
+        Ok(peer)
     }
 
     async fn ask(

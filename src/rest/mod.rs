@@ -147,6 +147,8 @@ struct Cache {
 struct Api {
     node: NodeHandle,
     cache: Arc<Mutex<Cache>>,
+    /// The filter service used when a request names none and none was named before.
+    filter_node: Option<Arc<str>>,
 }
 
 fn push(queue: &mut VecDeque<Delivered>, d: Delivered) {
@@ -158,6 +160,11 @@ fn push(queue: &mut VecDeque<Delivered>, d: Delivered) {
 
 /// The router, with a task filling the message caches of subscribed topics.
 pub fn router(node: NodeHandle) -> Router {
+    router_with(node, None)
+}
+
+/// The router, with `filter_node` as the filter service of requests that name none.
+fn router_with(node: NodeHandle, filter_node: Option<String>) -> Router {
     let cache = Arc::new(Mutex::new(Cache::default()));
     let mut delivered = node.delivered();
     let filler = cache.clone();
@@ -180,7 +187,11 @@ pub fn router(node: NodeHandle) -> Router {
             }
         }
     });
-    let api = Api { node, cache };
+    let api = Api {
+        node,
+        cache,
+        filter_node: filter_node.map(Arc::from),
+    };
     Router::new()
         .route("/health", get(health))
         .route("/debug/v1/info", get(info))
@@ -227,10 +238,9 @@ pub async fn serve_with(
              subscriptions and make it dial"
         );
     }
-    let app = router(node).layer(axum::middleware::from_fn_with_state(
-        Arc::new(access),
-        guard::guard,
-    ));
+    let app = router_with(node, access.filter_node.clone()).layer(
+        axum::middleware::from_fn_with_state(Arc::new(access), guard::guard),
+    );
     tokio::spawn(async move {
         // Lending keeps a quota per caller, told apart by the address each request comes from.
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -239,6 +249,39 @@ pub async fn serve_with(
         }
     });
     Ok(bound)
+}
+
+/// Serves Prometheus metrics alone on `address` (`GET /metrics`; every other path is 404), so
+/// exposing them to a scraper does not expose the API. Returns the bound address.
+pub async fn serve_metrics(node: NodeHandle, address: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let node = node.clone();
+                async move { metrics_text(&node) }
+            }),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "Try /metrics") });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the metrics server stopped");
+        }
+    });
+    Ok(bound)
+}
+
+fn metrics_text(node: &NodeHandle) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        node.metrics().encode(),
+    )
+        .into_response()
 }
 
 fn parse_pubsub(topic: &str) -> Result<PubsubTopic, ApiError> {
@@ -358,14 +401,7 @@ fn with_peer_id(address: &libp2p::Multiaddr, peer: libp2p::PeerId) -> String {
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        api.node.metrics().encode(),
-    )
-        .into_response()
+    metrics_text(&api.node)
 }
 
 async fn subscribe(

@@ -28,6 +28,7 @@ mod node_nat;
 mod node_network;
 mod node_peer_exchange;
 mod node_rate_limits;
+mod node_reference_cli;
 mod node_relay;
 mod node_rest;
 mod node_store;

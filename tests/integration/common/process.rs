@@ -26,6 +26,19 @@ impl NodeProcess {
     /// Starts `wakurln node ARGS` (with `--rest-port 0`) and waits until it announces its
     /// REST API. Its stderr and stdout are appended to `log`.
     pub fn spawn(args: &[OsString], log: &Path) -> Self {
+        let mut all = args.to_vec();
+        all.extend(self::args([
+            "--rest-address",
+            "127.0.0.1",
+            "--rest-port",
+            "0",
+        ]));
+        Self::spawn_exact(&all, log)
+    }
+
+    /// Starts `wakurln node ARGS`, exactly those, and waits until it announces its REST API
+    /// (reached on 127.0.0.1 when it listens on every address).
+    pub fn spawn_exact(args: &[OsString], log: &Path) -> Self {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -34,7 +47,6 @@ impl NodeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wakurln"))
             .arg("node")
             .args(args)
-            .args(["--rest-address", "127.0.0.1", "--rest-port", "0"])
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -46,7 +58,8 @@ impl NodeProcess {
             let line = line.unwrap();
             writeln!(out, "{line}").unwrap();
             if let Some(url) = line.strip_prefix("REST API on ") {
-                rest = Some(url.split_whitespace().next().unwrap().to_owned());
+                let url = url.split_whitespace().next().unwrap();
+                rest = Some(url.replace("://0.0.0.0:", "://127.0.0.1:"));
                 break;
             }
         }
