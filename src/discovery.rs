@@ -166,6 +166,7 @@ impl Discovery {
             shards,
             found,
             record,
+            table,
             mut bootstrap,
             mut relayed,
         } = hooks;
@@ -234,6 +235,11 @@ impl Discovery {
                     continue;
                 }
             };
+            let entries = service.table_entries();
+            table(
+                entries.len(),
+                entries.iter().filter(|(_, _, s)| s.is_connected()).count(),
+            );
             let now = Instant::now();
             if dialled.len() >= MAX_REMEMBERED {
                 dialled.retain(|_, (at, _)| now.duration_since(*at) < REDIAL_AFTER);
@@ -285,6 +291,8 @@ pub struct Hooks {
     pub found: Box<dyn Fn(Vec<Enr>) + Send>,
     /// Takes the node's record after a change.
     pub record: Box<dyn Fn(Enr) + Send>,
+    /// Takes the routing table's size after each lookup: records, and those seen alive.
+    pub table: Box<dyn Fn(usize, usize) + Send>,
     /// More bootstrap records arriving after the start (from DNS trees read meanwhile).
     pub bootstrap: tokio::sync::mpsc::Receiver<Vec<Enr>>,
     /// The relayed addresses the node listens on now (behind a NAT), for the record's

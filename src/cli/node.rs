@@ -1457,3 +1457,129 @@ impl NodeArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Args;
+
+    /// Every option of the reference node v0.38.0 (`tools/confutils/cli_args.nim`), by name.
+    const REFERENCE_FLAGS: &[&str] = &[
+        "config-file",
+        "log-level",
+        "log-format",
+        "mode",
+        "preset",
+        "cluster-id",
+        "agent-string",
+        "nodekey",
+        "listen-address",
+        "tcp-port",
+        "ports-shift",
+        "nat",
+        "ext-multiaddr",
+        "ext-multiaddr-only",
+        "max-connections",
+        "relay-service-ratio",
+        "ip-colocation-limit",
+        "peer-store-capacity",
+        "peer-persistence",
+        "dns-addrs-name-server",
+        "dns4-domain-name",
+        "relay-client",
+        "protected-shard",
+        "max-msg-size",
+        "reliability",
+        "rate-limit",
+        "keep-alive",
+        "relay",
+        "relay-peer-exchange",
+        "relay-shard-manager",
+        "num-shards-in-network",
+        "shard",
+        "content-topic",
+        "staticnode",
+        "entry-node",
+        "rln-relay",
+        "rln-relay-dynamic",
+        "rln-relay-eth-client-address",
+        "rln-relay-eth-contract-address",
+        "rln-relay-chain-id",
+        "rln-relay-cred-path",
+        "rln-relay-cred-password",
+        "rln-relay-membership-index",
+        "rln-relay-eth-private-key",
+        "rln-relay-user-message-limit",
+        "rln-relay-epoch-sec",
+        "execute",
+        "store",
+        "storenode",
+        "store-message-retention-policy",
+        "store-message-db-url",
+        "store-message-db-vacuum",
+        "store-message-db-migration",
+        "store-max-num-db-connections",
+        "store-resume",
+        "store-sync",
+        "store-sync-interval",
+        "store-sync-range",
+        "store-sync-relay-jitter",
+        "filter",
+        "filternode",
+        "filter-subscription-timeout",
+        "filter-max-peers-to-serve",
+        "filter-max-criteria",
+        "lightpush",
+        "lightpushnode",
+        "dns-discovery",
+        "dns-discovery-url",
+        "discv5-discovery",
+        "discv5-udp-port",
+        "discv5-bootstrap-node",
+        "discv5-enr-auto-update",
+        "discv5-table-ip-limit",
+        "discv5-bucket-ip-limit",
+        "discv5-bits-per-hop",
+        "peer-exchange",
+        "peer-exchange-node",
+        "rendezvous",
+        "enable-kad-discovery",
+        "kad-bootstrap-node",
+        "mix",
+        "mixkey",
+        "mixnode",
+        "rest",
+        "rest-address",
+        "rest-port",
+        "rest-relay-cache-capacity",
+        "rest-admin",
+        "rest-allow-origin",
+        "metrics-server",
+        "metrics-server-address",
+        "metrics-server-port",
+        "metrics-logging",
+        "websocket-support",
+        "websocket-port",
+        "websocket-secure-support",
+        "websocket-secure-key-path",
+        "websocket-secure-cert-path",
+    ];
+
+    #[test]
+    fn every_option_of_the_reference_node_is_accepted_by_its_name() {
+        assert_eq!(REFERENCE_FLAGS.len(), 98);
+        let command = super::NodeArgs::augment_args(clap::Command::new("node"));
+        let names: Vec<&str> = command
+            .get_arguments()
+            .flat_map(|a| {
+                a.get_long()
+                    .into_iter()
+                    .chain(a.get_all_aliases().unwrap_or_default())
+            })
+            .collect();
+        let missing: Vec<&&str> = REFERENCE_FLAGS
+            .iter()
+            .filter(|f| !names.contains(f))
+            .collect();
+        assert!(missing.is_empty(), "not accepted: {missing:?}");
+    }
+}

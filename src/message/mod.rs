@@ -51,6 +51,11 @@ impl WakuMessage {
         self.to_proto().encode_to_vec()
     }
 
+    /// Bytes of the encoded message.
+    pub fn encoded_len(&self) -> usize {
+        prost::Message::encoded_len(&self.to_proto())
+    }
+
     /// The wire form of this message.
     pub fn to_proto(&self) -> proto::message::WakuMessage {
         proto::message::WakuMessage {

@@ -201,17 +201,21 @@ impl NodeHandle {
         let path = self.member_path.borrow().get(&index).cloned();
         let validator = self.validator.clone();
         let started = std::time::Instant::now();
-        let proved = tokio::task::spawn_blocking(move || {
+        let (proved, remaining) = tokio::task::spawn_blocking(move || {
             let now = crate::clock::now_ns();
             let proved = publisher.prove(message, path, now)?;
             record_own(&validator, &proved, now)?;
-            Ok::<_, PublishError>(proved)
+            Ok::<_, PublishError>((proved, publisher.remaining(now)))
         })
         .await
         .map_err(|_| NodeError::Stopped)??;
-        self.metrics
-            .proof_generation
-            .observe(started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics.proof_generation.observe(seconds);
+        self.metrics.last_proof_generation.set(seconds);
+        self.metrics.generated_proofs.inc();
+        if let Some(remaining) = remaining {
+            self.metrics.remaining_proofs.set(remaining as i64);
+        }
         self.send(topic, proved).await
     }
 
@@ -244,8 +248,16 @@ impl NodeHandle {
                 .keep([(topic.clone(), message.clone())], crate::clock::now_ns())
                 .await;
         }
-        self.ask(|tx| Command::Publish(topic, Box::new(message), tx))
-            .await?
+        let (name, shard, bytes) = (
+            topic.as_str().to_owned(),
+            topic.static_shard().map(|s| s.shard),
+            message.encoded_len(),
+        );
+        let hash = self
+            .ask(|tx| Command::Publish(topic, Box::new(message), tx))
+            .await??;
+        self.metrics.count_published(&name, shard, bytes);
+        Ok(hash)
     }
 
     /// Queries the store of `peer` (which must be connected or dialable from the peer

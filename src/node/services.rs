@@ -12,7 +12,7 @@ use libp2p::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{behaviour::Behaviour, swarm::Runner};
+use super::{behaviour::Behaviour, metrics::Metrics, swarm::Runner};
 use crate::{
     filter::protocol::{self as filter_protocol, status as filter_status},
     lightpush::{self, lending::Client},
@@ -47,8 +47,9 @@ pub(super) struct Pending {
 
 /// Routes one event of a request-response protocol: an answer or failure goes to the caller
 /// that waits for it; an inbound request is returned for the protocol to serve.
-fn route<Req, Res>(
-    protocol: &'static str,
+fn route<Req: prost::Message, Res>(
+    (protocol, service): (&'static str, Service),
+    metrics: &Metrics,
     event: request_response::Event<Req, Res>,
     waiting: &mut Waiting<Res>,
 ) -> Option<(PeerId, Req, ResponseChannel<Res>)> {
@@ -60,7 +61,10 @@ fn route<Req, Res>(
                     request, channel, ..
                 },
             ..
-        } => return Some((peer, request, channel)),
+        } => {
+            metrics.count_service_bytes(service.name(), "in", request.encoded_len());
+            return Some((peer, request, channel));
+        }
         request_response::Event::Message {
             message:
                 request_response::Message::Response {
@@ -107,11 +111,18 @@ impl Runner {
         let allowed = self
             .rate_limits
             .allow(service, peer, self.address_of(&peer));
+        self.metrics.count_service_request(service.name(), allowed);
         if !allowed {
             self.metrics.count_rate_limited(service.name());
             tracing::debug!(%peer, service = service.name(), "request over its rate limit");
         }
         allowed
+    }
+
+    /// Counts the bytes of a response written for `service`.
+    fn sent(&self, service: Service, response: &impl prost::Message) {
+        self.metrics
+            .count_service_bytes(service.name(), "out", response.encoded_len());
     }
 
     /// Runs `work` off the swarm task; its reply is written when the swarm task gets to it.
@@ -126,7 +137,12 @@ impl Runner {
         &mut self,
         event: request_response::Event<StoreQueryRequest, StoreQueryResponse>,
     ) {
-        let Some((peer, request, channel)) = route("store", event, &mut self.pending.store) else {
+        let Some((peer, request, channel)) = route(
+            ("store", Service::Store),
+            &self.metrics,
+            event,
+            &mut self.pending.store,
+        ) else {
             return;
         };
         if !self.within_rate(Service::Store, peer) {
@@ -135,6 +151,7 @@ impl Runner {
                 store_protocol::status::TOO_MANY_REQUESTS,
                 SLOW_DOWN,
             );
+            self.sent(Service::Store, &response);
             let _ = self
                 .swarm
                 .behaviour_mut()
@@ -143,8 +160,10 @@ impl Runner {
             return;
         }
         let archive = self.archive.clone();
+        let metrics = self.metrics.clone();
         self.serve_later(async move {
             let response = crate::store::service::answer(archive, request).await;
+            metrics.count_service_bytes("store", "out", prost::Message::encoded_len(&response));
             let reply: Reply = Box::new(move |b: &mut Behaviour| {
                 let _ = b.store.send_response(channel, response);
             });
@@ -156,8 +175,12 @@ impl Runner {
         &mut self,
         event: request_response::Event<LightpushRequest, LightpushResponse>,
     ) {
-        let Some((peer, request, channel)) = route("lightpush", event, &mut self.pending.lightpush)
-        else {
+        let Some((peer, request, channel)) = route(
+            ("lightpush", Service::Lightpush),
+            &self.metrics,
+            event,
+            &mut self.pending.lightpush,
+        ) else {
             return;
         };
         if !self.within_rate(Service::Lightpush, peer) {
@@ -167,6 +190,7 @@ impl Runner {
                 SLOW_DOWN,
                 None,
             );
+            self.sent(Service::Lightpush, &response);
             let _ = self
                 .swarm
                 .behaviour_mut()
@@ -178,8 +202,10 @@ impl Runner {
             return;
         };
         let client = self.client_of(peer);
+        let metrics = self.metrics.clone();
         self.serve_later(async move {
             let response = lightpush::serve(handle, client, request).await;
+            metrics.count_service_bytes("lightpush", "out", prost::Message::encoded_len(&response));
             let reply: Reply = Box::new(move |b: &mut Behaviour| {
                 let _ = b.lightpush.send_response(channel, response);
             });
@@ -189,8 +215,12 @@ impl Runner {
 
     pub(super) fn on_lightpush_v2(&mut self, event: request_response::Event<PushRpc, PushRpc>) {
         // This node never sends v2 requests, so nothing waits for a v2 answer.
-        let Some((peer, request, channel)) = route("lightpush v2", event, &mut HashMap::new())
-        else {
+        let Some((peer, request, channel)) = route(
+            ("lightpush v2", Service::Lightpush),
+            &self.metrics,
+            event,
+            &mut HashMap::new(),
+        ) else {
             return;
         };
         if !self.within_rate(Service::Lightpush, peer) {
@@ -200,6 +230,7 @@ impl Runner {
                 SLOW_DOWN,
                 None,
             ));
+            self.sent(Service::Lightpush, &response);
             let _ = self
                 .swarm
                 .behaviour_mut()
@@ -211,8 +242,10 @@ impl Runner {
             return;
         };
         let client = self.client_of(peer);
+        let metrics = self.metrics.clone();
         self.serve_later(async move {
             let response = lightpush::serve_v2(handle, client, request).await;
+            metrics.count_service_bytes("lightpush", "out", prost::Message::encoded_len(&response));
             let reply: Reply = Box::new(move |b: &mut Behaviour| {
                 let _ = b.lightpush_v2.send_response(channel, response);
             });
@@ -224,8 +257,12 @@ impl Runner {
         &mut self,
         event: request_response::Event<FilterSubscribeRequest, FilterSubscribeResponse>,
     ) {
-        let Some((peer, request, channel)) = route("filter", event, &mut self.pending.filter)
-        else {
+        let Some((peer, request, channel)) = route(
+            ("filter", Service::Filter),
+            &self.metrics,
+            event,
+            &mut self.pending.filter,
+        ) else {
             return;
         };
         // Answering is a map lookup: no need to leave the swarm task.
@@ -242,6 +279,7 @@ impl Runner {
                 "this node serves no filter subscriptions",
             ),
         };
+        self.sent(Service::Filter, &response);
         let _ = self
             .swarm
             .behaviour_mut()
@@ -297,9 +335,12 @@ impl Runner {
             }
             _ => {}
         }
-        let Some((peer, request, channel)) =
-            route("peer exchange", event, &mut self.pending.peer_exchange)
-        else {
+        let Some((peer, request, channel)) = route(
+            ("peer exchange", Service::PeerExchange),
+            &self.metrics,
+            event,
+            &mut self.pending.peer_exchange,
+        ) else {
             return;
         };
         let response = if self.within_rate(Service::PeerExchange, peer) {
@@ -311,6 +352,7 @@ impl Runner {
                 Vec::new(),
             )
         };
+        self.sent(Service::PeerExchange, &response);
         let _ = self
             .swarm
             .behaviour_mut()

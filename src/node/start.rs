@@ -155,7 +155,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
                     .await
                     .map_err(StartError::from)?;
             if let Some(m) = &rln.membership {
-                let p = load_publisher(m, &client, &config.data_dir, rln.rules).await?;
+                let p = load_publisher(m, &client, &config.data_dir, rln.rules, &metrics).await?;
                 // Peers poll the chain as often as we do: give them a poll and a second to
                 // reach a new root before proving against it.
                 let grace = rln.chain.poll_interval + Duration::from_secs(1);
@@ -251,7 +251,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
     };
     let key_for_record = key.clone();
     let limits = gate::Limits::of_total(config.max_connections, config.max_inbound_per_ip);
-    let mut swarm = build_swarm(key, limits, serves).await?;
+    let mut swarm = build_swarm(key, limits, serves, &metrics).await?;
     if config.circuit_relay {
         // Announced addresses are where the operator says the node is reachable.
         for address in &config.announce {
@@ -327,6 +327,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
             archive.clone(),
             store.retention,
             store.retention_interval,
+            (metrics.clone(), config.shards.clone()),
             stop_rx.clone(),
         ));
     }
@@ -503,6 +504,8 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         let learner = handle.clone();
         let read_shards = discovery_shards;
         let px = discovery_px;
+        let discovery_metrics = handle.metrics.clone();
+        let table_metrics = handle.metrics.clone();
         tokio::spawn(discovery.run(
             crate::discovery::Hooks {
                 cluster: config.cluster,
@@ -517,12 +520,20 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
                     v
                 }),
                 found: Box::new(move |records| {
+                    for r in &records {
+                        if let Some((_, shards)) = r.shards() {
+                            discovery_metrics.count_discovered(&shards);
+                        }
+                    }
                     let found = records.iter().map(super::Found::of_record).collect();
                     if !learner.learn(super::peers::Origin::Discv5, found) {
                         tracing::debug!("discv5 finds dropped: the node's command queue is full");
                     }
                 }),
                 record: Box::new(move |record| px.set_own(Some(record))),
+                table: Box::new(move |records, seen| {
+                    table_metrics.set_routing_table(records, seen)
+                }),
                 bootstrap: bootstrap_rx,
                 relayed: relayed_rx,
             },
@@ -545,11 +556,13 @@ async fn load_publisher(
     client: &ChainClient,
     data_dir: &Path,
     rules: RlnRules,
+    metrics: &Metrics,
 ) -> Result<Publisher, StartError> {
     let key = match &m.key {
         Some(k) => k.clone(),
         None => pick_credential(&m.keystore, client)?,
     };
+    let started = Instant::now();
     let credential = credentials::unlock(m.keystore.clone(), key.clone(), m.password.clone())
         .await
         .map_err(|source| StartError::Unlock {
@@ -569,6 +582,9 @@ async fn load_publisher(
             "credential {key} is not registered yet; run `wakurln membership register`"
         )));
     }
+    metrics
+        .credentials_import
+        .set(started.elapsed().as_secs_f64());
     let limit = credential.user_message_limit.unwrap_or(0);
     if limit == 0 {
         return Err(StartError::Membership(format!(
@@ -579,7 +595,7 @@ async fn load_publisher(
     let counter =
         MessageIdCounter::open(&data_dir.join("message-ids.sqlite")).map_err(StartError::from)?;
     tracing::info!(%key, index = credential.tree_index, limit, "publishing with membership");
-    Ok(Publisher::new(
+    let publisher = Publisher::new(
         prover,
         Member {
             identity,
@@ -588,7 +604,11 @@ async fn load_publisher(
         },
         rules,
         counter,
-    ))
+    );
+    if let Some(remaining) = publisher.remaining(crate::clock::now_ns()) {
+        metrics.remaining_proofs.set(remaining as i64);
+    }
+    Ok(publisher)
 }
 
 /// Loads the lending pool: its credentials, a prover and the durable id counter.
@@ -704,6 +724,7 @@ async fn build_swarm(
     key: libp2p::identity::Keypair,
     limits: gate::Limits,
     serves: Serves,
+    metrics: &Metrics,
 ) -> Result<Swarm<Behaviour>, StartError> {
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -721,6 +742,7 @@ async fn build_swarm(
         .map_err(transport)?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(transport)?
+        .with_bandwidth_metrics(&mut metrics.transport.lock().expect("never poisoned"))
         .with_behaviour(|key, relay_client| Behaviour::new(key, limits, serves, relay_client))
         .map_err(transport)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))

@@ -46,6 +46,9 @@ pub(super) struct PeerState {
     pub(super) addresses: Vec<Multiaddr>,
     protocols: Vec<String>,
     metadata: Option<Metadata>,
+    /// Whether the first connection was dialled by us.
+    outbound: bool,
+    agent: Option<String>,
 }
 
 pub(super) struct Runner {
@@ -172,6 +175,9 @@ impl Runner {
         let t = gossipsub::IdentTopic::new(topic.as_str());
         let relay = &mut self.swarm.behaviour_mut().relay;
         let new = relay.subscribe(&t).unwrap_or(false);
+        self.metrics
+            .pubsub_topics
+            .set(relay.topics().count() as i64);
         if new && let Err(e) = relay.set_topic_params(t, gossip::topic_score_params()) {
             tracing::warn!(%topic, error = e, "peer scoring is off on this topic");
         }
@@ -192,6 +198,8 @@ impl Runner {
             Command::Unsubscribe(topic, reply) => {
                 let t = gossipsub::IdentTopic::new(topic.as_str());
                 let was = self.swarm.behaviour_mut().relay.unsubscribe(&t);
+                let topics = self.swarm.behaviour().relay.topics().count();
+                self.metrics.pubsub_topics.set(topics as i64);
                 if let Some(shard) = topic.static_shard() {
                     self.shards
                         .write()
@@ -320,11 +328,14 @@ impl Runner {
                 let state = self.peers.entry(peer_id).or_default();
                 let first = state.protocols.is_empty();
                 state.protocols = info.protocols.iter().map(ToString::to_string).collect();
+                // Bounded: a peer's agent string becomes a label value.
+                state.agent = Some(info.agent_version.chars().take(64).collect());
                 self.book
                     .identified(peer_id, state.protocols.clone(), info.listen_addrs.clone());
                 if info.protocols.iter().any(|p| p.as_ref() == HOP_PROTOCOL) {
                     self.reserve_on(peer_id, &info.listen_addrs);
                 }
+                self.refresh_peer_gauges();
                 if first
                     && self.serves.peer_exchange
                     && info.protocols.contains(&crate::peer_exchange::PROTOCOL)
@@ -358,6 +369,14 @@ impl Runner {
             SwarmEvent::Behaviour(BehaviourEvent::Autonat(
                 libp2p::autonat::Event::StatusChanged { new, .. },
             )) => {
+                let reachability = match new {
+                    libp2p::autonat::NatStatus::Public(_) => "Reachable",
+                    libp2p::autonat::NatStatus::Private => "NotReachable",
+                    libp2p::autonat::NatStatus::Unknown => "Unknown",
+                };
+                let confidence = self.swarm.behaviour().autonat.confidence();
+                self.metrics
+                    .set_reachability(reachability, f64::from(confidence as u32));
                 if new == libp2p::autonat::NatStatus::Private && self.relay_client.is_none() {
                     tracing::warn!(
                         "AutoNAT: this node is not reachable from outside, so only the peers \
@@ -438,7 +457,9 @@ impl Runner {
                     state.addresses.push(address);
                 }
                 if num_established.get() == 1 {
+                    state.outbound = endpoint.is_dialer();
                     self.metrics.peers.set(self.peers.len() as i64);
+                    self.refresh_peer_gauges();
                     let ours = self.my_metadata();
                     self.swarm
                         .behaviour_mut()
@@ -455,6 +476,7 @@ impl Runner {
                 self.peers.remove(&peer_id);
                 self.book.disconnected(peer_id, Instant::now());
                 self.metrics.peers.set(self.peers.len() as i64);
+                self.refresh_peer_gauges();
                 let _ = self.events.send(NodeEvent::PeerDisconnected(peer_id));
                 for s in &mut self.static_peers {
                     if s.peer == Some(peer_id) && s.failures != u32::MAX {
@@ -550,6 +572,7 @@ impl Runner {
         );
         if let Some(state) = self.peers.get_mut(&peer) {
             state.metadata = Some(theirs);
+            self.refresh_peer_gauges();
         }
     }
 
@@ -703,6 +726,25 @@ impl Runner {
     }
 
     /// Connected peers, and with `all` every other peer of the book after them.
+    /// Sets the connected-peer gauges (by direction and protocol, shard, agent).
+    fn refresh_peer_gauges(&self) {
+        let views: Vec<crate::node::metrics::PeerView> = self
+            .peers
+            .values()
+            .map(|s| crate::node::metrics::PeerView {
+                direction: if s.outbound { "out" } else { "in" },
+                protocols: s.protocols.clone(),
+                agent: s.agent.clone(),
+                shards: s
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.shards.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        self.metrics.set_connected_peers(views.iter());
+    }
+
     fn peer_infos(&self, all: bool) -> Vec<PeerInfo> {
         let relay = &self.swarm.behaviour().relay;
         let mut out: Vec<PeerInfo> = self

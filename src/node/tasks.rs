@@ -48,6 +48,11 @@ pub(super) async fn sync_task(
         let started = Instant::now();
         match syncer.step().await {
             Ok(status) => {
+                if status.applied > 0 {
+                    metrics
+                        .membership_insertion
+                        .set(started.elapsed().as_secs_f64());
+                }
                 *roots
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = syncer.roots().clone();
@@ -94,13 +99,34 @@ pub(super) async fn sync_task(
 }
 
 /// Deletes what the retention limits exclude, in small batches so queries are not held up.
+/// The archive's per-shard gauges are refreshed at start and after each pass.
 pub(super) async fn retention_task(
     archive: Arc<Archive>,
     retention: Retention,
     interval: Duration,
+    (metrics, relayed): (Arc<Metrics>, Vec<u16>),
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
+        let a = archive.clone();
+        if let Ok(Ok(topics)) = tokio::task::spawn_blocking(move || a.per_topic()).await {
+            // The shards the node relays show 0 until they hold messages.
+            let mut shards: Vec<(u16, u64, u64)> = relayed.iter().map(|s| (*s, 0, 0)).collect();
+            for (topic, count, bytes) in &topics {
+                let Some(shard) = topic
+                    .parse::<crate::topics::PubsubTopic>()
+                    .ok()
+                    .and_then(|t| t.static_shard())
+                else {
+                    continue;
+                };
+                match shards.iter_mut().find(|(s, _, _)| *s == shard.shard) {
+                    Some(entry) => *entry = (shard.shard, *count, *bytes),
+                    None => shards.push((shard.shard, *count, *bytes)),
+                }
+            }
+            metrics.set_archive_shards(&shards);
+        }
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(interval) => {}

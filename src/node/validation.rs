@@ -226,6 +226,8 @@ async fn validate_group(
     .await;
     let per_proof = started.elapsed().as_secs_f64() / group.len() as f64;
     metrics.batch_size.observe(group.len() as f64);
+    metrics.proofs_verified.inc_by(group.len() as u64);
+    metrics.last_proof_verification.set(per_proof);
     for _ in 0..group.len() {
         metrics.proof_verification.observe(per_proof);
     }
@@ -339,6 +341,15 @@ impl Runner {
             .relay
             .report_message_validation_result(&job.id, &job.source, acceptance);
         let topic: Option<PubsubTopic> = job.topic.as_str().parse().ok();
+        self.metrics.count_relayed(
+            job.topic.as_str(),
+            topic
+                .as_ref()
+                .and_then(|t| t.static_shard())
+                .map(|s| s.shard),
+            job.data.len(),
+            matches!(verdict, Verdict::Accept),
+        );
         let hash = match (&message, &topic) {
             (Some(m), Some(t)) => Some(m.hash(t.as_str())),
             _ => None,

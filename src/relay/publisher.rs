@@ -391,6 +391,14 @@ impl Publisher {
         &self.counter
     }
 
+    /// Proofs the membership may still make in the epoch of `now_ns`; `None` when the
+    /// counter cannot be read.
+    pub fn remaining(&self, now_ns: i64) -> Option<u64> {
+        let epoch = Epoch::from_timestamp_ns(now_ns, self.rules.epoch_period);
+        let used = self.counter.used(self.member.index, epoch.0).ok()?;
+        Some(self.member.limit.saturating_sub(used))
+    }
+
     /// Attaches a proof to `message` using the Merkle `path` of our leaf at `root`, if the
     /// message is dated within the clock drift of `now_ns`. Blocking (tens of milliseconds):
     /// call it off async threads.

@@ -203,6 +203,26 @@ impl Archive {
             .map_err(|e| self.err(&e))
     }
 
+    /// Messages and their bytes per pubsub topic.
+    pub fn per_topic(&self) -> Result<Vec<(String, u64, u64)>, ArchiveError> {
+        let conn = self.conn.lock().expect("never poisoned");
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT pubsub_topic, count(*), sum(size) FROM messages GROUP BY pubsub_topic",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
     /// Answers a query.
     pub fn query(&self, q: &Query) -> Result<Page, ArchiveError> {
         if !q.content_topics.is_empty() && q.pubsub_topic.is_none() {

@@ -19,6 +19,7 @@ mod graph_vs_wasm;
 mod keystore_js;
 mod light_js;
 mod node_bad_input;
+mod node_dashboard;
 mod node_discovery;
 mod node_filter;
 mod node_hardening;

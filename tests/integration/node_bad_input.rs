@@ -625,7 +625,7 @@ async fn with_rln_on_broken_proofs_over_lightpush_are_refused_and_relay_goes_on(
     let metrics = service.metrics().encode();
     let refused: u64 = metrics
         .lines()
-        .filter(|l| l.starts_with("waku_rln_invalid_messages_total{"))
+        .filter(|l| l.starts_with("waku_rln_invalid_messages_total_total{"))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert!(

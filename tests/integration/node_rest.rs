@@ -159,7 +159,7 @@ async fn relay_routes_health_peers_metrics_and_bad_requests() {
     let (status, metrics) = b_api.call("GET", "/metrics", None).await;
     assert_eq!(status, 200);
     assert!(
-        metrics.contains("waku_rln_valid_messages_total 2"),
+        metrics.contains("waku_rln_valid_messages_total_total 2"),
         "{metrics}"
     );
     assert!(

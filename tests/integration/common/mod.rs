@@ -89,3 +89,4 @@ pub const ANVIL_KEYS: [&str; 3] = [
 pub mod devnet;
 pub mod http;
 pub mod process;
+pub mod prometheus;
