@@ -10,7 +10,8 @@ use tracing_subscriber::{
 static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
 /// Installs the process's logger with `filter` (an `EnvFilter` directive) as its first filter;
-/// `json` writes one JSON object per line. Call once, before anything logs.
+/// `json` writes one JSON object per line. Call once, before anything logs; later calls change
+/// nothing.
 pub fn init(filter: &str, json: bool) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
@@ -19,12 +20,15 @@ pub fn init(filter: &str, json: bool) {
         .with_writer(crate::redact::Stderr)
         .with_ansi(ansi);
     let registry = tracing_subscriber::registry().with(filter);
-    if json {
-        registry.with(text.json()).init();
+    let installed = if json {
+        registry.with(text.json()).try_init()
     } else {
-        registry.with(text).init();
+        registry.with(text).try_init()
+    };
+    // A process that already has a logger (a test binary) keeps it.
+    if installed.is_ok() {
+        let _ = FILTER.set(handle);
     }
-    let _ = FILTER.set(handle);
 }
 
 /// The filter directive for one of the reference node's log levels (TRACE, DEBUG, INFO, NOTICE,

@@ -51,6 +51,7 @@ pub struct NodeHandle {
     pub(crate) cluster: u16,
     pub(crate) shards: Arc<RwLock<HashSet<u16>>>,
     pub(crate) shard_count: u16,
+    pub(crate) serves: super::behaviour::Serves,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -130,6 +131,26 @@ impl NodeHandle {
     /// The subscribed pubsub topics.
     pub async fn topics(&self) -> Result<Vec<PubsubTopic>, NodeError> {
         self.ask(Command::Topics).await
+    }
+
+    /// The peers in our gossipsub mesh of `topic`.
+    pub async fn mesh_peer_ids(&self, topic: PubsubTopic) -> Result<Vec<PeerId>, NodeError> {
+        self.ask(|tx| Command::MeshPeerIds(topic, tx)).await
+    }
+
+    /// Whether the node archives messages and answers store queries.
+    pub fn serves_store(&self) -> bool {
+        self.serves.store
+    }
+
+    /// Whether the node serves lightpush (v3 and the legacy v2).
+    pub fn serves_lightpush(&self) -> bool {
+        self.serves.lightpush
+    }
+
+    /// Whether the node answers peer exchange.
+    pub fn serves_peer_exchange(&self) -> bool {
+        self.serves.peer_exchange
     }
 
     /// Peers in our mesh for `topic`.

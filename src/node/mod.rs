@@ -104,6 +104,8 @@ pub struct PeerInfo {
     pub score: Option<f64>,
     /// Failed dials in a row.
     pub failures: u32,
+    /// Its agent string, as identify reported it.
+    pub agent: Option<String>,
 }
 
 /// A peer found by discovery, for the peer manager.
@@ -226,6 +228,8 @@ pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Topics(oneshot::Sender<Vec<PubsubTopic>>),
     MeshPeers(PubsubTopic, oneshot::Sender<usize>),
+    /// The peers in the gossipsub mesh of a topic.
+    MeshPeerIds(PubsubTopic, oneshot::Sender<Vec<PeerId>>),
     StoreQuery(
         PeerId,
         Box<crate::proto::store::StoreQueryRequest>,

@@ -439,6 +439,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         shards,
         shard_count: config.shard_count,
         stopped: stopped_rx,
+        serves,
     };
     // DNS trees are read in the background: their records go to the peer manager and, with
     // discv5, bootstrap it.

@@ -242,6 +242,17 @@ impl Runner {
                 let hash = gossipsub::TopicHash::from_raw(topic.as_str());
                 let _ = reply.send(self.swarm.behaviour().relay.mesh_peers(&hash).count());
             }
+            Command::MeshPeerIds(topic, reply) => {
+                let hash = gossipsub::TopicHash::from_raw(topic.as_str());
+                let _ = reply.send(
+                    self.swarm
+                        .behaviour()
+                        .relay
+                        .mesh_peers(&hash)
+                        .copied()
+                        .collect(),
+                );
+            }
             Command::StoreQuery(peer, request, reply) => {
                 let id = self
                     .swarm
@@ -766,6 +777,7 @@ impl Runner {
                     connected: known.and_then(|k| k.connected),
                     score: relay.peer_score(peer),
                     failures: known.map_or(0, |k| k.failures),
+                    agent: s.agent.clone(),
                 }
             })
             .collect();
@@ -784,6 +796,7 @@ impl Runner {
                         connected: None,
                         score: None,
                         failures: k.failures,
+                        agent: None,
                     }),
             );
         }

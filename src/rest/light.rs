@@ -74,6 +74,7 @@ pub(super) fn routes(api: &Api) -> Router<Api> {
     };
     Router::new()
         .route("/lightpush/v3/message", post(lightpush_message))
+        .route("/lightpush/v1/message", post(legacy_lightpush_message))
         .route(
             "/filter/v2/subscriptions",
             post(filter_change::<{ Kind::Subscribe as i32 }>)
@@ -116,12 +117,13 @@ fn body_of<T>(
         .map_err(|e| ApiError::bad(format!("the body is not valid: {}", e.body_text())))
 }
 
-async fn lightpush_message(
-    State(light): State<Light>,
-    ConnectInfo(caller): ConnectInfo<SocketAddr>,
-    Query(params): Query<PeerParam>,
+/// Pushes through `peerAddr`'s service, or through this node's own.
+async fn push(
+    light: &Light,
+    caller: SocketAddr,
+    params: &PeerParam,
     body: Result<Json<PushBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<crate::proto::lightpush::LightpushResponse, ApiError> {
     let body = body_of(body)?;
     let message = body.message.to_message()?;
     let topic = body
@@ -145,11 +147,40 @@ async fn lightpush_message(
             lightpush::serve(node.clone(), Client::Rest(caller.ip()), request).await
         }
     };
+    Ok(response)
+}
+
+async fn lightpush_message(
+    State(light): State<Light>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
+    Query(params): Query<PeerParam>,
+    body: Result<Json<PushBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let response = push(&light, caller, &params, body).await?;
     let body = json!({
         "statusDesc": response.status_desc,
         "relayPeerCount": response.relay_peer_count,
     });
     Ok((http_status(response.status_code), Json(body)).into_response())
+}
+
+/// The legacy lightpush route: `200 OK` as text on success, the status and its reason
+/// otherwise, as the reference node's v1 route answers.
+async fn legacy_lightpush_message(
+    State(light): State<Light>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
+    Query(params): Query<PeerParam>,
+    body: Result<Json<PushBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let response = push(&light, caller, &params, body).await?;
+    if response.status_code == lightpush::status::OK {
+        return Ok("OK".into_response());
+    }
+    Ok((
+        http_status(response.status_code),
+        response.status_desc.unwrap_or_default(),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,13 +205,29 @@ impl Light {
         if let Some(peer) = remembered {
             return Ok(peer);
         }
-        let Some(addr) = &self.api.filter_node else {
-            return Err(ApiError::bad(
-                "name the filter service with ?peerAddr=<multiaddr>/p2p/<id>, or start the \
-                 node with --filternode",
-            ));
+        let peer = match &self.api.filter_node {
+            Some(addr) => connect(&self.api.node, addr, "filter").await?,
+            // None configured: a connected peer that serves filter, as the reference node
+            // picks one.
+            None => self
+                .api
+                .node
+                .peers()
+                .await?
+                .into_iter()
+                .find(|p| {
+                    p.protocols
+                        .iter()
+                        .any(|x| x.starts_with("/vac/waku/filter-subscribe/"))
+                })
+                .map(|p| p.peer)
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        "no filter service: name one with ?peerAddr=<multiaddr>/p2p/<id>, start \
+                         the node with --filternode, or connect to a peer that serves filter",
+                    )
+                })?,
         };
-        let peer = connect(&self.api.node, addr, "filter").await?;
         self.filter.lock().expect("never poisoned").service = Some(peer);
         Ok(peer)
     }

@@ -23,6 +23,7 @@ use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+mod admin;
 mod guard;
 mod light;
 
@@ -42,19 +43,29 @@ use crate::{
 /// Messages kept per subscribed topic between two reads.
 pub const CACHE_PER_TOPIC: usize = 1_000;
 
-/// A message as the REST API writes and reads it.
+/// The content topic of a message that names none, as the reference node's REST API fills it.
+pub const DEFAULT_CONTENT_TOPIC: &str = "/waku/2/default-content/proto";
+
+fn default_content_topic() -> String {
+    DEFAULT_CONTENT_TOPIC.to_owned()
+}
+
+/// A message as the REST API writes and reads it, as the reference node does: `contentTopic`
+/// defaults to [`DEFAULT_CONTENT_TOPIC`], a `timestamp` of 0 or none means now, `meta` and
+/// `proof` are written only when the message has them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestMessage {
     /// Base64 payload.
     pub payload: String,
     /// The content topic.
+    #[serde(default = "default_content_topic")]
     pub content_topic: String,
     /// Version.
     #[serde(default)]
     pub version: u32,
-    /// Nanoseconds since the Unix epoch; now when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Nanoseconds since the Unix epoch; now when absent or 0.
+    #[serde(default)]
     pub timestamp: Option<i64>,
     /// Base64 meta.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +73,10 @@ pub struct RestMessage {
     /// Not to be stored.
     #[serde(default)]
     pub ephemeral: bool,
+    /// Base64 RLN proof (`RateLimitProof` protobuf); a message with one is validated, not
+    /// proved again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
 }
 
 impl RestMessage {
@@ -70,9 +85,10 @@ impl RestMessage {
             payload: B64.encode(m.payload()),
             content_topic: m.content_topic().as_str().to_owned(),
             version: m.version(),
-            timestamp: m.timestamp(),
+            timestamp: Some(m.timestamp().unwrap_or(0)),
             meta: m.meta().map(|b| B64.encode(b)),
             ephemeral: m.ephemeral(),
+            proof: m.rate_limit_proof().map(|b| B64.encode(b)),
         }
     }
 
@@ -87,7 +103,7 @@ impl RestMessage {
         let now = crate::clock::now_ns();
         let mut b = WakuMessage::builder(topic, payload)
             .version(self.version)
-            .timestamp(self.timestamp.unwrap_or(now))
+            .timestamp(self.timestamp.filter(|t| *t != 0).unwrap_or(now))
             .ephemeral(self.ephemeral);
         if let Some(meta) = &self.meta {
             b = b.meta(
@@ -95,7 +111,18 @@ impl RestMessage {
                     .map_err(|e| ApiError::bad(format!("meta is not base64: {e}")))?,
             );
         }
-        b.build().map_err(|e| ApiError::bad(e.to_string()))
+        let message = b.build().map_err(|e| ApiError::bad(e.to_string()))?;
+        match &self.proof {
+            None => Ok(message),
+            Some(proof) => {
+                let proof = B64
+                    .decode(proof)
+                    .map_err(|e| ApiError::bad(format!("proof is not base64: {e}")))?;
+                message
+                    .with_rate_limit_proof(proof)
+                    .map_err(|e| ApiError::bad(format!("proof: {e}")))
+            }
+        }
     }
 }
 
@@ -193,10 +220,10 @@ fn router_with(node: NodeHandle, filter_node: Option<String>) -> Router {
         filter_node: filter_node.map(Arc::from),
     };
     Router::new()
-        .route("/health", get(health))
+        .route("/info", get(info))
+        .route("/version", get(version))
         .route("/debug/v1/info", get(info))
         .route("/debug/v1/version", get(version))
-        .route("/admin/v1/peers", get(peers))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route(
@@ -212,6 +239,7 @@ fn router_with(node: NodeHandle, filter_node: Option<String>) -> Router {
         .route("/relay/v1/auto/messages", axum::routing::post(auto_publish))
         .route("/store/v3/messages", get(store_messages))
         .merge(light::routes(&api))
+        .merge(admin::routes())
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(api)
 }
@@ -310,37 +338,6 @@ fn topics_body(
     Ok(topics)
 }
 
-async fn health(State(api): State<Api>) -> Response {
-    let sync = api.node.sync_state();
-    let rln = if !api.node.enforces_rln() {
-        "Disabled"
-    } else if sync.ready {
-        "Ready"
-    } else {
-        "Initializing"
-    };
-    let ready = !api.node.enforces_rln() || sync.ready;
-    let body = json!({
-        "nodeHealth": if ready { "Ready" } else { "Initializing" },
-        "protocolsHealth": [{"Relay": "Ready"}, {"Rln Relay": rln}],
-        "rln": {
-            "enforced": api.node.enforces_rln(),
-            "synced": sync.ready,
-            "block": sync.block,
-            "members": sync.members,
-            "root": sync.root.map(|r| crate::rln::field::to_decimal(&r)),
-            "lastError": sync.error.as_deref().map(|e| crate::redact::scrub(e).into_owned()),
-            "membership": api.node.membership().map(|(index, limit)| json!({"index": index, "rateLimit": limit})),
-        },
-    });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
-}
-
 async fn info(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
     let peer = api.node.peer_id();
     let addrs: Vec<String> = api
@@ -359,33 +356,9 @@ async fn info(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
     })))
 }
 
-async fn version() -> Json<String> {
-    Json(format!("wakurln/{}", env!("CARGO_PKG_VERSION")))
-}
-
-async fn peers(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
-    let peers: Vec<Value> = api
-        .node
-        .known_peers()
-        .await?
-        .into_iter()
-        .map(|p| {
-            let connected = p.connected.is_some();
-            json!({
-                "multiaddr": p.addresses.first().map(|a| with_peer_id(a, p.peer)),
-                "peerId": p.peer.to_string(),
-                "protocols": p.protocols.iter().map(|proto| json!({"protocol": proto, "connected": connected})).collect::<Vec<_>>(),
-                "clusterId": p.cluster,
-                "shards": p.shards,
-                "origin": p.origin.map(|o| o.as_str()),
-                "connected": connected,
-                "direction": p.connected.map(|d| d.as_str()),
-                "score": p.score,
-                "failedDials": p.failures,
-            })
-        })
-        .collect();
-    Ok(Json(Value::from(peers)))
+/// The version as text, as the reference node answers `/version`.
+async fn version() -> String {
+    format!("wakurln-v{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// `address/p2p/peer`, unless the address already ends with the peer id.
@@ -549,20 +522,76 @@ async fn auto_publish(
     Ok("OK")
 }
 
-/// Query parameters of `GET /store/v3/messages`, named as the reference node names them.
+/// Query parameters of `GET /store/v3/messages`, named as the reference node names them. An
+/// empty parameter counts as absent, as there.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StoreParams {
     peer_addr: Option<String>,
-    include_data: Option<bool>,
+    include_data: Option<String>,
     pubsub_topic: Option<String>,
     content_topics: Option<String>,
-    start_time: Option<i64>,
-    end_time: Option<i64>,
+    start_time: Option<String>,
+    end_time: Option<String>,
     hashes: Option<String>,
     cursor: Option<String>,
-    ascending: Option<bool>,
-    page_size: Option<u64>,
+    ascending: Option<String>,
+    page_size: Option<String>,
+}
+
+/// The largest page the REST API asks for, as the reference node caps it.
+const REST_MAX_PAGE: u64 = 100;
+/// The page size when none is given.
+const REST_DEFAULT_PAGE: u64 = 20;
+
+fn given(p: &Option<String>) -> Option<&str> {
+    p.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl StoreParams {
+    /// The query, with the reference node's defaults: no data, oldest first, 20 per page (at
+    /// most 100); times of 0 or below are no bound.
+    fn query(&self) -> Result<Query, ApiError> {
+        let include_data = match given(&self.include_data) {
+            None => false,
+            Some(v) => v
+                .parse()
+                .map_err(|_| ApiError::bad(format!("includeData {v:?}: use true or false")))?,
+        };
+        let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+            match given(v) {
+                None => Ok(None),
+                Some(t) => {
+                    let t: i64 = t
+                        .parse()
+                        .map_err(|_| ApiError::bad(format!("{name} {t:?}: not a number")))?;
+                    Ok((t > 0).then_some(t))
+                }
+            }
+        };
+        let limit = match given(&self.page_size) {
+            None => REST_DEFAULT_PAGE,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad(format!("pageSize {v:?}: not a number")))?
+                .min(REST_MAX_PAGE),
+        };
+        Ok(Query {
+            include_data,
+            pubsub_topic: given(&self.pubsub_topic).map(str::to_owned),
+            content_topics: list(given(&self.content_topics)),
+            time_start: time("startTime", &self.start_time)?,
+            time_end: time("endTime", &self.end_time)?,
+            message_hashes: list(given(&self.hashes))
+                .iter()
+                .map(|h| parse_hash(h))
+                .collect::<Result<_, _>>()?,
+            cursor: given(&self.cursor).map(parse_hash).transpose()?,
+            // "true" is oldest first; any other value newest first; none oldest first.
+            forward: given(&self.ascending).is_none_or(|v| v == "true"),
+            limit: Some(limit),
+        })
+    }
 }
 
 /// Connects to the service at `addr` (which must end in `/p2p/<peer id>`) unless already
@@ -619,22 +648,26 @@ async fn store_messages(
     params: Result<axum::extract::Query<StoreParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let axum::extract::Query(p) = params.map_err(|e| ApiError::bad(e.to_string()))?;
-    let query = Query {
-        include_data: p.include_data.unwrap_or(true),
-        pubsub_topic: p.pubsub_topic.clone(),
-        content_topics: list(p.content_topics.as_deref()),
-        time_start: p.start_time,
-        time_end: p.end_time,
-        message_hashes: list(p.hashes.as_deref())
-            .iter()
-            .map(|h| parse_hash(h))
-            .collect::<Result<_, _>>()?,
-        cursor: p.cursor.as_deref().map(parse_hash).transpose()?,
-        forward: p.ascending.unwrap_or(false),
-        limit: p.page_size,
-    };
-    let page = match &p.peer_addr {
-        None => api.node.local_store_query(query).await?,
+    let query = p.query()?;
+    let page = match given(&p.peer_addr) {
+        None if api.node.serves_store() => api.node.local_store_query(query).await?,
+        None => {
+            // No archive here: a connected store node answers, as the reference node picks one.
+            let peers = api.node.peers().await?;
+            let Some(service) = peers.iter().find(|i| {
+                i.protocols
+                    .iter()
+                    .any(|x| x.as_str() == crate::store::protocol::PROTOCOL.as_ref())
+            }) else {
+                return Err(ApiError(
+                    StatusCode::PRECONDITION_FAILED,
+                    "No suitable service peer: this node keeps no archive and no store node is \
+                     connected; name one with ?peerAddr= or start with --storenode"
+                        .into(),
+                ));
+            };
+            api.node.store_query(service.peer, &query).await?
+        }
         Some(addr) => {
             let peer = connect(&api.node, addr, "store").await?;
             api.node.store_query(peer, &query).await?
@@ -644,19 +677,26 @@ async fn store_messages(
         .entries
         .iter()
         .map(|e| {
-            json!({
-                "messageHash": format!("0x{}", hex::encode(e.hash.as_bytes())),
-                "message": e.message.as_ref().map(RestMessage::from_message),
-                "pubsubTopic": e.pubsub_topic,
-            })
+            let mut entry = json!({"messageHash": format!("0x{}", hex::encode(e.hash.as_bytes()))});
+            if let Some(m) = &e.message {
+                entry["message"] = json!(RestMessage::from_message(m));
+            }
+            if let Some(t) = &e.pubsub_topic {
+                entry["pubsubTopic"] = json!(t);
+            }
+            entry
         })
         .collect();
-    Ok(Json(json!({
+    let mut body = json!({
+        "requestId": crate::node::random_request_id(),
         "statusCode": 200,
         "statusDesc": "OK",
         "messages": messages,
-        "paginationCursor": page.cursor.map(|c| format!("0x{}", hex::encode(c.as_bytes()))),
-    })))
+    });
+    if let Some(c) = page.cursor {
+        body["paginationCursor"] = json!(format!("0x{}", hex::encode(c.as_bytes())));
+    }
+    Ok(Json(body))
 }
 
 async fn openapi() -> Json<Value> {
@@ -677,14 +717,15 @@ async fn openapi() -> Json<Value> {
     .collect();
     let message = json!({
         "type": "object",
-        "required": ["payload", "contentTopic"],
+        "required": ["payload"],
         "properties": {
             "payload": {"type": "string", "format": "byte"},
-            "contentTopic": {"type": "string"},
+            "contentTopic": {"type": "string", "default": DEFAULT_CONTENT_TOPIC},
             "version": {"type": "integer"},
-            "timestamp": {"type": "integer", "description": "nanoseconds since the Unix epoch"},
+            "timestamp": {"type": "integer", "description": "nanoseconds since the Unix epoch; 0 or none is now"},
             "meta": {"type": "string", "format": "byte"},
-            "ephemeral": {"type": "boolean"}
+            "ephemeral": {"type": "boolean"},
+            "proof": {"type": "string", "format": "byte", "description": "RateLimitProof protobuf; a message with one is validated, one without is proved by the node's membership"}
         }
     });
     let topics = json!({"type": "array", "items": {"type": "string"}, "maxItems": 100});
@@ -711,15 +752,32 @@ async fn openapi() -> Json<Value> {
         "404": {"description": "no such subscription"}, "429": {"description": "too many requests"},
         "503": {"description": "the service is full"}
     });
-    Json(json!({
+    let admin = json!({
+            "/admin/v1/peers": {
+            "get": {"summary": "the peers the node knows, connected ones first (WakuPeer: multiaddr, protocols, shards, connected, agent, origin, score)", "responses": {"200": {"description": "OK"}}},
+            "post": {"summary": "connect to peers", "requestBody": {"content": {"application/json": {"schema": topics}}}, "responses": {"200": {"description": "all connected"}, "400": {"description": "an address is malformed or did not connect"}}}
+        },
+        "/admin/v1/peer/{peerId}": {"get": {"summary": "one peer", "responses": {"200": {"description": "OK"}, "400": {"description": "not a peer id"}, "404": {"description": "unknown peer"}}}},
+        "/admin/v1/peers/connected": {"get": {"summary": "connected peers", "responses": {"200": {"description": "OK"}}}},
+        "/admin/v1/peers/connected/on/{shardId}": {"get": {"summary": "connected peers on a shard", "responses": {"200": {"description": "OK"}}}},
+        "/admin/v1/peers/service": {"get": {"summary": "peers offering a service protocol (protocols narrowed to those)", "responses": {"200": {"description": "OK"}}}},
+        "/admin/v1/peers/relay": {"get": {"summary": "connected relay peers per shard", "responses": {"200": {"description": "OK"}}}},
+        "/admin/v1/peers/relay/on/{shardId}": {"get": {"summary": "connected relay peers of a shard", "responses": {"200": {"description": "OK"}}}},
+        "/admin/v1/peers/mesh": {"get": {"summary": "gossipsub mesh peers per shard", "responses": {"200": {"description": "OK"}}}},
+        "/admin/v1/peers/mesh/on/{shardId}": {"get": {"summary": "gossipsub mesh peers of a shard", "responses": {"200": {"description": "OK"}}}},
+        "/admin/v1/peers/stats": {"get": {"summary": "peer counts by connectedness, shard and protocol", "responses": {"200": {"description": "OK"}}}},
+        "/admin/v1/log-level/{logLevel}": {"post": {"summary": "change the log level (TRACE, DEBUG, INFO, NOTICE, WARN, ERROR, FATAL, NONE)", "responses": {"200": {"description": "changed"}, "400": {"description": "not a level"}}}}
+    });
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {"title": "wakurln REST API", "version": env!("CARGO_PKG_VERSION")},
         "components": {"schemas": {"WakuMessage": message}},
         "paths": {
-            "/health": {"get": {"summary": "node and RLN readiness, sync state", "responses": {"200": {"description": "ready"}, "503": {"description": "initializing"}}}},
-            "/debug/v1/info": {"get": {"summary": "listen addresses", "responses": {"200": {"description": "OK"}}}},
-            "/debug/v1/version": {"get": {"summary": "version", "responses": {"200": {"description": "OK"}}}},
-            "/admin/v1/peers": {"get": {"summary": "the peers the node knows, connected ones first: origin, protocols, shards, relay score", "responses": {"200": {"description": "OK"}}}},
+            "/health": {"get": {"summary": "nodeHealth (READY, SYNCHRONIZING), connectionStatus, protocolsHealth, and the RLN sync state", "responses": {"200": {"description": "the report, whatever the state"}}}},
+            "/info": {"get": {"summary": "listen addresses, record (enrUri), peer id, cluster and shards", "responses": {"200": {"description": "OK"}}}},
+            "/version": {"get": {"summary": "version, as text", "responses": {"200": {"description": "OK"}}}},
+            "/debug/v1/info": {"get": {"summary": "as /info", "deprecated": true, "responses": {"200": {"description": "OK"}}}},
+            "/debug/v1/version": {"get": {"summary": "as /version", "deprecated": true, "responses": {"200": {"description": "OK"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "OK"}}}},
             "/relay/v1/subscriptions": {
                 "post": {"summary": "subscribe to pubsub topics", "requestBody": {"content": {"application/json": {"schema": topics}}}, "responses": ok},
@@ -736,9 +794,15 @@ async fn openapi() -> Json<Value> {
             "/relay/v1/auto/messages/{contentTopic}": {"get": {"summary": "messages received since the last call", "responses": {"200": {"description": "OK"}, "404": {"description": "not subscribed"}}}},
             "/relay/v1/auto/messages": {"post": {"summary": "publish on the content topic's shard", "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/WakuMessage"}}}}, "responses": publish}},
             "/store/v3/messages": {"get": {
-                "summary": "Store v3 query of this node's archive, or of peerAddr's",
+                "summary": "Store v3 query of this node's archive, or of peerAddr's (or a connected store node's when this node keeps none); defaults: includeData false, ascending, pageSize 20 (at most 100)",
                 "parameters": store_params,
-                "responses": {"200": {"description": "a page; paginationCursor when more follow"}, "400": {"description": "a bad query"}, "503": {"description": "no archive"}}
+                "responses": {"200": {"description": "requestId, statusCode, statusDesc, messages; paginationCursor when more follow"}, "400": {"description": "a bad query"}, "412": {"description": "no archive here and no store node connected"}}
+            }},
+            "/lightpush/v1/message": {"post": {
+                "summary": "the legacy route: as /lightpush/v3/message, answered 200 OK as text or the status and its reason",
+                "parameters": [peer_addr],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["message"], "properties": {"pubsubTopic": {"type": "string"}, "message": {"$ref": "#/components/schemas/WakuMessage"}}}}}},
+                "responses": light_push
             }},
             "/lightpush/v3/message": {"post": {
                 "summary": "lightpush a message to peerAddr's service, or through this node's own (which lends a proof when it has a pool)",
@@ -754,5 +818,9 @@ async fn openapi() -> Json<Value> {
             "/filter/v2/subscriptions/{requestId}": {"get": {"summary": "ping the subscription", "parameters": [peer_addr], "responses": filter}},
             "/filter/v2/messages/{contentTopic}": {"get": {"summary": "messages pushed since the last call", "responses": {"200": {"description": "OK"}, "404": {"description": "not subscribed through this API"}}}}
         }
-    }))
+    });
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), admin) {
+        paths.extend(more);
+    }
+    Json(doc)
 }

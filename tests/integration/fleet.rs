@@ -108,7 +108,7 @@ async fn connected(m: &Member) -> Vec<(String, Option<u64>, Vec<u64>)> {
     };
     peers
         .iter()
-        .filter(|p| p["connected"] == true)
+        .filter(|p| p["connected"] == "Connected")
         .map(|p| {
             (
                 p["peerId"].as_str().unwrap_or_default().to_owned(),

@@ -40,6 +40,7 @@ mod reference_vectors;
 mod relay_js;
 mod rest_access;
 mod rest_light;
+mod rest_reference;
 mod secrets;
 mod vectors;
 mod verifier;

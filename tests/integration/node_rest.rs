@@ -42,7 +42,7 @@ async fn relay_routes_health_peers_metrics_and_bad_requests() {
 
     // Health, info, version, openapi.
     let health = a_api.json("/health").await;
-    assert_eq!(health["nodeHealth"], "Ready");
+    assert_eq!(health["nodeHealth"], "READY");
     assert_eq!(health["rln"]["enforced"], true);
     assert_eq!(health["rln"]["members"], 1);
     assert_eq!(health["rln"]["membership"]["rateLimit"], 3);
@@ -153,7 +153,7 @@ async fn relay_routes_health_peers_metrics_and_bad_requests() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["protocol"] == "/vac/waku/relay/2.0.0"),
+            .any(|p| p == "/vac/waku/relay/2.0.0"),
         "{peers}"
     );
     let (status, metrics) = b_api.call("GET", "/metrics", None).await;
