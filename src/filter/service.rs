@@ -138,6 +138,24 @@ impl Service {
         self.lock().subscribers.len()
     }
 
+    /// Every subscriber with its criteria, sorted (for the admin API).
+    pub fn subscriptions(&self) -> Vec<(PeerId, Vec<Criterion>)> {
+        let mut out: Vec<_> = self
+            .lock()
+            .subscribers
+            .iter()
+            .map(|(peer, s)| {
+                let mut criteria: Vec<_> = s.criteria.iter().cloned().collect();
+                criteria.sort_by(|a, b| {
+                    (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str()))
+                });
+                (*peer, criteria)
+            })
+            .collect();
+        out.sort_by_key(|(peer, _)| *peer);
+        out
+    }
+
     /// Criteria of `peer` now.
     pub fn criteria_of(&self, peer: &PeerId) -> usize {
         self.lock()

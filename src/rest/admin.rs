@@ -49,6 +49,7 @@ pub(super) fn routes() -> Router<Api> {
         .route("/admin/v1/peers/mesh/on/{shard}", get(mesh_on))
         .route("/admin/v1/peers/stats", get(stats))
         .route("/admin/v1/log-level/{level}", post(log_level))
+        .route("/admin/v1/filter/subscriptions", get(filter_subscriptions))
 }
 
 /// The reference node's peer origin names.
@@ -381,6 +382,29 @@ async fn connect_peers(
             })?;
     }
     Ok("OK")
+}
+
+/// The subscribers of this node's filter service and their criteria.
+async fn filter_subscriptions(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let service = api
+        .node
+        .filter_service()
+        .ok_or_else(|| ApiError::bad("Error: Filter Protocol is not mounted to the node"))?;
+    Ok(Json(
+        service
+            .subscriptions()
+            .iter()
+            .map(|(peer, criteria)| {
+                json!({
+                    "peerId": peer.to_string(),
+                    "filterCriteria": criteria
+                        .iter()
+                        .map(|(p, c)| json!({"pubsubTopic": p.as_str(), "contentTopic": c.as_str()}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    ))
 }
 
 async fn log_level(Path(level): Path<String>) -> Result<String, ApiError> {

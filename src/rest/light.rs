@@ -78,6 +78,8 @@ pub(super) fn routes(api: &Api) -> Router<Api> {
         .route(
             "/filter/v2/subscriptions",
             post(filter_change::<{ Kind::Subscribe as i32 }>)
+                // The reference node's "modify": subscribing adds the new criteria.
+                .put(filter_change::<{ Kind::Subscribe as i32 }>)
                 .delete(filter_change::<{ Kind::Unsubscribe as i32 }>),
         )
         .route(

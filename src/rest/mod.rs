@@ -766,6 +766,7 @@ async fn openapi() -> Json<Value> {
         "/admin/v1/peers/mesh": {"get": {"summary": "gossipsub mesh peers per shard", "responses": {"200": {"description": "OK"}}}},
         "/admin/v1/peers/mesh/on/{shardId}": {"get": {"summary": "gossipsub mesh peers of a shard", "responses": {"200": {"description": "OK"}}}},
         "/admin/v1/peers/stats": {"get": {"summary": "peer counts by connectedness, shard and protocol", "responses": {"200": {"description": "OK"}}}},
+        "/admin/v1/filter/subscriptions": {"get": {"summary": "the subscribers of this node's filter service and their criteria", "responses": {"200": {"description": "OK"}, "400": {"description": "this node serves no filter"}}}},
         "/admin/v1/log-level/{logLevel}": {"post": {"summary": "change the log level (TRACE, DEBUG, INFO, NOTICE, WARN, ERROR, FATAL, NONE)", "responses": {"200": {"description": "changed"}, "400": {"description": "not a level"}}}}
     });
     let mut doc = json!({
@@ -812,6 +813,7 @@ async fn openapi() -> Json<Value> {
             }},
             "/filter/v2/subscriptions": {
                 "post": {"summary": "subscribe at peerAddr's filter service (remembered for later calls)", "parameters": [peer_addr], "requestBody": {"content": {"application/json": {"schema": filter_body}}}, "responses": filter},
+                "put": {"summary": "modify a subscription: add content topics (as post)", "parameters": [peer_addr], "requestBody": {"content": {"application/json": {"schema": filter_body}}}, "responses": filter},
                 "delete": {"summary": "unsubscribe content topics", "parameters": [peer_addr], "requestBody": {"content": {"application/json": {"schema": filter_body}}}, "responses": filter}
             },
             "/filter/v2/subscriptions/all": {"delete": {"summary": "unsubscribe from everything", "parameters": [peer_addr], "responses": filter}},

@@ -65,6 +65,11 @@ async fn lightpush_and_filter_over_rest() {
     let api = serve(&light).await;
     let own = serve(&service).await;
     let mut at_relay = relay.delivered();
+    // Filter before the light node knows any peer: nothing to ask.
+    let (status, answer) = api
+        .call_json("GET", "/filter/v2/subscriptions/r0", None)
+        .await;
+    assert_eq!(status, 400, "no filter peer connected: {answer}");
 
     // Lightpush through the service named by peerAddr, then through the node's own service.
     let q = format!("?peerAddr={service_addr}");
@@ -100,12 +105,17 @@ async fn lightpush_and_filter_over_rest() {
         .await;
     assert_eq!(status, 400);
 
-    // Filter: nothing to ping or unsubscribe before a service is named.
+    // Filter: with no service named, the node asks a connected peer that serves filter (the
+    // service, connected by the lightpush above), which knows no subscription yet.
     let sub = json!({"requestId": "r1", "pubsubTopic": topic.as_str(), "contentFilters": ["/rest-light/1/chat/proto"]});
-    let (status, _) = api
+    let (status, answer) = api
         .call_json("GET", "/filter/v2/subscriptions/r0", None)
         .await;
-    assert_eq!(status, 400);
+    assert_eq!(
+        (status, answer["statusCode"].clone()),
+        (404, json!(404)),
+        "{answer}"
+    );
     let (status, answer) = api
         .call_json(
             "POST",

@@ -2,8 +2,9 @@
 //! the state, connectionStatus, 13 protocol entries), `/info` and `/version`, relay messages
 //! (default content topic, timestamp 0 meaning now, the client's `proof` read and written),
 //! store defaults (no data, oldest first, requestId, absent fields left out, empty parameters
-//! ignored, a connected store node used when the node keeps no archive), the admin peer routes
-//! and log level, the legacy lightpush route; then every route of our OpenAPI document answers.
+//! ignored, a connected store node used when the node keeps no archive), filter without
+//! peerAddr, the admin peer, filter and log-level routes, the legacy lightpush route; then every
+//! route of our OpenAPI document answers.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -56,6 +57,7 @@ async fn rest_bodies_as_the_reference_nodes_clients_expect() {
         retention: Retention::default(),
         retention_interval: Duration::from_secs(60),
     });
+    ca.filter = Some(wakurln::filter::Limits::default());
     Devnet::lend_from(
         &mut ca,
         &pool,
@@ -296,6 +298,22 @@ async fn rest_bodies_as_the_reference_nodes_clients_expect() {
     assert_eq!(status, 400);
     let (status, _) = a_api.call("POST", "/admin/v1/log-level/WARN", None).await;
     assert_eq!(status, 200);
+
+    // Filter without peerAddr: B picks a connected filter service (A), which lists it.
+    let (status, text) = b_api
+        .call(
+            "POST",
+            "/filter/v2/subscriptions",
+            Some(json!({"requestId": "s1", "pubsubTopic": topic, "contentFilters": ["/ref/1/filtered/proto"]}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let subs = a_api.json("/admin/v1/filter/subscriptions").await;
+    assert_eq!(subs[0]["peerId"], b.peer_id().to_string(), "{subs}");
+    assert_eq!(
+        subs[0]["filterCriteria"][0],
+        json!({"pubsubTopic": topic, "contentTopic": "/ref/1/filtered/proto"})
+    );
 
     // The legacy lightpush route: text answers; A lends the proof.
     let push = json!({"pubsubTopic": topic, "message": {"payload": B64.encode("legacy"), "contentTopic": "/ref/1/legacy/proto"}});

@@ -37,6 +37,7 @@ impl Http {
             "GET" => self.client.get(&url),
             "POST" => self.client.post(&url),
             "DELETE" => self.client.delete(&url),
+            "PUT" => self.client.put(&url),
             _ => unreachable!("no test sends {method}"),
         };
         let req = match body {
