@@ -1,8 +1,11 @@
-//! The Store v3 archive at scale: insert throughput (batches of 1,000 in one transaction, as
-//! the node archives relayed messages) and query latency on an archive of 1,000,000 messages.
-//! The million-row archive is built once and kept in target/ for later runs.
+//! The Store v3 archive at scale, in SQLite and in PostgreSQL side by side: insert throughput
+//! (batches of 1,000 in one transaction, as the node archives relayed messages) and query
+//! latency on an archive of 1,000,000 messages. The million-row SQLite archive is built once
+//! and kept in target/ for later runs; the PostgreSQL one is built in a server the benchmark
+//! starts (Debian's `postgresql`, as `scripts/test` installs it), with its durability on.
 //!
-//! Besides criterion's figures, a timing loop prints the p50 and p99 of single queries.
+//! Besides criterion's figures, a timing loop prints the p50 and p99 of single queries, and the
+//! rate of building each million-row archive. `STORE_BENCH_ROWS` sets the archive's size.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
@@ -14,10 +17,18 @@ use std::{
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wakurln::{
     message::WakuMessage,
-    store::{Archive, Query},
+    store::{Archive, Backend, Query},
 };
 
-const ROWS: i64 = 1_000_000;
+#[path = "../tests/integration/common/postgres.rs"]
+mod postgres;
+
+fn rows() -> i64 {
+    std::env::var("STORE_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
 const T0: i64 = 1_700_000_000_000_000_000;
 const TOPICS: [&str; 4] = [
     "/waku/2/rs/1/0",
@@ -35,35 +46,33 @@ fn message(i: i64) -> WakuMessage {
         .unwrap()
 }
 
-fn insert_batch(archive: &Archive, from: i64, n: i64) {
+async fn insert_batch(archive: &Archive, from: i64, n: i64) {
     let msgs: Vec<WakuMessage> = (from..from + n).map(message).collect();
     let refs: Vec<(&str, &WakuMessage)> = msgs
         .iter()
         .enumerate()
         .map(|(k, m)| (TOPICS[(from as usize + k) % 4], m))
         .collect();
-    archive.insert(&refs).unwrap();
+    archive.insert(&refs).await.unwrap();
 }
 
-fn big_archive() -> Archive {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-archive-1m.sqlite");
-    let archive = Archive::open(&path).unwrap();
-    let have = archive.count().unwrap() as i64;
-    if have < ROWS {
-        eprintln!(
-            "building the 1,000,000-message archive once (kept in {})...",
-            path.display()
-        );
+/// The million-row archive in `backend`, built (or completed) in batches of 1,000.
+async fn big_archive(name: &str, backend: Backend) -> Archive {
+    let rows = rows();
+    let archive = Archive::open(&backend).await.unwrap();
+    let have = archive.count().await.unwrap() as i64;
+    if have < rows {
+        eprintln!("{name}: building the {rows}-message archive ...");
         let started = Instant::now();
         let mut i = have;
-        while i < ROWS {
-            insert_batch(&archive, i, 10_000);
-            i += 10_000;
+        while i < rows {
+            insert_batch(&archive, i, 1_000).await;
+            i += 1_000;
         }
         eprintln!(
-            "built in {:.1} s ({:.0} inserts/s)",
+            "{name}: built in {:.1} s ({:.0} inserts/s)",
             started.elapsed().as_secs_f64(),
-            (ROWS - have) as f64 / started.elapsed().as_secs_f64()
+            (rows - have) as f64 / started.elapsed().as_secs_f64()
         );
     }
     archive
@@ -107,46 +116,80 @@ fn queries() -> Vec<(&'static str, Query)> {
 }
 
 fn store(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = std::env::temp_dir().join(format!("wakurln-store-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let fresh = Archive::open(&dir.join("insert.sqlite")).unwrap();
-    let mut next = 0i64;
+    postgres::durable();
+    let sqlite_file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/bench-archive-{}.sqlite", rows()));
+    let backends = runtime.block_on(async {
+        [
+            (
+                "sqlite",
+                Backend::Sqlite(dir.join("insert.sqlite")),
+                Backend::Sqlite(sqlite_file),
+            ),
+            (
+                "postgres",
+                Backend::Postgres {
+                    url: postgres::database("insert").await,
+                    connections: 4,
+                },
+                Backend::Postgres {
+                    url: postgres::database("big").await,
+                    connections: 4,
+                },
+            ),
+        ]
+    });
+
     let mut group = c.benchmark_group("archive insert");
     group.sample_size(10);
     group.throughput(Throughput::Elements(1_000));
-    group.bench_function("batch of 1,000", |b| {
-        b.iter(|| {
-            insert_batch(&fresh, next, 1_000);
-            next += 1_000;
+    for (name, fresh, _) in &backends {
+        let fresh = runtime.block_on(Archive::open(fresh)).unwrap();
+        let mut next = 0i64;
+        group.bench_function(format!("{name}, batch of 1,000"), |b| {
+            b.iter(|| {
+                runtime.block_on(insert_batch(&fresh, next, 1_000));
+                next += 1_000;
+            });
         });
-    });
-    group.finish();
-
-    let archive = big_archive();
-    let mut group = c.benchmark_group("archive query at 1M messages");
-    group.sample_size(20);
-    group.measurement_time(Duration::from_secs(3));
-    for (name, q) in queries() {
-        group.bench_function(name, |b| b.iter(|| archive.query(&q).unwrap()));
     }
     group.finish();
 
-    // Percentiles of single queries, all shapes mixed, as a server sees them.
-    let qs = queries();
-    let mut times: Vec<f64> = (0..2_000)
-        .map(|i| {
-            let started = Instant::now();
-            archive.query(&qs[i % qs.len()].1).unwrap();
-            started.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    println!(
-        "single queries on 1M messages: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-        times[times.len() / 2],
-        times[times.len() * 99 / 100],
-        times[times.len() - 1]
-    );
+    for (name, _, big) in &backends {
+        let archive = runtime.block_on(big_archive(name, big.clone()));
+        let mut group = c.benchmark_group(format!("archive query at {} messages", rows()));
+        group.sample_size(20);
+        group.measurement_time(Duration::from_secs(3));
+        for (shape, q) in queries() {
+            group.bench_function(format!("{name}, {shape}"), |b| {
+                b.iter(|| runtime.block_on(archive.query(&q)).unwrap())
+            });
+        }
+        group.finish();
+
+        // Percentiles of single queries, all shapes mixed, as a server sees them.
+        let qs = queries();
+        let mut times: Vec<f64> = (0..2_000)
+            .map(|i| {
+                let started = Instant::now();
+                runtime
+                    .block_on(archive.query(&qs[i % qs.len()].1))
+                    .unwrap();
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{name}: single queries on {} messages: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            rows(),
+            times[times.len() / 2],
+            times[times.len() * 99 / 100],
+            times[times.len() - 1]
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

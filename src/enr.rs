@@ -37,6 +37,8 @@ pub mod services {
     pub const FILTER: u8 = 1 << 2;
     /// Lightpush.
     pub const LIGHTPUSH: u8 = 1 << 3;
+    /// Store sync (reconciliation and transfer).
+    pub const SYNC: u8 = 1 << 4;
 }
 
 /// Why a record was refused.

@@ -103,6 +103,35 @@ pub fn register_url(raw: &str) {
     secrets.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
 }
 
+/// Remembers the password of a database URL (`postgres://user:password@host/db`): only the
+/// password is secret, the user, host and database name are shown, as `shown`.
+pub fn register_database_url(raw: &str, shown: &str) {
+    let Ok(parsed) = Url::parse(raw) else {
+        return;
+    };
+    let Some(password) = parsed.password().filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let user = parsed.username();
+    let add = [
+        (raw.to_owned(), shown.to_owned()),
+        (format!("{user}:{password}@"), format!("{user}:{HIDDEN}@")),
+        (password.to_owned(), HIDDEN.to_owned()),
+    ];
+    let mut secrets = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
+    for (secret, replacement) in add {
+        // A one-letter password would hide every such letter: the URL forms still go.
+        if secret.len() < 4 || secrets.iter().any(|(s, _)| *s == secret) {
+            continue;
+        }
+        if secrets.len() >= MAX_SECRETS {
+            break;
+        }
+        secrets.push((secret, replacement));
+    }
+    secrets.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+}
+
 /// `text` with every remembered secret hidden.
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let secrets = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
@@ -169,6 +198,17 @@ mod tests {
             "wss://node.example/***"
         );
         assert_eq!(url("not a url with a key"), "***");
+    }
+
+    #[test]
+    fn a_database_url_hides_only_its_password() {
+        let raw = "postgres://postgres:db-pass-77@db.example:5432/archive";
+        register_database_url(raw, "postgres://postgres@db.example:5432/archive");
+        let text = format!("tokio_postgres failed at {raw}; password db-pass-77");
+        assert_eq!(
+            scrub(&text),
+            "tokio_postgres failed at postgres://postgres@db.example:5432/archive; password ***"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use wakurln::{
     presets::{Network, Preset},
     relay::pipeline::RlnRules,
     rest::Access,
-    store::Retention,
+    store::{Backend, Retention, sync::SyncConfig},
 };
 
 use super::{
@@ -403,8 +403,9 @@ pub struct NodeArgs {
     /// WebSocket port used with --websocket-support [default: 8000].
     #[arg(long, value_name = "PORT", env = "WAKURLN_WEBSOCKET_PORT", help_heading = REFERENCE)]
     websocket_port: Option<u16>,
-    /// The archive's database, `sqlite://<file>` (PostgreSQL is not supported yet: a
-    /// `postgres://` URL is accepted with a warning and the SQLite archive is used).
+    /// The archive's database: `sqlite://<file>`, or
+    /// `postgres://user:password@host:port/database` (a database of its own, which several
+    /// store nodes may share) [default: the SQLite file <data dir>/archive.sqlite].
     #[arg(long, value_name = "URL", env = "WAKURLN_STORE_MESSAGE_DB_URL", help_heading = REFERENCE)]
     store_message_db_url: Option<String>,
     /// Retention as the reference node writes it: `time:<seconds>`, `capacity:<messages>`,
@@ -473,18 +474,25 @@ pub struct NodeArgs {
     store_message_db_vacuum: Option<Loose>,
     #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", value_parser = reference::loose, hide = true)]
     store_message_db_migration: Option<Loose>,
-    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", value_parser = reference::loose, hide = true)]
-    store_max_num_db_connections: Option<Loose>,
+    /// Connections a PostgreSQL archive opens at most [default: 50].
+    #[arg(long, value_name = "N", env = "WAKURLN_STORE_MAX_NUM_DB_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..), help_heading = REFERENCE)]
+    store_max_num_db_connections: Option<u32>,
     #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", value_parser = reference::loose, hide = true)]
     store_resume: Option<Loose>,
-    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", value_parser = reference::loose, hide = true)]
-    store_sync: Option<Loose>,
-    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", value_parser = reference::loose, hide = true)]
-    store_sync_interval: Option<Loose>,
-    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", value_parser = reference::loose, hide = true)]
-    store_sync_range: Option<Loose>,
-    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", value_parser = reference::loose, hide = true)]
-    store_sync_relay_jitter: Option<Loose>,
+    /// Store sync: reconcile the archive with other store nodes of our shards and fill each
+    /// other's gaps (needs --store) [default: false].
+    #[arg(long, env = "WAKURLN_STORE_SYNC", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", value_parser = BoolishValueParser::new(), help_heading = REFERENCE)]
+    store_sync: Option<bool>,
+    /// Seconds between two store sync sessions this node starts; 0 only answers [default: 300].
+    #[arg(long, value_name = "SECONDS", env = "WAKURLN_STORE_SYNC_INTERVAL", help_heading = REFERENCE)]
+    store_sync_interval: Option<u32>,
+    /// Seconds of messages store sync compares [default: 3600].
+    #[arg(long, value_name = "SECONDS", env = "WAKURLN_STORE_SYNC_RANGE", value_parser = clap::value_parser!(u32).range(1..), help_heading = REFERENCE)]
+    store_sync_range: Option<u32>,
+    /// Seconds before now the compared window ends, for messages still on their way over
+    /// relay [default: 20].
+    #[arg(long, value_name = "SECONDS", env = "WAKURLN_STORE_SYNC_RELAY_JITTER", help_heading = REFERENCE)]
+    store_sync_relay_jitter: Option<u32>,
     #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", value_parser = reference::loose, hide = true)]
     peer_exchange_node: Option<Loose>,
     #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", value_parser = reference::loose, hide = true)]
@@ -514,6 +522,15 @@ pub struct NodeArgs {
 }
 
 /// `port` moved by `shift` (--ports-shift); 0, a free port, stays 0.
+/// The peer id at the end of a multiaddr, if it has one.
+fn peer_of_multiaddr(text: &str) -> Option<libp2p::PeerId> {
+    let addr: libp2p::Multiaddr = text.trim().parse().ok()?;
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
 fn shift_port(port: u16, shift: u16, flag: &str) -> Result<u16, CliError> {
     if port == 0 {
         return Ok(0);
@@ -679,38 +696,8 @@ impl NodeArgs {
                 "migrations always run at start",
             ));
         }
-        if self
-            .store_max_num_db_connections
-            .as_ref()
-            .is_some_and(|v| !v.is_off())
-        {
-            out.push(("store-max-num-db-connections", "no PostgreSQL archive yet"));
-        }
         if self.store_resume.as_ref().is_some_and(|v| !v.is_off()) {
             out.push(("store-resume", "not implemented"));
-        }
-        if self.store_sync.as_ref().is_some_and(|v| !v.is_off()) {
-            out.push(("store-sync", "store sync is not implemented yet"));
-        }
-        if self
-            .store_sync_interval
-            .as_ref()
-            .is_some_and(|v| !v.is_off())
-        {
-            out.push(("store-sync-interval", "store sync is not implemented yet"));
-        }
-        if self.store_sync_range.as_ref().is_some_and(|v| !v.is_off()) {
-            out.push(("store-sync-range", "store sync is not implemented yet"));
-        }
-        if self
-            .store_sync_relay_jitter
-            .as_ref()
-            .is_some_and(|v| !v.is_off())
-        {
-            out.push((
-                "store-sync-relay-jitter",
-                "store sync is not implemented yet",
-            ));
         }
         if self
             .peer_exchange_node
@@ -1100,23 +1087,28 @@ impl NodeArgs {
                 membership,
             })
         };
+        if self.store_sync.unwrap_or(false) && !self.store.unwrap_or(false) {
+            eprintln!("warning: --store-sync has no effect without --store (an archive to sync)");
+        }
         let store = if self.store.unwrap_or(false) {
-            let mut path = self.store_path.clone();
-            if let Some(url) = &self.store_message_db_url {
-                if let Some(file) = url.strip_prefix("sqlite://") {
-                    path.get_or_insert_with(|| PathBuf::from(file));
-                } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                    eprintln!(
-                        "warning: --store-message-db-url postgres://...: the PostgreSQL archive \
-                         is not supported yet; using the SQLite archive in the data directory"
-                    );
-                } else {
-                    return Err(CliError::bad_input(format!(
-                        "--store-message-db-url {}: use sqlite://<file>",
-                        wakurln::redact::scrub(url)
-                    )));
+            let connections = self
+                .store_max_num_db_connections
+                .map_or(wakurln::store::archive::DEFAULT_DB_CONNECTIONS, |n| {
+                    n as usize
+                });
+            let backend = match (&self.store_message_db_url, &self.store_path) {
+                (Some(_), Some(_)) => {
+                    return Err(CliError::bad_input(
+                        "--store-path and --store-message-db-url both name the archive: give one",
+                    ));
                 }
-            }
+                (Some(url), None) => Backend::from_url(url, connections)
+                    .map_err(|e| CliError::bad_input(format!("--store-message-db-url {e}")))?,
+                (None, path) => Backend::Sqlite(
+                    path.clone()
+                        .unwrap_or_else(|| data_dir.join("archive.sqlite")),
+                ),
+            };
             let mut retention = match &self.store_message_retention_policy {
                 Some(policy) => reference::retention_policy(policy).map_err(|e| {
                     CliError::bad_input(format!("--store-message-retention-policy: {e}"))
@@ -1136,9 +1128,21 @@ impl NodeArgs {
                 retention.max_bytes = Some(bytes);
             }
             Some(StoreConfig {
-                path: path.unwrap_or_else(|| data_dir.join("archive.sqlite")),
+                backend,
                 retention,
                 retention_interval: Duration::from_secs(60),
+                sync: self.store_sync.unwrap_or(false).then(|| {
+                    let d = SyncConfig::default();
+                    let secs = |v: Option<u32>, default: Duration| {
+                        v.map_or(default, |s| Duration::from_secs(s.into()))
+                    };
+                    SyncConfig {
+                        interval: secs(self.store_sync_interval, d.interval),
+                        range: secs(self.store_sync_range, d.range),
+                        relay_jitter: secs(self.store_sync_relay_jitter, d.relay_jitter),
+                        peer: self.storenode.as_deref().and_then(peer_of_multiaddr),
+                    }
+                }),
             })
         } else {
             None

@@ -32,6 +32,8 @@ pub(crate) struct Serves {
     pub peer_exchange: bool,
     /// Circuit relay v2: other nodes (behind NATs) may reserve a slot and be reached through us.
     pub circuit_relay: bool,
+    /// Store sync.
+    pub store_sync: bool,
 }
 
 #[derive(NetworkBehaviour)]

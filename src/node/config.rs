@@ -99,12 +99,14 @@ pub const DEFAULT_MAX_INBOUND_PER_IP: u32 = 10;
 /// The message archive.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// The SQLite file.
-    pub path: PathBuf,
+    /// The database: an SQLite file or a PostgreSQL URL.
+    pub backend: crate::store::Backend,
     /// What to delete, checked every `retention_interval`.
     pub retention: crate::store::Retention,
     /// How often retention runs.
     pub retention_interval: Duration,
+    /// Store sync with other store nodes, when on.
+    pub sync: Option<crate::store::sync::SyncConfig>,
 }
 
 impl NodeConfig {

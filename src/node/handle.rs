@@ -35,6 +35,7 @@ pub struct NodeHandle {
     pub(crate) archive: Option<Arc<crate::store::Archive>>,
     /// Commits to the archive what the node acknowledges.
     pub(crate) writer: Option<crate::store::writer::Writer>,
+    pub(crate) store_sync: Option<Arc<crate::store::sync::StoreSync>>,
     /// Turns true once the swarm loop has ended and its listeners are closed.
     pub(crate) stopped: watch::Receiver<bool>,
     pub(crate) commands: mpsc::Sender<Command>,
@@ -411,6 +412,24 @@ impl NodeHandle {
             .unwrap_or_else(|e| Err(PublishError::Task(e).into()))
     }
 
+    /// Store sync, when the node runs it (its set, configuration and counters).
+    pub fn store_sync(&self) -> Option<&Arc<crate::store::sync::StoreSync>> {
+        self.store_sync.as_ref()
+    }
+
+    /// Reconciles the archive with `peer` now (store sync), and pushes what it lacks.
+    pub async fn store_sync_with(
+        &self,
+        peer: PeerId,
+    ) -> Result<crate::store::sync::SyncReport, NodeError> {
+        let Some(sync) = &self.store_sync else {
+            return Err(NodeError::BadMessage(
+                "this node does not run store sync (--store --store-sync)".into(),
+            ));
+        };
+        sync.sync_with(peer).await.map_err(NodeError::StoreSync)
+    }
+
     /// Queries this node's own archive.
     pub async fn local_store_query(
         &self,
@@ -419,13 +438,10 @@ impl NodeHandle {
         let Some(archive) = self.archive.clone() else {
             return Err(NodeError::NoArchive);
         };
-        tokio::task::spawn_blocking(move || archive.query(&query))
-            .await
-            .map_err(|_| NodeError::Stopped)?
-            .map_err(|e| match e {
-                crate::store::ArchiveError::BadQuery(text) => NodeError::BadMessage(text),
-                other => NodeError::Archive(other),
-            })
+        archive.query(&query).await.map_err(|e| match e {
+            crate::store::ArchiveError::BadQuery(text) => NodeError::BadMessage(text),
+            other => NodeError::Archive(other),
+        })
     }
 
     /// Dials a peer.

@@ -193,6 +193,9 @@ pub enum NodeError {
     /// This node's own archive failed, or it keeps none.
     #[error("store query failed: {0}")]
     Archive(#[source] crate::store::ArchiveError),
+    /// A store sync session failed.
+    #[error("store sync: {0}")]
+    StoreSync(#[source] crate::store::sync::SyncError),
     /// This node keeps no archive.
     #[error("store query failed: this node keeps no message archive")]
     NoArchive,

@@ -234,11 +234,8 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
     let archive = match &config.store {
         None => None,
         Some(store) => {
-            let path = store.path.clone();
-            let archive = tokio::task::spawn_blocking(move || Archive::open(&path))
-                .await
-                .map_err(StartError::from)?
-                .map_err(StartError::from)?;
+            let archive = Archive::open(&store.backend).await?;
+            tracing::info!(archive = archive.name(), "message archive open");
             Some(Arc::new(archive))
         }
     };
@@ -248,6 +245,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         lightpush: config.lightpush,
         peer_exchange: config.peer_exchange,
         circuit_relay: config.circuit_relay,
+        store_sync: archive.is_some() && config.store.as_ref().is_some_and(|s| s.sync.is_some()),
     };
     let key_for_record = key.clone();
     let limits = gate::Limits::of_total(config.max_connections, config.max_inbound_per_ip);
@@ -258,6 +256,9 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
             swarm.add_external_address(address.clone());
         }
     }
+    let sync_control = serves
+        .store_sync
+        .then(|| swarm.behaviour().streams.new_control());
     let filter_client = filter::Client::default();
     filter_client.listen(swarm.behaviour().streams.new_control());
     let filter_service = config.filter.map(|limits| {
@@ -304,8 +305,53 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
     let jobs = Arc::new(Jobs::new());
     let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(VALIDATION_QUEUE.max_items);
     let validator = Arc::new(validator);
+    let store_sync = match (
+        &archive,
+        config.store.as_ref().and_then(|s| s.sync),
+        sync_control,
+    ) {
+        (Some(archive), Some(sync), Some(control)) => {
+            let topics = config
+                .shards
+                .iter()
+                .map(|s| {
+                    StaticShard::new(config.cluster, *s)
+                        .pubsub_topic()
+                        .as_str()
+                        .to_owned()
+                })
+                .collect();
+            let service = Arc::new(crate::store::sync::StoreSync::new(
+                sync,
+                archive.clone(),
+                validator.clone(),
+                topics,
+                control,
+            ));
+            match service.fill().await {
+                Ok(n) => tracing::info!(
+                    messages = n,
+                    "store sync: the set holds the archive's last range"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "store sync: cannot read the archive; the set starts empty")
+                }
+            }
+            service.listen();
+            Some(service)
+        }
+        _ => None,
+    };
     let writer = archive.as_ref().map(|a| {
-        crate::store::writer::Writer::start(a.clone(), metrics.archive.clone(), stop_rx.clone())
+        let w = crate::store::writer::Writer::start(
+            a.clone(),
+            metrics.archive.clone(),
+            stop_rx.clone(),
+        );
+        match &store_sync {
+            Some(s) => w.with_sync(s.set()),
+            None => w,
+        }
     });
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let validate: Arc<ValidateFn> = {
@@ -440,7 +486,15 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
         shard_count: config.shard_count,
         stopped: stopped_rx,
         serves,
+        store_sync: store_sync.clone(),
     };
+    if let Some(sync) = &store_sync {
+        tokio::spawn(super::tasks::store_sync_task(
+            handle.clone(),
+            sync.clone(),
+            stop_rx.clone(),
+        ));
+    }
     // DNS trees are read in the background: their records go to the peer manager and, with
     // discv5, bootstrap it.
     let (more_bootstrap, bootstrap_rx) = mpsc::channel(4);
@@ -899,7 +953,8 @@ fn own_record(
             services::LIGHTPUSH
         } else {
             0
-        };
+        }
+        | if serves.store_sync { services::SYNC } else { 0 };
     match Enr::sign(&secp, &content) {
         Ok(enr) => Some(enr),
         Err(e) => {

@@ -108,8 +108,7 @@ pub(super) async fn retention_task(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let a = archive.clone();
-        if let Ok(Ok(topics)) = tokio::task::spawn_blocking(move || a.per_topic()).await {
+        if let Ok(topics) = archive.per_topic().await {
             // The shards the node relays show 0 until they hold messages.
             let mut shards: Vec<(u16, u64, u64)> = relayed.iter().map(|s| (*s, 0, 0)).collect();
             for (topic, count, bytes) in &topics {
@@ -131,13 +130,114 @@ pub(super) async fn retention_task(
             _ = stop.changed() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let a = archive.clone();
         let now = crate::clock::now_ns();
-        match tokio::task::spawn_blocking(move || a.enforce(retention, now, 5_000)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(deleted = n, "archive retention"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "archive retention failed"),
-            Err(_) => return,
+        match archive.enforce(retention, now, 5_000).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "archive retention"),
+            Err(e) => tracing::warn!(error = %e, "archive retention failed"),
         }
     }
+}
+
+/// Store sync: a session with a sync peer of our shards every interval, the first as soon as
+/// one is connected; the set forgets what left the range. With an interval of 0 the node only
+/// answers.
+pub(super) async fn store_sync_task(
+    handle: super::NodeHandle,
+    sync: Arc<crate::store::sync::StoreSync>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = sync.config();
+    let prune_every = if config.interval.is_zero() {
+        Duration::from_secs(60)
+    } else {
+        config.interval
+    };
+    let mut next_prune = Instant::now() + prune_every;
+    let mut next_sync = Instant::now();
+    let mut synced_once = false;
+    loop {
+        let wake = if config.interval.is_zero() {
+            next_prune
+        } else {
+            next_sync.min(next_prune)
+        };
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep_until(wake.into()) => {}
+        }
+        if Instant::now() >= next_prune {
+            let gone = sync.prune();
+            tracing::debug!(
+                forgotten = gone,
+                held = sync.len(),
+                "store sync: set pruned"
+            );
+            next_prune = Instant::now() + prune_every;
+        }
+        if config.interval.is_zero() || Instant::now() < next_sync {
+            continue;
+        }
+        let Some(peer) = sync_peer(&handle, config.peer).await else {
+            // Until a first session, look again soon; then wait a whole interval.
+            next_sync = Instant::now()
+                + if synced_once {
+                    config.interval
+                } else {
+                    Duration::from_secs(1)
+                };
+            continue;
+        };
+        let started = Instant::now();
+        match sync.sync_with(peer).await {
+            Ok(report) => {
+                synced_once = true;
+                tracing::info!(
+                    %peer,
+                    rounds = report.rounds,
+                    pushed = report.sent,
+                    expected = report.expected,
+                    bytes = report.reconciliation_bytes,
+                    ms = started.elapsed().as_millis() as u64,
+                    "store sync: session done"
+                );
+                next_sync = Instant::now() + config.interval;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "store sync: session failed; another peer next time");
+                next_sync = Instant::now() + config.interval.min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// The configured sync peer when connected, else a connected peer that serves store sync on
+/// one of our shards (at random).
+async fn sync_peer(
+    handle: &super::NodeHandle,
+    configured: Option<libp2p::PeerId>,
+) -> Option<libp2p::PeerId> {
+    let peers = handle.peers().await.ok()?;
+    let serves = |p: &super::PeerInfo| {
+        p.protocols
+            .iter()
+            .any(|x| x.as_str() == crate::store::sync::codec::RECONCILIATION.as_ref())
+    };
+    if let Some(c) = configured
+        && peers.iter().any(|p| p.peer == c && serves(p))
+    {
+        return Some(c);
+    }
+    let ours = handle.shards();
+    let candidates: Vec<libp2p::PeerId> = peers
+        .iter()
+        .filter(|p| serves(p))
+        .filter(|p| {
+            p.cluster.is_none_or(|c| c == u32::from(handle.cluster()))
+                && (p.shards.is_empty() || p.shards.iter().any(|s| ours.contains(&(*s as u16))))
+        })
+        .map(|p| p.peer)
+        .collect();
+    use rand::seq::SliceRandom;
+    candidates.choose(&mut rand::thread_rng()).copied()
 }

@@ -475,6 +475,55 @@ impl Validator {
         message: &WakuMessage,
         now: i64,
     ) -> Result<Option<Checked>, Verdict> {
+        self.proof_checks(message, Some(now))
+    }
+
+    /// Checks messages store sync brought, which relay accepted elsewhere up to an hour ago:
+    /// a valid proof of this application, of the epoch of the message's timestamp, against a
+    /// root of the window. The caller bounds the timestamps (the sync range); the nullifier log
+    /// is not consulted (it keeps only the epochs around now). All `Ok` without RLN.
+    pub fn check_synced(&self, messages: &[&WakuMessage]) -> Vec<Result<(), Verdict>> {
+        let mut out: Vec<Result<(), Verdict>> = messages.iter().map(|_| Ok(())).collect();
+        let mut pending = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let checked = match self.proof_checks(m, None) {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(v) => {
+                    out[i] = Err(v);
+                    continue;
+                }
+            };
+            match decode_proof(&checked.data.proof) {
+                Ok(proof) => {
+                    let mut values = checked.data.values();
+                    values.x = checked.x;
+                    pending.push((
+                        i,
+                        Pending {
+                            proof,
+                            inputs: values.public_inputs(),
+                            data: checked.data,
+                        },
+                    ));
+                }
+                Err(e) => out[i] = Err(Verdict::Reject(Rejection::MalformedProof(e.to_string()))),
+            }
+        }
+        for ((i, _), ok) in pending.iter().zip(verify(&pending)) {
+            if !ok {
+                out[*i] = Err(Verdict::Reject(Rejection::InvalidProof));
+            }
+        }
+        out
+    }
+
+    /// The checks before the proof, with the clock-drift check when `now` is given.
+    fn proof_checks(
+        &self,
+        message: &WakuMessage,
+        now: Option<i64>,
+    ) -> Result<Option<Checked>, Verdict> {
         let Some(rules) = self.rules else {
             return Ok(None);
         };
@@ -492,7 +541,9 @@ impl Validator {
         let Some(timestamp) = message.timestamp() else {
             return reject(Rejection::TimestampOutOfRange);
         };
-        if u128::from(timestamp.abs_diff(now)) > rules.max_clock_drift.as_nanos() {
+        if let Some(now) = now
+            && u128::from(timestamp.abs_diff(now)) > rules.max_clock_drift.as_nanos()
+        {
             return reject(Rejection::TimestampOutOfRange);
         }
         if data.epoch != Epoch::from_timestamp_ns(timestamp, rules.epoch_period) {

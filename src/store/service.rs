@@ -1,5 +1,5 @@
-//! The store service: answers Store v3 queries from the archive, on the blocking pool so the
-//! swarm task never waits for SQLite.
+//! The store service: answers Store v3 queries from the archive, off the swarm task so it never
+//! waits for the database.
 
 use std::sync::Arc;
 
@@ -28,15 +28,14 @@ pub async fn answer(
             return store_protocol::error_of(id, status::BAD_REQUEST, reason.to_string());
         }
     };
-    match tokio::task::spawn_blocking(move || archive.query(&query)).await {
-        Ok(Ok(page)) => store_protocol::response_of(id, &page),
-        Ok(Err(ArchiveError::BadQuery(reason))) => {
+    match archive.query(&query).await {
+        Ok(page) => store_protocol::response_of(id, &page),
+        Err(ArchiveError::BadQuery(reason)) => {
             store_protocol::error_of(id, status::BAD_REQUEST, reason)
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(error = %e, "store query failed");
             store_protocol::error_of(id, status::INTERNAL, "the archive failed")
         }
-        Err(_) => store_protocol::error_of(id, status::INTERNAL, "the node is stopping"),
     }
 }

@@ -89,6 +89,7 @@ struct Request {
 pub struct Writer {
     requests: mpsc::Sender<Request>,
     drained: watch::Receiver<Option<Drained>>,
+    sync: Option<super::sync::SharedSet>,
 }
 
 impl Writer {
@@ -115,7 +116,17 @@ impl Writer {
             max_pending,
         };
         tokio::spawn(task.run(rx, stop, report));
-        Self { requests, drained }
+        Self {
+            requests,
+            drained,
+            sync: None,
+        }
+    }
+
+    /// The same writer, adding what it archives to store sync's set as well.
+    pub fn with_sync(mut self, set: super::sync::SharedSet) -> Self {
+        self.sync = Some(set);
+        self
     }
 
     /// Queues the archivable ones of `messages` (seen at `now_ns`) and waits until they are
@@ -131,6 +142,9 @@ impl Writer {
             .collect();
         if messages.is_empty() {
             return Kept::Committed;
+        }
+        if let Some(set) = &self.sync {
+            super::sync::note(set, &messages);
         }
         let (committed, done) = oneshot::channel();
         let request = Request {
@@ -265,17 +279,12 @@ impl Task {
         if batch.is_empty() {
             return Ok(0);
         }
-        let archive = self.archive.clone();
-        let (batch, result) = tokio::task::spawn_blocking(move || {
-            let refs: Vec<(&str, &WakuMessage)> = batch
-                .iter()
-                .flat_map(|r| r.messages.iter().map(|(t, m)| (t.as_str(), m)))
-                .collect();
-            let result = archive.insert(&refs);
-            (batch, result)
-        })
-        .await
-        .expect("archive inserts do not panic");
+        let refs: Vec<(&str, &WakuMessage)> = batch
+            .iter()
+            .flat_map(|r| r.messages.iter().map(|(t, m)| (t.as_str(), m)))
+            .collect();
+        let result = self.archive.insert(&refs).await;
+        drop(refs);
         match result {
             Ok(_) => {
                 self.queued -= size;
@@ -355,7 +364,7 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("wakurln-writer-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let archive = Archive::open(&dir.join("archive.sqlite")).unwrap();
+        let archive = Archive::open_sqlite(&dir.join("archive.sqlite")).unwrap();
         (dir, Arc::new(archive))
     }
 
@@ -378,9 +387,9 @@ mod tests {
             .unwrap();
     }
 
-    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !done() {
+        while !done().await {
             assert!(Instant::now() < deadline, "timed out waiting until {what}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -401,18 +410,18 @@ mod tests {
         assert_eq!(kept, Kept::Queued, "nothing can be committed");
         assert!(counters.failures.get() >= 2, "the write was retried");
         assert_eq!(counters.pending.get(), 1);
-        assert_eq!(archive.count().unwrap(), 0);
+        assert_eq!(archive.count().await.unwrap(), 0);
         heal(&dir);
         // The retry lands without anything new arriving (the gauge follows the commit).
-        until("the retry lands", || {
-            archive.count().unwrap() == 1 && counters.pending.get() == 0
+        until("the retry lands", async || {
+            archive.count().await.unwrap() == 1 && counters.pending.get() == 0
         })
         .await;
         let kept = writer
             .keep([(topic(), message(Some(now), false, 2))], now)
             .await;
         assert_eq!(kept, Kept::Committed);
-        assert_eq!(archive.count().unwrap(), 2);
+        assert_eq!(archive.count().await.unwrap(), 2);
 
         // Queued while inserts fail, then written by the stop once they work again.
         break_inserts(&dir);
@@ -422,7 +431,7 @@ mod tests {
         assert_eq!(kept, Kept::Queued);
         stop.send(true).unwrap();
         let failed = counters.failures.get();
-        until("the drain has failed once", || {
+        until("the drain has failed once", async || {
             counters.failures.get() > failed
         })
         .await;
@@ -435,7 +444,7 @@ mod tests {
                 left: 0
             }
         );
-        assert_eq!(archive.count().unwrap(), 3);
+        assert_eq!(archive.count().await.unwrap(), 3);
         assert_eq!(
             writer
                 .keep([(topic(), message(Some(now), false, 4))], now)
@@ -485,7 +494,7 @@ mod tests {
         stop.send(true).unwrap();
         let drained = writer.drained().await;
         assert_eq!(drained.left, 0);
-        assert_eq!(archive.count().unwrap(), cap as u64);
+        assert_eq!(archive.count().await.unwrap(), cap as u64);
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -507,7 +516,7 @@ mod tests {
             .await;
         assert_eq!(kept, Kept::Committed);
         assert_eq!(counters.written.get(), 0);
-        assert_eq!(archive.count().unwrap(), 0);
+        assert_eq!(archive.count().await.unwrap(), 0);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

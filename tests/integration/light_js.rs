@@ -275,9 +275,10 @@ async fn the_js_light_client_pages_through_250_stored_messages() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut store = NodeConfig::local(dir.join("store"), CLUSTER);
     store.store = Some(StoreConfig {
-        path: dir.join("store/archive.sqlite"),
+        backend: wakurln::store::Backend::Sqlite(dir.join("store/archive.sqlite")),
         retention: Retention::default(),
         retention_interval: Duration::from_secs(3600),
+        sync: None,
     });
     let store = node::start(store).await.unwrap();
     let content = "/light-js/1/archive/proto";
@@ -361,9 +362,10 @@ async fn the_js_light_client_finds_a_store_node_through_peer_exchange() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut service = NodeConfig::local(dir.join("service"), CLUSTER);
     service.store = Some(StoreConfig {
-        path: dir.join("service/archive.sqlite"),
+        backend: wakurln::store::Backend::Sqlite(dir.join("service/archive.sqlite")),
         retention: Retention::default(),
         retention_interval: Duration::from_secs(3600),
+        sync: None,
     });
     service.peer_exchange = true;
     let service = node::start(service).await.unwrap();

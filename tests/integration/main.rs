@@ -4,6 +4,7 @@
 
 mod common;
 
+mod archive_backends;
 mod chain_anvil;
 mod circuit_artifacts;
 mod circuit_r1cs;
@@ -42,6 +43,7 @@ mod rest_access;
 mod rest_light;
 mod rest_reference;
 mod secrets;
+mod store_sync;
 mod vectors;
 mod verifier;
 mod wire_bytes;

@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
+use crate::common::raw::RawPeer;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, swarm::SwarmEvent, tcp, yamux};
+use libp2p::StreamProtocol;
 use prost::Message;
 use wakurln::{
     clock::now_ns,
-    codec::{encode_frame, read_message},
+    codec::encode_frame,
     lightpush::status,
     message::WakuMessage,
     node::{self, NodeConfig, NodeHandle, StoreConfig},
@@ -32,79 +33,6 @@ const LIGHTPUSH: StreamProtocol = StreamProtocol::new("/vac/waku/lightpush/3.0.0
 const FILTER: StreamProtocol = StreamProtocol::new("/vac/waku/filter-subscribe/2.0.0-beta1");
 const PEER_EXCHANGE: StreamProtocol = StreamProtocol::new("/vac/waku/peer-exchange/2.0.0-alpha1");
 
-/// A bare libp2p peer that opens streams and writes raw bytes.
-struct RawPeer {
-    control: libp2p_stream::Control,
-}
-
-impl RawPeer {
-    async fn connect(to: Multiaddr) -> Self {
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|_| libp2p_stream::Behaviour::new())
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
-        let control = swarm.behaviour().new_control();
-        swarm.dial(to).unwrap();
-        let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let mut connected = Some(connected_tx);
-            loop {
-                if let SwarmEvent::ConnectionEstablished { .. } = swarm.select_next_some().await
-                    && let Some(tx) = connected.take()
-                {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        tokio::time::timeout(Duration::from_secs(10), connected_rx)
-            .await
-            .expect("the raw peer connects")
-            .unwrap();
-        Self { control }
-    }
-
-    /// Writes `bytes` on a new stream of `protocol` and returns what comes back before the
-    /// stream closes (empty when the node answers nothing).
-    async fn exchange(&mut self, peer: PeerId, protocol: StreamProtocol, bytes: &[u8]) -> Vec<u8> {
-        let mut stream = self
-            .control
-            .open_stream(peer, protocol.clone())
-            .await
-            .unwrap();
-        // The node may close the stream before we finish writing: that is an answer too.
-        let _ = stream.write_all(bytes).await;
-        let _ = stream.close().await;
-        let mut back = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut back));
-        assert!(
-            read.await.is_ok(),
-            "the node closes every stream it is done with"
-        );
-        back
-    }
-
-    async fn ask<Req: Message, Res: Message + Default>(
-        &mut self,
-        peer: PeerId,
-        protocol: StreamProtocol,
-        request: &Req,
-    ) -> Res {
-        let back = self.exchange(peer, protocol, &encode_frame(request)).await;
-        read_message(&mut futures::io::Cursor::new(back), 1 << 24)
-            .await
-            .unwrap()
-            .expect("an answer")
-    }
-}
-
 fn wire_message(content_topic: &str, payload: Vec<u8>) -> WireMessage {
     WireMessage {
         payload: payload.into(),
@@ -117,9 +45,10 @@ fn wire_message(content_topic: &str, payload: Vec<u8>) -> WireMessage {
 async fn service(dir: &std::path::Path) -> (NodeHandle, NodeHandle) {
     let mut config = NodeConfig::local(dir.join("service"), CLUSTER);
     config.store = Some(StoreConfig {
-        path: dir.join("service/archive.sqlite"),
+        backend: wakurln::store::Backend::Sqlite(dir.join("service/archive.sqlite")),
         retention: Retention::default(),
         retention_interval: Duration::from_secs(3600),
+        sync: None,
     });
     config.filter = Some(wakurln::filter::Limits::default());
     config.peer_exchange = true;

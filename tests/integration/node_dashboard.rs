@@ -113,9 +113,10 @@ async fn busy_node(net: &Devnet) -> (NodeHandle, NodeHandle) {
         interval: Duration::from_millis(500),
     });
     ca.store = Some(StoreConfig {
-        path: net.dir.join("a-archive.sqlite"),
+        backend: wakurln::store::Backend::Sqlite(net.dir.join("a-archive.sqlite")),
         retention: Retention::default(),
         retention_interval: Duration::from_secs(1),
+        sync: None,
     });
     Devnet::lend_from(
         &mut ca,

@@ -37,9 +37,10 @@ async fn a_light_client_finds_a_service_node_through_peer_exchange() {
     let _ = std::fs::remove_dir_all(&dir);
     let service = start(&dir, "service", |c| {
         c.store = Some(StoreConfig {
-            path: dir.join("service/archive.sqlite"),
+            backend: wakurln::store::Backend::Sqlite(dir.join("service/archive.sqlite")),
             retention: Retention::default(),
             retention_interval: Duration::from_secs(3600),
+            sync: None,
         });
         c.filter = Some(wakurln::filter::Limits::default());
     })

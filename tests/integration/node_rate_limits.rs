@@ -60,9 +60,10 @@ async fn every_service_protocol_answers_429_past_its_rate_limit() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut c = NodeConfig::local(dir.join("service"), CLUSTER);
     c.store = Some(StoreConfig {
-        path: dir.join("service/archive.sqlite"),
+        backend: wakurln::store::Backend::Sqlite(dir.join("service/archive.sqlite")),
         retention: Retention::default(),
         retention_interval: Duration::from_secs(3_600),
+        sync: None,
     });
     c.filter = Some(Limits::default());
     c.peer_exchange = true;

@@ -108,8 +108,12 @@ async fn the_compose_projects_command_line_starts_a_node() {
         "--rest-allow-origin=localhost:*",
         "--nat=extip:127.0.0.1",
         "--store=true",
-        "--store-message-db-url=postgres://postgres:test123@postgres:5432/postgres",
     ]);
+    // The compose project's archive is its own PostgreSQL server; here the test's.
+    line.extend(args([format!(
+        "--store-message-db-url={}",
+        crate::common::postgres::database("compose").await
+    )]));
     line.extend(args([
         format!("--rln-relay-eth-client-address={}", net.anvil.url),
         format!("--rln-relay-cred-path={}", keystore.display()),
@@ -191,12 +195,15 @@ async fn the_compose_projects_command_line_starts_a_node() {
     for said in [
         "--keep-alive is accepted but has no effect here",
         "--discv5-enr-auto-update is accepted but has no effect here",
-        "the PostgreSQL archive is not supported yet",
         "--cluster-id 1 without --preset",
     ] {
         assert!(log.contains(said), "missing {said:?} in:\n{log}");
     }
     assert!(log.contains("DEBUG"), "--log-level DEBUG shows debug lines");
+    assert!(
+        log.contains("message archive open") && log.contains("postgres://postgres@127.0.0.1"),
+        "the archive is the PostgreSQL database: {log}"
+    );
     assert!(!log.lines().any(|l| l.starts_with("error:")), "{log}");
 }
 

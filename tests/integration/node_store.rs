@@ -1,7 +1,8 @@
 //! Store v3 between two nodes on loopback: the service node archives what it relays, and a
 //! client pages through 250 messages in both directions over `/vac/waku/store-query/3.0.0`,
 //! by content topic, time range and hash; bad queries get status 400, and a node without an
-//! archive does not offer the protocol.
+//! archive does not offer the protocol. The same test runs with the archive in SQLite and in
+//! PostgreSQL.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use wakurln::{
     clock::now_ns,
     message::WakuMessage,
     node::{self, NodeConfig, NodeError, NodeHandle, StoreConfig},
-    store::{Query, Retention, protocol::WireError},
+    store::{Backend, Query, Retention, protocol::WireError},
     topics::StaticShard,
 };
 
@@ -33,14 +34,29 @@ async fn connected(a: &NodeHandle, b: &NodeHandle) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_pages_through_the_archive_of_a_service_node() {
+async fn a_client_pages_through_the_sqlite_archive_of_a_service_node() {
     let dir = std::env::temp_dir().join(format!("wakurln-store-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    pages_through(&dir, Backend::Sqlite(dir.join("service/archive.sqlite"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pages_through_the_postgres_archive_of_a_service_node() {
+    let dir = std::env::temp_dir().join(format!("wakurln-store-pg-{}", std::process::id()));
+    let backend = Backend::Postgres {
+        url: crate::common::postgres::database("node_store").await,
+        connections: 4,
+    };
+    pages_through(&dir, backend).await;
+}
+
+async fn pages_through(dir: &std::path::Path, backend: Backend) {
+    let _ = std::fs::remove_dir_all(dir);
     let mut service = NodeConfig::local(dir.join("service"), CLUSTER);
     service.store = Some(StoreConfig {
-        path: dir.join("service/archive.sqlite"),
+        backend,
         retention: Retention::default(),
         retention_interval: Duration::from_secs(3600),
+        sync: None,
     });
     let service = node::start(service).await.unwrap();
     let client = node::start(NodeConfig::local(dir.join("client"), CLUSTER))

@@ -53,9 +53,10 @@ async fn rest_bodies_as_the_reference_nodes_clients_expect() {
     let b = start(net.config("b", None, &[])).await;
     let mut ca = net.config("a", Some(&ka), &[address(&b).await]);
     ca.store = Some(StoreConfig {
-        path: net.dir.join("a-archive.sqlite"),
+        backend: wakurln::store::Backend::Sqlite(net.dir.join("a-archive.sqlite")),
         retention: Retention::default(),
         retention_interval: Duration::from_secs(60),
+        sync: None,
     });
     ca.filter = Some(wakurln::filter::Limits::default());
     Devnet::lend_from(

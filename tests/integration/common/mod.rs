@@ -88,5 +88,7 @@ pub const ANVIL_KEYS: [&str; 3] = [
 
 pub mod devnet;
 pub mod http;
+pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod raw;
