@@ -322,3 +322,83 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
     assert_eq!(page.entries.len(), 1);
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_rln_on_a_pushed_message_needs_a_valid_proof() {
+    use crate::common::devnet::{self, Devnet, circuit_dir};
+    use crate::node_relay::{prove_raw, tree_of};
+    use std::sync::atomic::Ordering::Relaxed;
+    use wakurln::rln::prover::RlnProver;
+
+    const RLN_CLUSTER: u16 = 48;
+    let net = Devnet::start("store-sync-rln", RLN_CLUSTER).await;
+    let (_, carol) = net.member("carol", 5).await;
+    let mut config = net.config("store", None, &[]);
+    config.store = Some(StoreConfig {
+        backend: Backend::Sqlite(net.dir.join("store/archive.sqlite")),
+        retention: Retention::default(),
+        retention_interval: Duration::from_secs(3600),
+        sync: Some(sync_config()),
+    });
+    let node = devnet::start(config).await;
+    let tree = tree_of(&net).await;
+    let prover = RlnProver::load(&circuit_dir()).unwrap();
+    let topic = StaticShard::new(RLN_CLUSTER, 0)
+        .pubsub_topic()
+        .as_str()
+        .to_owned();
+    // Relayed elsewhere a few minutes ago, past the clock drift relay would allow.
+    let at = now_ns() - 3 * MINUTE;
+    let plain = |text: &str| {
+        WakuMessage::builder(
+            "/sync-test/1/rln/proto".parse().unwrap(),
+            text.as_bytes().to_vec(),
+        )
+        .timestamp(at)
+        .build()
+        .unwrap()
+    };
+    let good = prove_raw(&prover, &tree, &carol, 0, 5, 0, plain("good"));
+    let proof = good.rate_limit_proof().unwrap().clone();
+    let moved = plain("moved").with_rate_limit_proof(proof).unwrap();
+    let junk = plain("junk").with_rate_limit_proof(vec![1u8; 10]).unwrap();
+    let bare = plain("bare");
+
+    let peer = node.peer_id();
+    let mut raw = RawPeer::connect(devnet::address(&node).await).await;
+    let now = now_ns();
+    let body = codec::encode(&Payload {
+        pubsub_topics: vec![topic.clone()],
+        content_topics: vec![],
+        ranges: vec![(
+            (SyncId::at(now - 60 * MINUTE), SyncId::at(now - MINUTE)),
+            Body::Fingerprint([9; 32]),
+        )],
+    });
+    let mut session = Vec::new();
+    prost::encoding::encode_varint(body.len() as u64, &mut session);
+    session.extend(body);
+    raw.exchange(peer, codec::RECONCILIATION, &session).await;
+    let sync = node.store_sync().unwrap().clone();
+    eventually("the session is answered", async || {
+        sync.counters.sessions_answered.load(Relaxed) == 1
+    })
+    .await;
+    let mut pushes = Vec::new();
+    for m in [&good, &moved, &junk, &bare] {
+        let body = codec::encode_transfer(&topic, m);
+        prost::encoding::encode_varint(body.len() as u64, &mut pushes);
+        pushes.extend(body);
+    }
+    raw.exchange(peer, codec::TRANSFER, &pushes).await;
+    eventually("the pushes are judged", async || {
+        sync.counters.received.load(Relaxed) + sync.counters.refused.load(Relaxed) == 4
+    })
+    .await;
+    assert_eq!(sync.counters.received.load(Relaxed), 1);
+    assert_eq!(holds(&node, &[good.hash(&topic)]).await, 1);
+    for refused in [&moved, &junk, &bare] {
+        assert_eq!(holds(&node, &[refused.hash(&topic)]).await, 0);
+    }
+    node.shutdown().await;
+}

@@ -33,9 +33,11 @@ pub const RECONCILIATION: StreamProtocol = StreamProtocol::new("/vac/waku/reconc
 pub const TRANSFER: StreamProtocol = StreamProtocol::new("/vac/waku/transfer/1.0.0");
 /// Largest transfer frame: the network's message limit, as the reference node reads it.
 pub const MAX_TRANSFER_FRAME: usize = 150 * 1024;
-/// Largest reconciliation frame we read. The reference node sets none; 100,000 item-set
-/// entries (about 3.7 MB) is far beyond what a session of ours sends in one round.
-pub const MAX_RECONCILIATION_FRAME: usize = 8 * 1024 * 1024;
+/// Largest reconciliation frame we read. The reference node sets none, and lists every item
+/// of a differing range of up to 100 items, so a round between archives of a million messages
+/// that differ everywhere can reach tens of megabytes; ours lists at most
+/// [`super::set::MAX_REPLY_ITEMS`] (about 3.7 MB).
+pub const MAX_RECONCILIATION_FRAME: usize = 64 * 1024 * 1024;
 /// Most topics of either kind in one payload.
 const MAX_TOPICS: u64 = 1_024;
 /// Longest topic.

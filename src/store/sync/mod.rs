@@ -143,6 +143,8 @@ pub struct SyncCounters {
     pub sessions_failed: AtomicU64,
     /// Messages we pushed.
     pub pushed: AtomicU64,
+    /// Bytes of the messages we pushed (transfer frames).
+    pub pushed_bytes: AtomicU64,
     /// Pushed messages we stored.
     pub received: AtomicU64,
     /// Pushed messages we refused (checks failed, not asked for, or over the bounds).
@@ -547,6 +549,9 @@ impl StoreSync {
         self.counters
             .pushed
             .fetch_add(sent as u64, Ordering::Relaxed);
+        self.counters
+            .pushed_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
         self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         Ok((sent, bytes))
     }

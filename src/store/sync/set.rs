@@ -15,6 +15,9 @@ use super::codec::{Body, Payload, SyncId};
 pub const PARTITIONS: i64 = 8;
 /// A range with at most this many of our items is answered with the items.
 pub const ITEM_SET_THRESHOLD: usize = 100;
+/// Items one reply lists at most (about 3.7 MB); past it, ranges get fingerprints and are
+/// listed in a later round.
+pub const MAX_REPLY_ITEMS: usize = 100_000;
 
 /// Interned topic names, so a million items do not hold a million strings.
 #[derive(Debug, Default)]
@@ -212,17 +215,23 @@ impl SyncSet {
         Body::ItemSet { items, reconciled }
     }
 
-    /// The answer to a range whose fingerprint differs from ours.
+    /// The answer to a range whose fingerprint differs from ours; `budget` is how many more
+    /// items the reply may list.
     fn split(
         &self,
         (lower, upper): (SyncId, SyncId),
         filter: &Filter,
+        budget: &mut usize,
         out: &mut Vec<((SyncId, SyncId), Body)>,
     ) {
         let span = upper.time.saturating_sub(lower.time);
         if span < PARTITIONS {
             // Too short to split in time (the reference node drops such a range): the items.
-            out.push(((lower, upper), self.items_body(lower, upper, filter)));
+            let body = self.items_body(lower, upper, filter);
+            if let Body::ItemSet { items, .. } = &body {
+                *budget = budget.saturating_sub(items.len());
+            }
+            out.push(((lower, upper), body));
             return;
         }
         let (part, rem) = (span / PARTITIONS, span % PARTITIONS);
@@ -234,7 +243,8 @@ impl SyncSet {
                 SyncId::at(from.time + part + i64::from(i < rem))
             };
             let (fp, n) = self.fingerprint(from, to, filter);
-            let body = if n <= ITEM_SET_THRESHOLD {
+            let body = if n <= ITEM_SET_THRESHOLD && n <= *budget {
+                *budget -= n;
                 self.items_body(from, to, filter)
             } else {
                 Body::Fingerprint(fp)
@@ -261,6 +271,7 @@ impl SyncSet {
             return answer;
         };
         let filter = self.filter(&pubsub, &content);
+        let mut budget = MAX_REPLY_ITEMS;
         let mut ranges = Vec::with_capacity(payload.ranges.len());
         for ((lower, upper), body) in &payload.ranges {
             let bounds = (*lower, *upper);
@@ -274,10 +285,14 @@ impl SyncSet {
                     let (fp, n) = self.fingerprint(*lower, *upper, &filter);
                     if fp == *theirs {
                         ranges.push((bounds, Body::Skip));
-                    } else if n <= ITEM_SET_THRESHOLD {
+                    } else if n <= ITEM_SET_THRESHOLD && n <= budget {
+                        budget -= n;
                         ranges.push((bounds, self.items_body(*lower, *upper, &filter)));
+                    } else if budget == 0 {
+                        // Listed in a later round.
+                        ranges.push((bounds, Body::Fingerprint(fp)));
                     } else {
-                        self.split(bounds, &filter, &mut ranges);
+                        self.split(bounds, &filter, &mut budget, &mut ranges);
                     }
                 }
                 Body::ItemSet { items, reconciled } => {
@@ -423,6 +438,38 @@ mod tests {
         let (sends, none, _) = reconcile(&a, &SyncSet::new(), 0, to);
         assert_eq!(sends.len(), a.len());
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_reply_lists_at_most_its_budget_of_items_and_fingerprints_the_rest() {
+        let a = set_of(0..250_000);
+        // 2,500 ranges of 100 items each, every fingerprint wrong.
+        let bound = |i: u64| SyncId::at(id(i * 100).time);
+        let payload = Payload {
+            pubsub_topics: vec![],
+            content_topics: vec![],
+            ranges: (0..2_500u64)
+                .map(|r| ((bound(r), bound(r + 1)), Body::Fingerprint([1; 32])))
+                .collect(),
+        };
+        let answer = a.answer(&payload, (&[], &[]), 0);
+        let listed: usize = answer
+            .reply
+            .ranges
+            .iter()
+            .map(|(_, b)| match b {
+                Body::ItemSet { items, .. } => items.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(listed, MAX_REPLY_ITEMS);
+        let fingerprints = answer
+            .reply
+            .ranges
+            .iter()
+            .filter(|(_, b)| matches!(b, Body::Fingerprint(_)))
+            .count();
+        assert_eq!(fingerprints, 1_500);
     }
 
     #[test]
