@@ -1,6 +1,8 @@
 //! The relay path: validated messages per second through the node's validator (batches, two
 //! workers as a node on two cores runs them), and per-hop latency of a proved message across a
-//! line of five RLN nodes on loopback, synced from a local anvil.
+//! line of five RLN nodes on loopback, synced from a local anvil. However many iterations
+//! criterion asks for, the latency bench registers a new membership (outside the timed part)
+//! whenever the current one's 600 message ids of the epoch are spent.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
@@ -12,9 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use alloy::providers::Provider;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wakurln::{
-    chain::{Endpoint, anvil::Anvil, devnet::Devnet},
+    chain::{Endpoint, devnet::Devnet},
     clock::now_ns,
     message::WakuMessage,
     node::{self, ChainConfig, NodeConfig, NodeHandle, RlnConfig},
@@ -105,25 +108,65 @@ fn validator_throughput(c: &mut Criterion) {
     group.finish();
 }
 
+/// Message ids per membership and epoch.
+const LIMIT: u32 = 600;
+
 struct Line {
-    _anvil: Anvil,
+    devnet: Devnet,
+    client: wakurln::chain::ChainClient,
+    dir: std::path::PathBuf,
     nodes: Vec<NodeHandle>,
     prover: RlnProver,
     prepared: PreparedRln,
+    /// Message ids the current membership used.
+    used: u64,
+}
+
+impl Line {
+    /// Registers a new membership, waits until every node has synced it (so no message is
+    /// held for an unknown root) and prepares it.
+    async fn new_member(&mut self) {
+        let identity = Identity::generate();
+        let r = Devnet::register(&self.client, &identity, LIMIT)
+            .await
+            .unwrap();
+        let tree = self
+            .devnet
+            .tree(&self.dir.join(format!("tree-{}.sqlite", r.index)))
+            .await
+            .unwrap();
+        let head = self.client.provider().get_block_number().await.unwrap();
+        for n in &self.nodes {
+            n.wait_synced_to(head).await.unwrap();
+        }
+        self.prepared = prepare(
+            &self.prover,
+            &tree,
+            &identity,
+            r.index as usize,
+            u64::from(LIMIT),
+        );
+        self.used = 0;
+    }
 }
 
 async fn line() -> Line {
     let common::LocalChain { devnet, client } = common::local_chain().await;
     let identity = Identity::generate();
-    let r = Devnet::register(&client, &identity, 600).await.unwrap();
+    let r = Devnet::register(&client, &identity, LIMIT).await.unwrap();
     let dir = std::env::temp_dir().join(format!("wakurln-relay-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let tree = devnet.tree(&dir.join("tree.sqlite")).await.unwrap();
     let contract = devnet.contract();
-    let anvil = devnet.anvil;
     let prover = RlnProver::load(&common::circuit_dir()).unwrap();
-    let prepared = prepare(&prover, &tree, &identity, r.index as usize, 600);
+    let prepared = prepare(
+        &prover,
+        &tree,
+        &identity,
+        r.index as usize,
+        u64::from(LIMIT),
+    );
     let mut nodes: Vec<NodeHandle> = Vec::new();
     for i in 0..5 {
         let mut config = NodeConfig::local(dir.join(format!("node{i}")), 42);
@@ -141,7 +184,7 @@ async fn line() -> Line {
             },
             root_window: 50,
             chain: ChainConfig {
-                rpc: vec![Endpoint(anvil.url.clone())],
+                rpc: vec![Endpoint(devnet.anvil.url.clone())],
                 contract,
                 chain_id: None,
                 poll_interval: Duration::from_secs(1),
@@ -167,10 +210,13 @@ async fn line() -> Line {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Line {
-        _anvil: anvil,
+        devnet,
+        client,
+        dir,
         nodes,
         prover,
         prepared,
+        used: 0,
     }
 }
 
@@ -179,9 +225,8 @@ fn line_latency(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let line = rt.block_on(line());
+    let mut line = rt.block_on(line());
     let topic = StaticShard::new(42, 0).pubsub_topic();
-    let mut next_id = 0u64;
     let mut group = c.benchmark_group("relay line of 5 nodes");
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(500));
@@ -190,12 +235,12 @@ fn line_latency(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                assert!(
-                    next_id < 600,
-                    "the member's budget of 600 message ids is spent"
-                );
-                let m = prove(&line.prover, &line.prepared, next_id, message(next_id));
-                next_id += 1;
+                if line.used == u64::from(LIMIT) {
+                    rt.block_on(line.new_member());
+                }
+                let id = line.used;
+                let m = prove(&line.prover, &line.prepared, id, message(id));
+                line.used += 1;
                 total += rt.block_on(async {
                     let mut far = line.nodes[4].delivered();
                     let started = Instant::now();
@@ -211,6 +256,7 @@ fn line_latency(c: &mut Criterion) {
     for n in &line.nodes {
         rt.block_on(n.shutdown());
     }
+    let _ = std::fs::remove_dir_all(&line.dir);
 }
 
 criterion_group!(benches, validator_throughput, line_latency);

@@ -103,6 +103,11 @@ impl<P: SWCurveConfig<BaseField: BatchInvert>> Table<P> {
         self.bases == 0
     }
 
+    /// The number of windows (precomputed multiples) per base.
+    pub fn windows(&self) -> usize {
+        self.windows
+    }
+
     /// The window size in bits.
     pub fn window_bits(&self) -> u32 {
         self.window_bits

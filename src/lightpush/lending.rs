@@ -36,12 +36,13 @@ use crate::{
         pipeline::RlnRules,
         publisher::{
             Member, MemberPaths, MessageIdCounter, PublishError, TimestampError, attach_proof,
-            check_timestamp,
+            check_timestamp, prepare_member,
         },
     },
     rln::{
         field::Fr,
-        prover::{MemberInputs, PreparedRln, RlnProver},
+        prover::{PreparedRln, RlnProver},
+        tree::MerkleProof,
         waku::Epoch,
     },
 };
@@ -324,7 +325,7 @@ impl LendingPool {
             let Some((root, path, leaf)) = paths.get(&(member.index as usize)) else {
                 continue;
             };
-            if *leaf != member.identity.rate_commitment(member.limit) {
+            if !member.owns(*leaf) {
                 continue;
             }
             let Some(id) = self
@@ -333,33 +334,7 @@ impl LendingPool {
             else {
                 continue;
             };
-            let cached = self
-                .prepared
-                .lock()
-                .expect("never poisoned")
-                .get(&member.index)
-                .filter(|(r, _)| r == root)
-                .map(|(_, p)| p.clone());
-            let p = match cached {
-                Some(p) => p,
-                None => {
-                    let p = Arc::new(
-                        self.prover
-                            .prepare(&MemberInputs {
-                                identity_secret: member.identity.secret_hash,
-                                user_message_limit: Fr::from(member.limit),
-                                path_elements: path.elements,
-                                identity_path_index: path.path_bits(),
-                            })
-                            .map_err(PublishError::from)?,
-                    );
-                    self.prepared
-                        .lock()
-                        .expect("never poisoned")
-                        .insert(member.index, (*root, p.clone()));
-                    p
-                }
-            };
+            let p = self.prepared_at(member, *root, path)?;
             let proved = attach_proof(&self.prover, &p, message, period, id)?;
             metrics.count_lent(member.index);
             return Ok(proved);
@@ -368,6 +343,56 @@ impl LendingPool {
         Err(LendError::Exhausted {
             wait_secs: self.wait_secs(epoch),
         })
+    }
+
+    /// The member's precomputation at `root`: the one held, else the one held for an older
+    /// root brought up to date (or a fresh one for a member not prepared yet).
+    fn prepared_at(
+        &self,
+        member: &Member,
+        root: Fr,
+        path: &MerkleProof,
+    ) -> Result<Arc<PreparedRln>, PublishError> {
+        let held = self
+            .prepared
+            .lock()
+            .expect("never poisoned")
+            .get(&member.index)
+            .cloned();
+        let base = match held {
+            Some((r, p)) if r == root => return Ok(p),
+            Some((_, p)) => Some(p),
+            None => None,
+        };
+        let p = Arc::new(prepare_member(&self.prover, member, path, base.as_deref())?);
+        self.prepared
+            .lock()
+            .expect("never poisoned")
+            .insert(member.index, (root, p.clone()));
+        Ok(p)
+    }
+
+    /// Prepares every member for the roots of `paths` ahead of the proofs that will need
+    /// them, so that no light client waits for it. Blocking: call it off async threads.
+    /// Returns how many members were prepared.
+    pub fn refresh(&self, paths: &MemberPaths) -> Result<usize, PublishError> {
+        let mut prepared = 0;
+        for member in &self.members {
+            let Some((root, path, leaf)) = paths.get(&(member.index as usize)) else {
+                continue;
+            };
+            let held = self
+                .prepared
+                .lock()
+                .expect("never poisoned")
+                .get(&member.index)
+                .is_some_and(|(r, _)| r == root);
+            if member.owns(*leaf) && !held {
+                self.prepared_at(member, *root, path)?;
+                prepared += 1;
+            }
+        }
+        Ok(prepared)
     }
 }
 

@@ -149,6 +149,8 @@ pub struct Metrics {
     pub refused_connections: Family<Reason, Counter>,
     /// Relayed messages held for the chain sync because their root was not known yet.
     pub held_unknown_root: Counter,
+    /// Seconds preparing the node's memberships for a new root, in the background.
+    pub member_refresh: Histogram,
     /// Proofs verified.
     pub proofs_verified: Counter,
     /// Seconds of the last proof made (the reference node's gauge).
@@ -264,6 +266,12 @@ impl Metrics {
             rate_limited.clone(),
         );
         let held_unknown_root = Counter::default();
+        let member_refresh = Histogram::new(exponential(0.001, 2.0, 12));
+        registry.register(
+            "waku_rln_member_refresh_seconds",
+            "Seconds preparing the node's memberships (its own and its lending pool's) for a new root, in the background",
+            member_refresh.clone(),
+        );
         registry.register(
             "waku_relay_held_unknown_root",
             "Relayed messages held for the chain sync because their root was not known yet",
@@ -413,6 +421,7 @@ impl Metrics {
             refused_connections,
             rate_limited,
             held_unknown_root,
+            member_refresh,
             proofs_verified: extra.proofs_verified,
             last_proof_generation: extra.last_proof_generation,
             last_proof_verification: extra.last_proof_verification,

@@ -4,7 +4,7 @@
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
@@ -23,7 +23,7 @@ use super::{
 };
 use super::{
     swarm::{Runner, StaticPeer, peer_of},
-    tasks::{SyncOutputs, retention_task, sync_task},
+    tasks::{SyncOutputs, refresh_task, retention_task, sync_task},
     validation::{Jobs, Outcome, VALIDATION_QUEUE, ValidateFn, supervise_worker},
 };
 use crate::{
@@ -50,7 +50,7 @@ pub enum StartError {
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         /// The directory.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// What the file system said.
         #[source]
         source: std::io::Error,
@@ -82,7 +82,7 @@ pub enum StartError {
     #[error("cannot load the circuit keys from {dir} ({source}); run `wakurln circuit install`")]
     CircuitKeys {
         /// Where they were looked for.
-        dir: std::path::PathBuf,
+        dir: PathBuf,
         /// Why.
         #[source]
         source: crate::rln::prover::RlnProveError,
@@ -227,6 +227,15 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
                 rln.chain.poll_interval,
                 stop_rx.clone(),
             ));
+            if publisher.is_some() || lending.is_some() {
+                tokio::spawn(refresh_task(
+                    publisher.clone(),
+                    lending.clone(),
+                    path_rx.clone(),
+                    metrics.clone(),
+                    stop_rx.clone(),
+                ));
+            }
             validator
         }
     };
@@ -725,15 +734,31 @@ async fn load_pool(
 }
 
 /// The prover with the circuit keys in `dir` (loading builds its tables: off the async
-/// threads).
+/// threads). A process loads each directory once: a node that publishes and lends, or the
+/// nodes of one test process, share the keys and the window tables (tens of megabytes).
 async fn load_prover(dir: &Path) -> Result<RlnProver, StartError> {
+    type Loaded = std::sync::Mutex<HashMap<PathBuf, RlnProver>>;
+    static LOADED: std::sync::OnceLock<Loaded> = std::sync::OnceLock::new();
     let owned = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || RlnProver::load(&owned))
-        .await?
-        .map_err(|source| StartError::CircuitKeys {
-            dir: dir.to_path_buf(),
-            source,
-        })
+    tokio::task::spawn_blocking(move || {
+        let key = owned.canonicalize().unwrap_or_else(|_| owned.clone());
+        // Held while loading, so that two nodes starting together load once.
+        let mut loaded = LOADED
+            .get_or_init(Loaded::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(prover) = loaded.get(&key) {
+            return Ok(prover.clone());
+        }
+        let prover = RlnProver::load(&owned)?;
+        loaded.insert(key, prover.clone());
+        Ok(prover)
+    })
+    .await?
+    .map_err(|source| StartError::CircuitKeys {
+        dir: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// Every credential of the keystore registered with `client`'s contract.

@@ -11,6 +11,8 @@ use tokio::sync::{Notify, watch};
 use super::{MemberPaths, SyncState, metrics::Metrics};
 use crate::{
     chain::sync::Syncer,
+    lightpush::lending::LendingPool,
+    relay::publisher::{PublishError, Publisher},
     rln::tree::RootWindow,
     store::{Archive, Retention},
 };
@@ -94,6 +96,53 @@ pub(super) async fn sync_task(
                 sync_now.notified().await;
                 tokio::time::sleep_until((started + FORCED_SYNC_GAP).into()).await;
             } => {}
+        }
+    }
+}
+
+/// Keeps the node's membership and its lending pool prepared for the newest root: each new
+/// set of Merkle paths is worked into their precomputations off the async threads, paying
+/// only for the path levels a registration changed, so that no message waits for it.
+pub(super) async fn refresh_task(
+    publisher: Option<Arc<Publisher>>,
+    pool: Option<Arc<LendingPool>>,
+    mut paths: watch::Receiver<MemberPaths>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            changed = paths.changed() => if changed.is_err() {
+                return;
+            },
+        }
+        let current = paths.borrow_and_update().clone();
+        let (publisher, pool) = (publisher.clone(), pool.clone());
+        let refreshed = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut work = false;
+            if let Some(p) = &publisher
+                && let Some((root, path, leaf)) = current.get(&(p.member().index as usize))
+            {
+                work |= p.refresh(*root, path, *leaf)?;
+            }
+            if let Some(pool) = &pool {
+                work |= pool.refresh(&current)? > 0;
+            }
+            Ok::<_, PublishError>(work.then(|| started.elapsed()))
+        })
+        .await;
+        match refreshed {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(elapsed))) => metrics.member_refresh.observe(elapsed.as_secs_f64()),
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "could not prepare the memberships for the new root ahead of time; the next proof will"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "preparing the memberships for the new root failed")
+            }
         }
     }
 }

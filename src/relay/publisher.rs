@@ -304,6 +304,38 @@ pub struct Member {
     pub limit: u64,
 }
 
+impl Member {
+    /// The prover's inputs for this member on `path`.
+    pub fn inputs(&self, path: &MerkleProof) -> MemberInputs {
+        MemberInputs {
+            identity_secret: self.identity.secret_hash,
+            user_message_limit: Fr::from(self.limit),
+            path_elements: path.elements,
+            identity_path_index: path.path_bits(),
+        }
+    }
+
+    /// Whether `leaf` is this member's leaf (else its path proves someone else's).
+    pub fn owns(&self, leaf: Fr) -> bool {
+        leaf == self.identity.rate_commitment(self.limit)
+    }
+}
+
+/// The member's precomputation for `path`: `base` (the same member at another root) brought
+/// up to date when there is one, which pays only for the path levels that changed.
+pub fn prepare_member(
+    prover: &RlnProver,
+    member: &Member,
+    path: &MerkleProof,
+    base: Option<&PreparedRln>,
+) -> Result<PreparedRln, PublishError> {
+    let inputs = member.inputs(path);
+    Ok(match base {
+        Some(base) => prover.refresh(base, &inputs)?,
+        None => prover.prepare(&inputs)?,
+    })
+}
+
 /// Proves the node's own messages.
 #[derive(Debug)]
 pub struct Publisher {
@@ -322,6 +354,9 @@ struct Prepared<P> {
     at: Option<(Fr, P)>,
     /// The newest root the sync reported, and when it first did.
     newest: Option<(Fr, Instant)>,
+    /// A precomputation made in the background for a newer root, waiting for the proofs to
+    /// move to that root.
+    ready: Option<(Fr, P)>,
 }
 
 impl<P> Default for Prepared<P> {
@@ -329,6 +364,7 @@ impl<P> Default for Prepared<P> {
         Self {
             at: None,
             newest: None,
+            ready: None,
         }
     }
 }
@@ -419,7 +455,7 @@ impl Publisher {
         let Some((root, path, leaf)) = path else {
             return Err(PublishError::NotSynced { index });
         };
-        if leaf != self.member.identity.rate_commitment(self.member.limit) {
+        if !self.member.owns(leaf) {
             return Err(PublishError::NotAMember { index });
         }
         let now_epoch = Epoch::from_timestamp_ns(now_ns, period);
@@ -440,17 +476,58 @@ impl Publisher {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !prepared.stays_on_old_root(root, self.root_grace, Instant::now()) {
-            let inputs = MemberInputs {
-                identity_secret: self.member.identity.secret_hash,
-                user_message_limit: Fr::from(self.member.limit),
-                path_elements: path.elements,
-                identity_path_index: path.path_bits(),
+            let ready = prepared.ready.take_if(|(r, _)| *r == root);
+            let p = match ready {
+                Some((_, p)) => p,
+                // Not refreshed in the background yet: update the one we have.
+                None => prepare_member(
+                    &self.prover,
+                    &self.member,
+                    &path,
+                    prepared.at.as_ref().map(|(_, p)| p),
+                )?,
             };
-            let p = self.prover.prepare(&inputs)?;
             prepared.at = Some((root, p));
         }
         let (_, member) = prepared.at.as_ref().expect("prepared above");
         attach_proof(&self.prover, member, message, period, message_id)
+    }
+
+    /// Prepares the member for `root` ahead of the proofs that will need it, from the newest
+    /// precomputation held, so that no message waits for it. Blocking (milliseconds for a new
+    /// registration far from the member, about as long as a full precomputation for the first
+    /// one): call it off async threads. Says whether there was anything to do.
+    pub fn refresh(&self, root: Fr, path: &MerkleProof, leaf: Fr) -> Result<bool, PublishError> {
+        if !self.member.owns(leaf) {
+            return Ok(false);
+        }
+        let base = {
+            let prepared = self
+                .prepared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let newest = prepared.ready.as_ref().or(prepared.at.as_ref());
+            if newest.is_some_and(|(r, _)| *r == root) {
+                return Ok(false);
+            }
+            newest.map(|(_, p)| p.clone())
+        };
+        let started = Instant::now();
+        let p = prepare_member(&self.prover, &self.member, path, base.as_ref())?;
+        tracing::debug!(
+            index = self.member.index,
+            incremental = base.is_some(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "membership prepared for a new root"
+        );
+        let mut prepared = self
+            .prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if prepared.at.as_ref().is_none_or(|(r, _)| *r != root) {
+            prepared.ready = Some((root, p));
+        }
+        Ok(true)
     }
 }
 

@@ -211,6 +211,15 @@ async fn an_epoch_rollover_resets_budgets_and_quotas_and_prunes_the_nullifier_lo
     }
 }
 
+/// How many times the node prepared its memberships for a new root in the background.
+fn refreshes(node: &NodeHandle) -> u64 {
+    let text = node.metrics().encode();
+    text.lines()
+        .find_map(|l| l.strip_prefix("waku_rln_member_refresh_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no member refresh histogram in\n{text}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lending_survives_a_root_change_and_a_service_restart() {
     let net = Devnet::start("lifecycle-lending", CLUSTER).await;
@@ -280,6 +289,16 @@ async fn lending_survives_a_root_change_and_a_service_restart() {
     let head = chain.provider().get_block_number().await.unwrap();
     service.wait_synced_to(head).await.unwrap();
     far.wait_synced_to(head).await.unwrap();
+    // The pool was prepared in the background at start, and again for the new root (only
+    // the path levels the registration changed), before any light client asked for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while refreshes(&service) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the pool was not prepared for the new root in the background"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let wait = arrives("after the root changed");
     let r = push("after the root changed".into()).await;
     assert_eq!(r.status_code, status::OK, "{r:?}");

@@ -112,3 +112,47 @@ fn message_id_at_or_above_the_limit_is_refused() {
         "{err}"
     );
 }
+
+/// A member prepared on one path and moved to the next by `refresh` equals one prepared from
+/// scratch on the new path, and proves against the new root: after a registration far away
+/// in the tree (only the upper levels change) and after one beside the member (every level).
+#[test]
+fn a_refreshed_member_equals_one_prepared_from_scratch() {
+    let mut rng = ChaCha20Rng::seed_from_u64(14);
+    let identity = Identity::random(&mut rng);
+    let mut tree = MerkleTree::new();
+    let leaves: Vec<Fr> = (0..3000).map(|_| Fr::rand(&mut rng)).collect();
+    tree.set_range(0, &leaves).unwrap();
+    tree.set(1234, identity.rate_commitment(20)).unwrap();
+    let inputs = |tree: &MerkleTree| {
+        let path = tree.proof(1234).unwrap();
+        MemberInputs {
+            identity_secret: identity.secret_hash,
+            user_message_limit: Fr::from(20u64),
+            path_elements: path.elements,
+            identity_path_index: path.path_bits(),
+        }
+    };
+    let mut prepared = prover().prepare(&inputs(&tree)).unwrap();
+    let unchanged = prover().refresh(&prepared, &inputs(&tree)).unwrap();
+    assert_eq!(unchanged, prepared);
+    // The next registration (index 3000) meets the member's path at level 12; then a leaf
+    // beside the member (1235) changes its first sibling and so every level above.
+    for registered in [3000, 1235] {
+        tree.set(registered, Fr::rand(&mut rng)).unwrap();
+        let moved = inputs(&tree);
+        let refreshed = prover().refresh(&prepared, &moved).unwrap();
+        let scratch = prover().prepare(&moved).unwrap();
+        assert!(
+            refreshed == scratch,
+            "refresh after leaf {registered} differs"
+        );
+        assert!(refreshed != prepared);
+        let proof = prover()
+            .prove_prepared(&refreshed, message(&mut rng, 4), &mut rng)
+            .unwrap();
+        assert_eq!(proof.values.root, tree.root());
+        assert!(Verifier::network().verify(&proof.proof, &proof.values.public_inputs()));
+        prepared = refreshed;
+    }
+}

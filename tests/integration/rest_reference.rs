@@ -76,6 +76,22 @@ async fn rest_bodies_as_the_reference_nodes_clients_expect() {
             && b.mesh_peers(topic.parse().unwrap()).await.unwrap() >= 1
     })
     .await;
+    // The mesh can form before identify and metadata have told each node the other's
+    // protocols and shards, which is what the health report counts.
+    wait_for("identify and metadata from the other node", async || {
+        let knows = |peers: Vec<wakurln::node::PeerInfo>, protocol: &str| {
+            peers.iter().any(|p| {
+                p.shards.contains(&0)
+                    && p.protocols
+                        .iter()
+                        .any(|x| x.starts_with("/vac/waku/relay/"))
+                    && p.protocols.iter().any(|x| x.starts_with(protocol))
+            })
+        };
+        knows(a.peers().await.unwrap(), "/vac/waku/relay/")
+            && knows(b.peers().await.unwrap(), "/vac/waku/store-query/")
+    })
+    .await;
 
     // Health: 200 with the state; one entry per protocol, named as the reference node names
     // them.

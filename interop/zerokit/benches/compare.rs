@@ -1,6 +1,12 @@
 //! zerokit (crate `rln` 3.0.0) and wakurln side by side on one machine, with the same keys,
 //! member and message: a full proof, a proof finished from per-member precomputation, the
-//! precomputation itself, and one verification from the 128 compressed proof bytes.
+//! precomputation itself, bringing the precomputation to a new root after a registration
+//! (zerokit redoes it; we update the levels that changed), and one verification from the 128
+//! compressed proof bytes.
+//!
+//! The member is leaf 1,234. The registrations: leaf 4,096 (a tree of 4,096 members: the
+//! paths meet at level 13, so the 8 levels above change) and the member's neighbour's leaf
+//! 1,235 (every level changes, the worst case).
 //!
 //! Criterion measures each pair first. Then, under `cargo bench` only, an interleaved timing
 //! loop (zerokit and ours alternately, so drift hits both) takes the median of each and prints
@@ -13,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ark_ff::UniformRand;
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use criterion::{Criterion, SamplingMode};
 use rand::SeedableRng;
@@ -20,6 +27,7 @@ use rand_chacha::ChaCha20Rng;
 use rln::prelude::{PartialProof, Proof, RLNPartialWitnessInput, RLNProofValues, RLNWitnessInput};
 use wakurln::rln::{
     circuit::graph::RlnInputs,
+    field::Fr,
     prover::{MemberInputs, MessageInputs, PreparedRln},
     verifier::{Verifier, decode_proof},
     waku::ProofValues,
@@ -37,6 +45,9 @@ struct Fixture {
     witness: RLNWitnessInput,
     prepared: PreparedRln,
     partial: PartialProof,
+    /// After a registration far away (leaf 4,096) and beside the member (leaf 1,235): our
+    /// inputs and zerokit's partial witness.
+    registrations: Vec<(MemberInputs, RLNPartialWitnessInput)>,
     proof_bytes: Vec<u8>,
     values: ProofValues,
     zerokit_values: RLNProofValues,
@@ -52,7 +63,15 @@ impl Fixture {
         let proof = our_prover().prove(&inputs, &mut rng).unwrap();
         let mut proof_bytes = Vec::new();
         proof.proof.serialize_compressed(&mut proof_bytes).unwrap();
+        let far = member.after_registration(4096, Fr::rand(&mut rng));
+        let mut beside = member.clone();
+        beside.leaves[1235] = Fr::rand(&mut rng);
+        let registrations = [far, beside]
+            .iter()
+            .map(|m| (m.our_inputs(), m.zerokit_partial_witness()))
+            .collect();
         Self {
+            registrations,
             witness: member.zerokit_witness(message),
             partial_witness: member.zerokit_partial_witness(),
             prepared: our_prover().prepare(&ours).unwrap(),
@@ -117,6 +136,42 @@ fn pairs(fx: &Fixture) -> Vec<Pair<'_>> {
             }),
             ours: Box::new(|| {
                 black_box(our_prover().prepare(&fx.member_inputs).unwrap());
+            }),
+            rounds: 11,
+        },
+        Pair {
+            name: "refresh after registration 4096",
+            zerokit: Box::new(|| {
+                black_box(
+                    zerokit()
+                        .generate_partial_proof(&fx.registrations[0].1)
+                        .unwrap(),
+                );
+            }),
+            ours: Box::new(|| {
+                black_box(
+                    our_prover()
+                        .refresh(&fx.prepared, &fx.registrations[0].0)
+                        .unwrap(),
+                );
+            }),
+            rounds: 11,
+        },
+        Pair {
+            name: "refresh after neighbour's leaf",
+            zerokit: Box::new(|| {
+                black_box(
+                    zerokit()
+                        .generate_partial_proof(&fx.registrations[1].1)
+                        .unwrap(),
+                );
+            }),
+            ours: Box::new(|| {
+                black_box(
+                    our_prover()
+                        .refresh(&fx.prepared, &fx.registrations[1].0)
+                        .unwrap(),
+                );
             }),
             rounds: 11,
         },

@@ -95,6 +95,16 @@ impl Member {
         }
     }
 
+    /// The same member after a registration at `index` (beyond the leaves held; the ones in
+    /// between stay empty).
+    pub fn after_registration(&self, index: usize, leaf: Fr) -> Self {
+        assert!(index >= self.leaves.len(), "registrations append");
+        let mut next = self.clone();
+        next.leaves.resize(index, Fr::from(0u64));
+        next.leaves.push(leaf);
+        next
+    }
+
     /// The leaves in our tree.
     pub fn our_tree(&self) -> MerkleTree {
         let mut tree = MerkleTree::new();

@@ -5,24 +5,30 @@
 //! member and its Merkle path; [`Prover::prove_prepared`] then pays per message only for the
 //! wires the message changes (signal, epoch, message id and what follows from them) and for
 //! the H term. [`Prover::prove_witness`] does both in turn, for a witness seen once.
+//! [`Prover::update_member`] moves a prepared member to a new Merkle path by adding the
+//! terms of the difference on the wires that changed: after a registration, only the path
+//! levels above the point where the new leaf's path meets the member's.
 //!
-//! The per-message MSMs (H and the message's wires) run over precomputed window tables
-//! ([`wakurln_msm::Table`]), built once when the prover is made; the rest uses arkworks'
-//! Pippenger MSM. Every G1 term that only enters C (H, the message's L wires and its B wires
-//! times the blinding factor `r`) is one MSM over one table, so they share one set of buckets.
+//! Every MSM runs over precomputed window tables ([`wakurln_msm::Table`]). The message's
+//! tables are built when the prover is made; the member's, the first time a member is
+//! prepared (a prover that only ever verifies or never proves does not pay for them). Every G1
+//! term that only enters C (H, the message's L wires and its B wires times the blinding factor
+//! `r`) is one MSM over one table, so they share one set of buckets.
 //!
 //! Proving is CPU-bound and synchronous: callers run it on a blocking pool, never on an async
 //! runtime thread. Inside, the MSMs and FFTs use the rayon pool.
 
-mod msm;
 mod qap;
 mod rln;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ark_bn254::{Bn254, G1Projective, G2Projective, g1, g2};
-use ark_ec::CurveGroup;
-use ark_ff::UniformRand;
+use ark_ec::{
+    CurveGroup,
+    short_weierstrass::{Affine, Projective, SWCurveConfig},
+};
+use ark_ff::{UniformRand, Zero};
 use ark_groth16::Proof;
 use rand::RngCore;
 use wakurln_fft::CosetFft;
@@ -47,7 +53,7 @@ pub enum ProveError {
 }
 
 /// MSM sums over the member-only wires, computed once per (member, Merkle path).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PreparedMember {
     /// The witness the sums were computed from.
     witness: Vec<Fr>,
@@ -59,7 +65,7 @@ pub struct PreparedMember {
 pub struct Prover {
     key: Arc<ProvingKey>,
     /// The QAP reduction's transform to the coset.
-    fft: CosetFft,
+    fft: Arc<CosetFft>,
     tables: Arc<Tables>,
 }
 
@@ -79,6 +85,103 @@ struct Tables {
     dynamic_private: Vec<usize>,
     a: Table<g1::Config>,
     b2: Table<g2::Config>,
+    /// The member's tables, built on first use.
+    member: OnceLock<MemberTables>,
+}
+
+/// A window table over some wires' bases: those whose base is not the identity.
+struct Selected<P: SWCurveConfig> {
+    wires: Vec<usize>,
+    table: Table<P>,
+}
+
+impl<P: SWCurveConfig> std::fmt::Debug for Selected<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Selected")
+            .field("wires", &self.wires.len())
+            .field("table", &self.table)
+            .finish()
+    }
+}
+
+impl<P: SWCurveConfig<BaseField: wakurln_msm::BatchInvert, ScalarField = Fr>> Selected<P> {
+    /// The table of `bases[index(w)]` for every wire `w` that has a base there.
+    fn new(bases: &[Affine<P>], wires: &[usize], index: impl Fn(usize) -> Option<usize>) -> Self {
+        let (wires, picked): (Vec<usize>, Vec<Affine<P>>) = wires
+            .iter()
+            .filter_map(|&w| {
+                let base = bases.get(index(w)?)?;
+                (!base.infinity).then_some((w, *base))
+            })
+            .unzip();
+        Self {
+            table: Table::new(&picked),
+            wires,
+        }
+    }
+
+    /// `Σ value(w)·base(w)` over the table's wires.
+    fn msm(&self, value: &(impl Fn(usize) -> Fr + Sync)) -> Projective<P> {
+        let scalars: Vec<Fr> = self.wires.iter().map(|&w| value(w)).collect();
+        if scalars.iter().all(Zero::is_zero) {
+            return Projective::zero();
+        }
+        self.table.msm(&scalars)
+    }
+
+    /// Table points held.
+    fn points(&self) -> usize {
+        self.table.len() * self.table.windows()
+    }
+}
+
+/// Window tables of the member's wires, one per query.
+#[derive(Debug)]
+struct MemberTables {
+    a: Selected<g1::Config>,
+    b1: Selected<g1::Config>,
+    b2: Selected<g2::Config>,
+    /// Over the private member wires (the L query starts after the public inputs).
+    l: Selected<g1::Config>,
+}
+
+impl MemberTables {
+    fn new(key: &ProvingKey, fixed: &[usize]) -> Self {
+        let pk = &key.key;
+        let instance = key.matrices.num_instance;
+        let started = std::time::Instant::now();
+        let ((a, b1), (b2, l)) = rayon::join(
+            || {
+                rayon::join(
+                    || Selected::new(&pk.a_query, fixed, Some),
+                    || Selected::new(&pk.b_g1_query, fixed, Some),
+                )
+            },
+            || {
+                rayon::join(
+                    || Selected::new(&pk.b_g2_query, fixed, Some),
+                    || Selected::new(&pk.l_query, fixed, |w| w.checked_sub(instance)),
+                )
+            },
+        );
+        let tables = Self { a, b1, b2, l };
+        tracing::debug!(
+            g1_points = tables.a.points() + tables.b1.points() + tables.l.points(),
+            g2_points = tables.b2.points(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "prover member tables built"
+        );
+        tables
+    }
+
+    /// The four sums of `value` over the member's wires.
+    fn sums(&self, value: &(impl Fn(usize) -> Fr + Sync)) -> Sums {
+        let ((a, b1), (b2, l)) = rayon::join(
+            || rayon::join(|| self.a.msm(value), || self.b1.msm(value)),
+            || rayon::join(|| self.b2.msm(value), || self.l.msm(value)),
+        );
+        Sums { a, b1, b2, l }
+    }
 }
 
 /// The bases of `wires`.
@@ -128,7 +231,13 @@ impl Tables {
             dynamic_private,
             a,
             b2,
+            member: OnceLock::new(),
         }
+    }
+
+    fn member(&self, key: &ProvingKey) -> &MemberTables {
+        self.member
+            .get_or_init(|| MemberTables::new(key, &self.fixed))
     }
 
     /// The message's share of A and B (G2).
@@ -150,7 +259,7 @@ impl Tables {
 }
 
 /// The four MSM sums of a proof before randomisation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Sums {
     a: G1Projective,
     b1: G1Projective,
@@ -168,7 +277,7 @@ impl Prover {
             .filter(|&i| dynamic.get(i).copied().unwrap_or(true))
             .collect();
         Self {
-            fft: qap::coset_fft(rows),
+            fft: Arc::new(qap::coset_fft(rows)),
             tables: Arc::new(Tables::new(&key, dynamic)),
             key,
         }
@@ -186,35 +295,6 @@ impl Prover {
         Ok(())
     }
 
-    /// The MSM sums over the given wires.
-    fn sums(&self, witness: &[Fr], wires: &[usize]) -> Sums {
-        let pk = &self.key.key;
-        let instance = self.key.matrices.num_instance;
-        let private: Vec<usize> = wires.iter().copied().filter(|&w| w >= instance).collect();
-        let l_scalars = &witness[instance..];
-        let ((a, b1), (b2, l)) = rayon::join(
-            || {
-                rayon::join(
-                    || msm::msm_selected(&pk.a_query, witness, wires.iter().copied()),
-                    || msm::msm_selected(&pk.b_g1_query, witness, wires.iter().copied()),
-                )
-            },
-            || {
-                rayon::join(
-                    || msm::msm_selected(&pk.b_g2_query, witness, wires.iter().copied()),
-                    || {
-                        msm::msm_selected(
-                            &pk.l_query,
-                            l_scalars,
-                            private.iter().map(|w| w - instance),
-                        )
-                    },
-                )
-            },
-        );
-        Sums { a, b1, b2, l }
-    }
-
     /// Proves from a full witness (one value per wire, wire 0 = 1): the member-only sums
     /// first, as [`Prover::prepare_member`] makes them, then the message's part.
     pub fn prove_witness<R: RngCore>(
@@ -227,13 +307,50 @@ impl Prover {
     }
 
     /// Precomputes the member-only part of the MSMs; `witness` is any full witness of this
-    /// member and path.
+    /// member and path. The first call builds the member's window tables (about a second).
     pub fn prepare_member(&self, witness: &[Fr]) -> Result<PreparedMember, ProveError> {
         Self::check_len(witness)?;
+        let tables = self.tables.member(&self.key);
         Ok(PreparedMember {
             witness: witness.to_vec(),
-            sums: self.sums(witness, &self.tables.fixed),
+            sums: tables.sums(&|w| witness[w]),
         })
+    }
+
+    /// `member` moved to the witness of its new Merkle path (or any other change of its
+    /// wires): the sums gain the terms of the difference on the wires that changed, so the
+    /// cost follows how many did. The result equals what [`Prover::prepare_member`] makes
+    /// from `witness`.
+    pub fn update_member(
+        &self,
+        member: &PreparedMember,
+        witness: &[Fr],
+    ) -> Result<PreparedMember, ProveError> {
+        Self::check_len(witness)?;
+        let old = &member.witness;
+        if self.tables.fixed.iter().all(|&w| witness[w] == old[w]) {
+            return Ok(member.clone());
+        }
+        let delta = self.tables.member(&self.key).sums(&|w| witness[w] - old[w]);
+        let sums = member.sums;
+        Ok(PreparedMember {
+            witness: witness.to_vec(),
+            sums: Sums {
+                a: sums.a + delta.a,
+                b1: sums.b1 + delta.b1,
+                b2: sums.b2 + delta.b2,
+                l: sums.l + delta.l,
+            },
+        })
+    }
+
+    /// How many of the member's wires differ between `member` and `witness`.
+    pub fn changed_member_wires(&self, member: &PreparedMember, witness: &[Fr]) -> usize {
+        self.tables
+            .fixed
+            .iter()
+            .filter(|&&w| witness.get(w) != member.witness.get(w))
+            .count()
     }
 
     /// Proves a message for a prepared member: only the message's wires and the H term are

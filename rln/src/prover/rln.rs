@@ -105,14 +105,23 @@ impl RlnProof {
 }
 
 /// A member prepared for fast proving of many messages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PreparedRln {
     member: MemberInputs,
     prepared: PreparedMember,
 }
 
+impl PreparedRln {
+    /// The inputs the member was prepared for.
+    pub fn member(&self) -> &MemberInputs {
+        &self.member
+    }
+}
+
 /// Proves RLN messages: the proving key, the witness graph, and which wires each message
 /// changes.
+///
+/// Cloning is cheap: the key, the graph and the window tables are shared.
 #[derive(Debug, Clone)]
 pub struct RlnProver {
     prover: Prover,
@@ -157,18 +166,40 @@ impl RlnProver {
 
     /// Precomputes the member's share of every proof (valid until its Merkle path changes).
     pub fn prepare(&self, member: &MemberInputs) -> Result<PreparedRln, RlnProveError> {
-        // Any message inputs will do: the wires kept are those that do not depend on them.
-        let probe = MessageInputs {
-            x: Fr::from(0u64),
-            external_nullifier: Fr::from(0u64),
-            message_id: Fr::from(0u64),
-        };
-        let witness = self.graph.rln_witness(&member.with(probe))?;
+        let witness = self.member_witness(member)?;
         let prepared = self.prover.prepare_member(&witness)?;
         Ok(PreparedRln {
             member: member.clone(),
             prepared,
         })
+    }
+
+    /// `prepared` brought to `member`'s inputs, usually the same member on a new Merkle path:
+    /// only the wires that changed are paid for. Equal to [`RlnProver::prepare`] of `member`.
+    pub fn refresh(
+        &self,
+        prepared: &PreparedRln,
+        member: &MemberInputs,
+    ) -> Result<PreparedRln, RlnProveError> {
+        if prepared.member == *member {
+            return Ok(prepared.clone());
+        }
+        let witness = self.member_witness(member)?;
+        let updated = self.prover.update_member(&prepared.prepared, &witness)?;
+        Ok(PreparedRln {
+            member: member.clone(),
+            prepared: updated,
+        })
+    }
+
+    /// A witness of `member` with any message: its member wires are the ones kept.
+    fn member_witness(&self, member: &MemberInputs) -> Result<Vec<Fr>, RlnProveError> {
+        let probe = MessageInputs {
+            x: Fr::from(0u64),
+            external_nullifier: Fr::from(0u64),
+            message_id: Fr::from(0u64),
+        };
+        Ok(self.graph.rln_witness(&member.with(probe))?)
     }
 
     /// Proves a message for a prepared member.
