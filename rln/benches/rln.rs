@@ -3,12 +3,16 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
+use std::hint::black_box;
+
+use ark_bn254::{Bn254, G1Projective};
+use ark_ec::{CurveGroup, VariableBaseMSM, pairing::Pairing};
 use ark_ff::UniformRand;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use wakurln_rln::{
-    circuit::graph::RlnInputs,
+    circuit::{graph::RlnInputs, vk::network_verifying_key},
     field::Fr,
     identity::Identity,
     prover::{MemberInputs, MessageInputs, RlnProver},
@@ -107,6 +111,46 @@ fn verifying(c: &mut Criterion) {
             let proof = decode_proof(&proofs[i].0).unwrap();
             assert!(verifier.verify(&proof, &proofs[i].1));
         })
+    });
+    // Where a single verification's time goes, with arkworks' pairing.
+    let vk = network_verifying_key();
+    let pvk = ark_groth16::prepare_verifying_key(vk);
+    let proof = decode_proof(&proofs[0].0).unwrap();
+    let mut scalars = vec![Fr::from(1u64)];
+    scalars.extend(proofs[0].1);
+    let acc = G1Projective::msm(&vk.gamma_abc_g1, &scalars)
+        .unwrap()
+        .into_affine();
+    group.bench_function("part: decode 128 bytes (with subgroup checks)", |b| {
+        b.iter(|| decode_proof(black_box(&proofs[0].0)).unwrap())
+    });
+    group.bench_function("part: public inputs MSM (6 points)", |b| {
+        b.iter(|| G1Projective::msm(&vk.gamma_abc_g1, black_box(&scalars)).unwrap())
+    });
+    group.bench_function("part: line coefficients of B", |b| {
+        b.iter(|| <Bn254 as Pairing>::G2Prepared::from(black_box(proof.b)))
+    });
+    let pairs = || {
+        (
+            [proof.a, acc, proof.c],
+            [
+                <Bn254 as Pairing>::G2Prepared::from(proof.b),
+                pvk.gamma_g2_neg_pc.clone(),
+                pvk.delta_g2_neg_pc.clone(),
+            ],
+        )
+    };
+    group.bench_function("part: multi-Miller loop of 3 prepared pairs", |b| {
+        b.iter_batched(
+            pairs,
+            |(g1, g2)| Bn254::multi_miller_loop(g1, g2),
+            BatchSize::SmallInput,
+        )
+    });
+    let (g1, g2) = pairs();
+    let miller = Bn254::multi_miller_loop(g1, g2);
+    group.bench_function("part: final exponentiation", |b| {
+        b.iter(|| Bn254::final_exponentiation(black_box(miller)).unwrap())
     });
     for size in [16usize, 64] {
         group.throughput(Throughput::Elements(size as u64));

@@ -7,20 +7,23 @@
 //! MSM over the IC points, so each extra proof costs one Miller loop and one short scalar
 //! multiplication. When a batch fails, halves are re-checked until every bad proof is found.
 //!
+//! The pairings are ours ([`wakurln_pairing`]), with the lines of the key's fixed G2 points
+//! (`β`, `-γ`, `-δ`) computed once; the public inputs' MSM runs over window tables of the
+//! key's IC points.
+//!
 //! Malformed input is an `Err`; a well-formed proof that does not verify is `Ok(false)`.
 
 use std::sync::OnceLock;
 
-use ark_bn254::{Bn254, Fr, G1Affine, G1Projective};
-use ark_ec::{
-    AffineRepr, CurveGroup, VariableBaseMSM,
-    pairing::{MillerLoopOutput, Pairing},
-};
+use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective, g1};
+use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM};
 use ark_ff::{One, PrimeField, UniformRand, Zero};
-use ark_groth16::{PreparedVerifyingKey, Proof};
+use ark_groth16::Proof;
 use ark_serialize::CanonicalDeserialize;
 use rand::RngCore;
 use rayon::prelude::*;
+use wakurln_msm::Table;
+use wakurln_pairing::{Lines, final_exponentiation, multi_miller_loop};
 
 use super::circuit::{NUM_PUBLIC, vk::network_verifying_key};
 
@@ -55,10 +58,15 @@ pub fn decode_proof(bytes: &[u8]) -> Result<Proof<Bn254>, ProofError> {
 
 /// Verifies RLN proofs; the prepared key is computed once.
 pub struct Verifier {
-    pvk: PreparedVerifyingKey<Bn254>,
+    /// `e(α, β)`.
+    alpha_beta: Fq12,
     alpha_g1: G1Affine,
-    beta_prepared: <Bn254 as Pairing>::G2Prepared,
-    ic: Vec<G1Affine>,
+    beta: Lines,
+    neg_gamma: Lines,
+    neg_delta: Lines,
+    /// Window tables of the verifying key's input points: the public inputs' MSM over fixed
+    /// bases.
+    ic: Table<g1::Config>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -73,11 +81,15 @@ impl Verifier {
         static VERIFIER: OnceLock<Verifier> = OnceLock::new();
         VERIFIER.get_or_init(|| {
             let vk = network_verifying_key();
+            let beta = Lines::new(&vk.beta_g2);
             Self {
-                pvk: ark_groth16::prepare_verifying_key(vk),
+                alpha_beta: final_exponentiation(&multi_miller_loop(&[(vk.alpha_g1, &beta)]))
+                    .expect("e(α, β) ≠ 0"),
                 alpha_g1: vk.alpha_g1,
-                beta_prepared: vk.beta_g2.into(),
-                ic: vk.gamma_abc_g1.clone(),
+                beta,
+                neg_gamma: Lines::new(&-vk.gamma_g2),
+                neg_delta: Lines::new(&-vk.delta_g2),
+                ic: Table::new(&vk.gamma_abc_g1),
             }
         })
     }
@@ -85,15 +97,13 @@ impl Verifier {
     /// Checks one proof.
     pub fn verify(&self, proof: &Proof<Bn254>, inputs: &PublicInputs) -> bool {
         let acc = self.accumulate_inputs(inputs, Fr::one());
-        let lhs = Bn254::multi_miller_loop(
-            [proof.a, acc.into_affine(), proof.c],
-            [
-                proof.b.into(),
-                self.pvk.gamma_g2_neg_pc.clone(),
-                self.pvk.delta_g2_neg_pc.clone(),
-            ],
-        );
-        Bn254::final_exponentiation(lhs).is_some_and(|out| out.0 == self.pvk.alpha_g1_beta_g2)
+        let b = Lines::new(&proof.b);
+        let f = multi_miller_loop(&[
+            (proof.a, &b),
+            (acc.into_affine(), &self.neg_gamma),
+            (proof.c, &self.neg_delta),
+        ]);
+        final_exponentiation(&f).is_some_and(|out| out == self.alpha_beta)
     }
 
     /// `weight · (IC_0 + Σ input_j · IC_{j+1})`.
@@ -102,7 +112,7 @@ impl Verifier {
         for (s, x) in scalars[1..].iter_mut().zip(inputs) {
             *s = weight * x;
         }
-        G1Projective::msm_unchecked(&self.ic, &scalars)
+        self.ic.msm(&scalars)
     }
 
     /// Checks many proofs; `result[i]` says whether proof `i` is valid. All valid costs one
@@ -157,15 +167,11 @@ impl Verifier {
                     .map(|((p, _), w)| p.a.mul_bigint(w.into_bigint()))
                     .collect();
                 let a = G1Projective::normalize_batch(&scaled);
-                let b = proofs
-                    .iter()
-                    .map(|(p, _)| <Bn254 as Pairing>::G2Prepared::from(p.b));
-                Bn254::multi_miller_loop(a, b)
+                let b: Vec<Lines> = proofs.iter().map(|(p, _)| Lines::new(&p.b)).collect();
+                let pairs: Vec<(G1Affine, &Lines)> = a.into_iter().zip(&b).collect();
+                multi_miller_loop(&pairs)
             })
-            .reduce(
-                || MillerLoopOutput(<Bn254 as Pairing>::TargetField::one()),
-                |x, y| MillerLoopOutput(x.0 * y.0),
-            );
+            .reduce(Fq12::one, |x, y| x * y);
         let c_sum = G1Projective::msm_unchecked(
             &batch.iter().map(|(p, _)| p.c).collect::<Vec<_>>(),
             weights,
@@ -178,21 +184,13 @@ impl Verifier {
                 *acc += *w * x;
             }
         }
-        let acc_sum = G1Projective::msm_unchecked(&self.ic, &combined_inputs);
-        let rest = Bn254::multi_miller_loop(
-            [
-                (-self.alpha_g1 * weight_sum).into_affine(),
-                acc_sum.into_affine(),
-                c_sum.into_affine(),
-            ],
-            [
-                self.beta_prepared.clone(),
-                self.pvk.gamma_g2_neg_pc.clone(),
-                self.pvk.delta_g2_neg_pc.clone(),
-            ],
-        );
-        let total = MillerLoopOutput(partial.0 * rest.0);
-        Bn254::final_exponentiation(total).is_some_and(|out| out.0.is_one())
+        let acc_sum = self.ic.msm(&combined_inputs);
+        let rest = multi_miller_loop(&[
+            ((-self.alpha_g1 * weight_sum).into_affine(), &self.beta),
+            (acc_sum.into_affine(), &self.neg_gamma),
+            (c_sum.into_affine(), &self.neg_delta),
+        ]);
+        final_exponentiation(&(partial * rest)).is_some_and(|out| out.is_one())
     }
 }
 
@@ -217,6 +215,12 @@ mod tests {
     fn decode_rejects_wrong_lengths_and_junk() {
         assert_eq!(decode_proof(&[0; 10]), Err(ProofError::WrongLength(10)));
         assert_eq!(decode_proof(&[0xff; 128]), Err(ProofError::InvalidPoints));
+    }
+
+    #[test]
+    fn the_key_pairing_is_the_one_arkworks_computes() {
+        let pvk = ark_groth16::prepare_verifying_key(network_verifying_key());
+        assert_eq!(Verifier::network().alpha_beta, pvk.alpha_g1_beta_g2);
     }
 
     #[test]

@@ -1,0 +1,158 @@
+//! Every part against arkworks' BN254: the tower's products and squares, the cyclotomic
+//! square, the final exponentiation, and whole pairing products on random and edge points.
+
+use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_ec::{
+    AffineRepr, CurveGroup, PrimeGroup,
+    pairing::{MillerLoopOutput, Pairing},
+};
+use ark_ff::{CyclotomicMultSubgroup, Field, UniformRand};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use super::*;
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// An element of the cyclotomic subgroup, as the easy part of the final exponentiation
+/// leaves it.
+fn cyclotomic(rng: &mut ChaCha20Rng) -> Fq12 {
+    let f = Fq12::rand(rng);
+    let r = mul12(&conjugate(&f), &f.inverse().unwrap());
+    mul12(&frobenius(&r, 2), &r)
+}
+
+#[test]
+fn tower_arithmetic_matches_arkworks() {
+    let mut rng = rng(1);
+    for _ in 0..200 {
+        let (a6, b6) = (Fq6::rand(&mut rng), Fq6::rand(&mut rng));
+        assert_eq!(mul6(&a6, &b6), a6 * b6);
+        let (a, b) = (Fq12::rand(&mut rng), Fq12::rand(&mut rng));
+        assert_eq!(mul12(&a, &b), a * b);
+        assert_eq!(square12(&a), a.square());
+        let (c0, c1, c4) = (
+            Fq2::rand(&mut rng),
+            Fq2::rand(&mut rng),
+            Fq2::rand(&mut rng),
+        );
+        let mut expected = a;
+        expected.mul_by_034(&c0, &c1, &c4);
+        assert_eq!(mul12_by_034(&a, &c0, &c1, &c4), expected);
+        let c = cyclotomic(&mut rng);
+        assert_eq!(cyclotomic_square(&c), c.cyclotomic_square());
+    }
+}
+
+#[test]
+fn the_loop_digits_are_those_of_6x_plus_2() {
+    let value = |digits: &[i8]| {
+        digits
+            .iter()
+            .rev()
+            .fold(0i128, |acc, d| 2 * acc + i128::from(*d))
+    };
+    assert_eq!(value(loop_digits()), 6 * i128::from(X) + 2);
+    assert_eq!(value(x_digits()), i128::from(X));
+    let x = x_digits();
+    assert!(x.windows(2).all(|w| w[0] == 0 || w[1] == 0), "a NAF");
+    // 64 doublings and 21 additions.
+    assert_eq!(loop_digits().len(), 65);
+    assert_eq!(loop_digits().iter().filter(|d| **d != 0).count(), 22);
+}
+
+#[test]
+fn final_exponentiation_matches_arkworks() {
+    let mut rng = rng(2);
+    for _ in 0..10 {
+        let f = Fq12::rand(&mut rng);
+        let ours = final_exponentiation(&f).unwrap();
+        let theirs = Bn254::final_exponentiation(MillerLoopOutput(f)).unwrap().0;
+        assert_eq!(ours, theirs);
+    }
+    assert_eq!(final_exponentiation(&Fq12::zero()), None);
+}
+
+fn arkworks_product(pairs: &[(G1Affine, G2Affine)]) -> Fq12 {
+    let (a, b): (Vec<_>, Vec<_>) = pairs.iter().copied().unzip();
+    Bn254::multi_pairing(a, b).0
+}
+
+fn ours(pairs: &[(G1Affine, G2Affine)]) -> Fq12 {
+    let lines: Vec<Lines> = pairs.iter().map(|(_, q)| Lines::new(q)).collect();
+    let with: Vec<(G1Affine, &Lines)> = pairs
+        .iter()
+        .zip(&lines)
+        .map(|((p, _), l)| (*p, l))
+        .collect();
+    pairing_product(&with).unwrap()
+}
+
+#[test]
+fn pairings_match_arkworks_on_random_and_edge_points() {
+    let mut rng = rng(3);
+    let g1 = G1Affine::generator();
+    let g2 = G2Affine::generator();
+    for n in 1..=5 {
+        let pairs: Vec<(G1Affine, G2Affine)> = (0..n)
+            .map(|_| {
+                (
+                    G1Projective::rand(&mut rng).into_affine(),
+                    G2Projective::rand(&mut rng).into_affine(),
+                )
+            })
+            .collect();
+        assert_eq!(ours(&pairs), arkworks_product(&pairs), "{n} pairs");
+    }
+    // Generators, identities on either side, a point and its negation.
+    let zero1 = G1Affine::identity();
+    let zero2 = G2Affine::identity();
+    for pairs in [
+        vec![(g1, g2)],
+        vec![(zero1, g2)],
+        vec![(g1, zero2)],
+        vec![(g1, g2), (-g1, g2)],
+        vec![(g1, g2), (zero1, zero2), (g1, -g2)],
+    ] {
+        assert_eq!(ours(&pairs), arkworks_product(&pairs), "{pairs:?}");
+    }
+    // Bilinearity: e(aP, bQ) = e(P, Q)^(ab).
+    let (a, b) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
+    let lhs = ours(&[((g1 * a).into_affine(), (g2 * b).into_affine())]);
+    let base = ours(&[(g1, g2)]);
+    assert_eq!(lhs, base.pow((a * b).into_bigint()));
+    let _ = G1Projective::generator();
+}
+
+#[test]
+fn lines_of_a_point_match_arkworks() {
+    let mut rng = rng(4);
+    let q = G2Projective::rand(&mut rng).into_affine();
+    // The same signed digits of 6x + 2 give the same coefficients.
+    let ours = Lines::new(&q);
+    let theirs = <Bn254 as Pairing>::G2Prepared::from(q);
+    assert_eq!(ours.coeffs, theirs.ell_coeffs);
+    let miller = multi_miller_loop(&[(G1Affine::generator(), &ours)]);
+    assert_eq!(
+        miller,
+        Bn254::multi_miller_loop([G1Affine::generator()], [theirs]).0
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn any_pair_of_multiples_pairs_as_arkworks(a in 1u64.., b in 1u64.., c in 0u64..) {
+        let g1 = G1Affine::generator();
+        let g2 = G2Affine::generator();
+        let pairs = [
+            ((g1 * Fr::from(a)).into_affine(), (g2 * Fr::from(b)).into_affine()),
+            ((g1 * Fr::from(c)).into_affine(), g2),
+        ];
+        prop_assert_eq!(ours(&pairs), arkworks_product(&pairs));
+    }
+}
