@@ -127,6 +127,9 @@ fn verifying(c: &mut Criterion) {
     group.bench_function("part: public inputs MSM (6 points)", |b| {
         b.iter(|| G1Projective::msm(&vk.gamma_abc_g1, black_box(&scalars)).unwrap())
     });
+    group.bench_function("part: public inputs MSM over window tables (ours)", |b| {
+        b.iter(|| verifier.inputs_point(black_box(&proofs[0].1)))
+    });
     group.bench_function("part: line coefficients of B", |b| {
         b.iter(|| <Bn254 as Pairing>::G2Prepared::from(black_box(proof.b)))
     });

@@ -15,14 +15,13 @@
 
 use std::sync::OnceLock;
 
-use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective, g1};
+use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective};
 use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM};
-use ark_ff::{One, PrimeField, UniformRand, Zero};
+use ark_ff::{AdditiveGroup, One, PrimeField, UniformRand, Zero};
 use ark_groth16::Proof;
 use ark_serialize::CanonicalDeserialize;
 use rand::RngCore;
 use rayon::prelude::*;
-use wakurln_msm::Table;
 use wakurln_pairing::{Lines, final_exponentiation, multi_miller_loop};
 
 use super::circuit::{NUM_PUBLIC, vk::network_verifying_key};
@@ -66,7 +65,7 @@ pub struct Verifier {
     neg_delta: Lines,
     /// Window tables of the verifying key's input points: the public inputs' MSM over fixed
     /// bases.
-    ic: Table<g1::Config>,
+    ic: FixedBase,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -89,7 +88,7 @@ impl Verifier {
                 beta,
                 neg_gamma: Lines::new(&-vk.gamma_g2),
                 neg_delta: Lines::new(&-vk.delta_g2),
-                ic: Table::new(&vk.gamma_abc_g1),
+                ic: FixedBase::new(&vk.gamma_abc_g1),
             }
         })
     }
@@ -104,6 +103,12 @@ impl Verifier {
             (proof.c, &self.neg_delta),
         ]);
         final_exponentiation(&f).is_some_and(|out| out == self.alpha_beta)
+    }
+
+    /// The public inputs' point `IC_0 + Σ input_j · IC_{j+1}` (what `verify` pairs with
+    /// `-γ`).
+    pub fn inputs_point(&self, inputs: &PublicInputs) -> G1Projective {
+        self.accumulate_inputs(inputs, Fr::one())
     }
 
     /// `weight · (IC_0 + Σ input_j · IC_{j+1})`.
@@ -194,6 +199,80 @@ impl Verifier {
     }
 }
 
+/// Bits per window of [`FixedBase`]: 37 windows of 64 points per base.
+const WINDOW_BITS: usize = 7;
+
+/// A multi-scalar multiplication over a few fixed bases, for the public inputs: every window
+/// of every base has its odd and even multiples `d·2^(7j)·P` (`d` up to 64) in affine
+/// coordinates, so a product is one mixed addition per non-zero signed digit, with no
+/// doublings, no buckets and no inversions (a few points do not pay for those).
+struct FixedBase {
+    windows: usize,
+    /// `points[(base · windows + j) · HALF + (d - 1)] = d·2^(7j)·base`.
+    points: Vec<G1Affine>,
+}
+
+const HALF: usize = 1 << (WINDOW_BITS - 1);
+
+impl FixedBase {
+    fn new(bases: &[G1Affine]) -> Self {
+        let windows = 256usize.div_ceil(WINDOW_BITS);
+        let mut projective = Vec::with_capacity(bases.len() * windows * HALF);
+        for base in bases {
+            let mut start = G1Projective::from(*base);
+            for _ in 0..windows {
+                let mut multiple = start;
+                for _ in 0..HALF {
+                    projective.push(multiple);
+                    multiple += start;
+                }
+                // The next window starts at 2^7 times this one's base.
+                for _ in 0..WINDOW_BITS {
+                    start.double_in_place();
+                }
+            }
+        }
+        Self {
+            windows,
+            points: G1Projective::normalize_batch(&projective),
+        }
+    }
+
+    /// `Σ scalars[i]·bases[i]`.
+    fn msm(&self, scalars: &[Fr]) -> G1Projective {
+        let mut acc = G1Projective::zero();
+        for (base, scalar) in scalars.iter().enumerate() {
+            let limbs = scalar.into_bigint().0;
+            let bits = |start: usize| -> u64 {
+                let (limb, shift) = (start / 64, start % 64);
+                let mut v = limbs.get(limb).map_or(0, |l| l >> shift);
+                if shift + WINDOW_BITS > 64
+                    && let Some(next) = limbs.get(limb + 1)
+                {
+                    v |= next << (64 - shift);
+                }
+                v & ((1 << WINDOW_BITS) - 1)
+            };
+            let mut carry = 0u64;
+            for j in 0..self.windows {
+                let raw = bits(j * WINDOW_BITS) + carry;
+                carry = u64::from(raw > HALF as u64);
+                let table = &self.points[(base * self.windows + j) * HALF..][..HALF];
+                if raw == 0 || raw == 1 << WINDOW_BITS {
+                    continue;
+                }
+                if raw > HALF as u64 {
+                    acc -= table[(1 << WINDOW_BITS) - raw as usize - 1];
+                } else {
+                    acc += table[raw as usize - 1];
+                }
+            }
+            debug_assert_eq!(carry, 0, "scalars are below 2^254");
+        }
+        acc
+    }
+}
+
 /// A random non-zero 128-bit weight: short scalars halve the cost of `r_i·A_i`, and 2^-128 is
 /// the chance a bad proof slips through.
 fn random_weight<R: RngCore>(rng: &mut R) -> Fr {
@@ -215,6 +294,33 @@ mod tests {
     fn decode_rejects_wrong_lengths_and_junk() {
         assert_eq!(decode_proof(&[0; 10]), Err(ProofError::WrongLength(10)));
         assert_eq!(decode_proof(&[0xff; 128]), Err(ProofError::InvalidPoints));
+    }
+
+    #[test]
+    fn the_inputs_msm_matches_arkworks() {
+        let vk = network_verifying_key();
+        let table = FixedBase::new(&vk.gamma_abc_g1);
+        let mut rng = rand::rngs::OsRng;
+        let mut cases: Vec<Vec<Fr>> = (0..20)
+            .map(|_| (0..6).map(|_| Fr::rand(&mut rng)).collect())
+            .collect();
+        cases.push(vec![Fr::zero(); 6]);
+        cases.push(vec![-Fr::one(); 6]);
+        cases.push(vec![
+            Fr::one(),
+            Fr::from(64u64),
+            Fr::from(65u64),
+            Fr::from(127u64),
+            Fr::from(128u64),
+            -Fr::from(64u64),
+        ]);
+        for scalars in cases {
+            assert_eq!(
+                table.msm(&scalars),
+                G1Projective::msm(&vk.gamma_abc_g1, &scalars).unwrap(),
+                "{scalars:?}"
+            );
+        }
     }
 
     #[test]
