@@ -48,6 +48,12 @@ fn pairing(c: &mut Criterion) {
     group.bench_function("lines of a G2 point: arkworks", |b| {
         b.iter(|| <Bn254 as Pairing>::G2Prepared::from(black_box(g2[0])))
     });
+    group.bench_function("G2 subgroup check: wakurln", |b| {
+        b.iter(|| wakurln_pairing::g2_in_subgroup(black_box(&g2[0])))
+    });
+    group.bench_function("G2 subgroup check: arkworks", |b| {
+        b.iter(|| black_box(&g2[0]).is_in_correct_subgroup_assuming_on_curve())
+    });
     group.finish();
 }
 

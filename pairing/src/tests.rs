@@ -6,7 +6,7 @@ use ark_ec::{
     AffineRepr, CurveGroup, PrimeGroup,
     pairing::{MillerLoopOutput, Pairing},
 };
-use ark_ff::{CyclotomicMultSubgroup, Field, UniformRand};
+use ark_ff::{CyclotomicMultSubgroup, Field, PrimeField, UniformRand};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -154,5 +154,42 @@ proptest! {
             ((g1 * Fr::from(c)).into_affine(), g2),
         ];
         prop_assert_eq!(ours(&pairs), arkworks_product(&pairs));
+    }
+}
+
+/// A point of the twist outside G2 (almost surely: the twist's group is about p·r points).
+fn twist_point(rng: &mut ChaCha20Rng) -> G2Affine {
+    loop {
+        if let Some(p) = G2Affine::get_point_from_x_unchecked(Fq2::rand(rng), true) {
+            assert!(p.is_on_curve());
+            return p;
+        }
+    }
+}
+
+#[test]
+fn the_subgroup_check_agrees_with_arkworks() {
+    let mut rng = rng(6);
+    assert!(g2_in_subgroup(&G2Affine::generator()));
+    assert!(g2_in_subgroup(&G2Affine::identity()));
+    for _ in 0..50 {
+        let good = G2Projective::rand(&mut rng).into_affine();
+        assert!(g2_in_subgroup(&good));
+        assert!(g2_in_subgroup(&-good));
+        let bad = twist_point(&mut rng);
+        assert!(!bad.is_in_correct_subgroup_assuming_on_curve());
+        assert!(!g2_in_subgroup(&bad), "{bad:?}");
+        // A subgroup point plus a part outside it.
+        let mixed = (good + bad).into_affine();
+        assert_eq!(
+            g2_in_subgroup(&mixed),
+            mixed.is_in_correct_subgroup_assuming_on_curve()
+        );
+        // The part outside times r is still outside (unless the cofactor part vanished).
+        let cleared = bad.mul_bigint(Fr::MODULUS).into_affine();
+        assert_eq!(
+            g2_in_subgroup(&cleared),
+            cleared.is_in_correct_subgroup_assuming_on_curve()
+        );
     }
 }

@@ -22,7 +22,7 @@ use ark_groth16::Proof;
 use ark_serialize::CanonicalDeserialize;
 use rand::RngCore;
 use rayon::prelude::*;
-use wakurln_pairing::{Lines, final_exponentiation, multi_miller_loop};
+use wakurln_pairing::{Lines, final_exponentiation, g2_in_subgroup, multi_miller_loop};
 
 use super::circuit::{NUM_PUBLIC, vk::network_verifying_key};
 
@@ -47,12 +47,20 @@ pub enum ProofError {
 }
 
 /// Decodes a compressed proof, checking that every point is on the curve and in the right
-/// subgroup (an unchecked point would void the soundness of the pairing check).
+/// subgroup (an unchecked point would void the soundness of the pairing check). G1 is the
+/// whole curve; B's G2 check is [`wakurln_pairing::g2_in_subgroup`], half the work of
+/// arkworks' own.
 pub fn decode_proof(bytes: &[u8]) -> Result<Proof<Bn254>, ProofError> {
     if bytes.len() != PROOF_BYTES {
         return Err(ProofError::WrongLength(bytes.len()));
     }
-    Proof::deserialize_compressed(bytes).map_err(|_| ProofError::InvalidPoints)
+    let proof: Proof<Bn254> =
+        Proof::deserialize_compressed_unchecked(bytes).map_err(|_| ProofError::InvalidPoints)?;
+    let g1_ok = |p: &G1Affine| p.is_on_curve() && p.is_in_correct_subgroup_assuming_on_curve();
+    if !(g1_ok(&proof.a) && g1_ok(&proof.c) && proof.b.is_on_curve() && g2_in_subgroup(&proof.b)) {
+        return Err(ProofError::InvalidPoints);
+    }
+    Ok(proof)
 }
 
 /// Verifies RLN proofs; the prepared key is computed once.
@@ -294,6 +302,38 @@ mod tests {
     fn decode_rejects_wrong_lengths_and_junk() {
         assert_eq!(decode_proof(&[0; 10]), Err(ProofError::WrongLength(10)));
         assert_eq!(decode_proof(&[0xff; 128]), Err(ProofError::InvalidPoints));
+    }
+
+    /// A B on the twist but outside G2 is refused, as arkworks' checked decoding refuses it;
+    /// proofs with points in their groups decode as arkworks decodes them.
+    #[test]
+    fn decode_checks_the_subgroups_as_arkworks_does() {
+        use ark_bn254::{G1Projective, G2Projective};
+        use ark_serialize::CanonicalSerialize;
+        let mut rng = rand::rngs::OsRng;
+        let encode = |proof: &Proof<Bn254>| {
+            let mut bytes = Vec::new();
+            proof.serialize_compressed(&mut bytes).unwrap();
+            bytes
+        };
+        for _ in 0..20 {
+            let good = Proof::<Bn254> {
+                a: G1Projective::rand(&mut rng).into_affine(),
+                b: G2Projective::rand(&mut rng).into_affine(),
+                c: G1Projective::rand(&mut rng).into_affine(),
+            };
+            assert_eq!(decode_proof(&encode(&good)), Ok(good.clone()));
+            let outside = loop {
+                let x = ark_bn254::Fq2::rand(&mut rng);
+                if let Some(p) = G2Affine::get_point_from_x_unchecked(x, true) {
+                    break p;
+                }
+            };
+            let bad = Proof { b: outside, ..good };
+            let bytes = encode(&bad);
+            assert!(Proof::<Bn254>::deserialize_compressed(&bytes[..]).is_err());
+            assert_eq!(decode_proof(&bytes), Err(ProofError::InvalidPoints));
+        }
     }
 
     #[test]
