@@ -1,16 +1,18 @@
 //! Our pairing beside arkworks': the multi-Miller loop of three pairs with prepared lines (a
-//! Groth16 verification's), the final exponentiation, and a G2 point's lines.
+//! Groth16 verification's), the final exponentiation, a G2 point's lines, G2's subgroup check,
+//! the decompression of points and the batch verifier's weighted G1 products.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use std::hint::black_box;
 
-use ark_bn254::{Bn254, G1Projective, G2Projective};
+use ark_bn254::{Bn254, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::{
     CurveGroup,
     pairing::{MillerLoopOutput, Pairing},
 };
 use ark_ff::UniformRand;
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -53,6 +55,31 @@ fn pairing(c: &mut Criterion) {
     });
     group.bench_function("G2 subgroup check: arkworks", |b| {
         b.iter(|| black_box(&g2[0]).is_in_correct_subgroup_assuming_on_curve())
+    });
+    let mut g1_bytes = [0u8; 32];
+    g1[0].serialize_compressed(&mut g1_bytes[..]).unwrap();
+    let mut g2_bytes = [0u8; 64];
+    g2[0].serialize_compressed(&mut g2_bytes[..]).unwrap();
+    group.bench_function("decompress G1: wakurln", |b| {
+        b.iter(|| wakurln_pairing::g1_from_compressed(black_box(&g1_bytes)).unwrap())
+    });
+    group.bench_function("decompress G1: arkworks", |b| {
+        b.iter(|| G1Affine::deserialize_compressed_unchecked(black_box(&g1_bytes[..])).unwrap())
+    });
+    group.bench_function("decompress G2: wakurln", |b| {
+        b.iter(|| wakurln_pairing::g2_from_compressed(black_box(&g2_bytes)).unwrap())
+    });
+    group.bench_function("decompress G2: arkworks", |b| {
+        b.iter(|| G2Affine::deserialize_compressed_unchecked(black_box(&g2_bytes[..])).unwrap())
+    });
+    let weights: (u64, u64) = rand::Rng::r#gen(&mut rng);
+    let weight = ark_bn254::Fr::from(weights.0)
+        + wakurln_pairing::glv_lambda() * ark_bn254::Fr::from(weights.1);
+    group.bench_function("G1 product by w1 + λ·w2: wakurln", |b| {
+        b.iter(|| wakurln_pairing::g1_weighted(black_box(&g1[0]), weights.0, weights.1))
+    });
+    group.bench_function("G1 product by w1 + λ·w2: arkworks", |b| {
+        b.iter(|| *black_box(&g1[0]) * weight)
     });
     group.finish();
 }

@@ -28,6 +28,11 @@ use ark_bn254::{Fq, Fq2, Fq6, Fq12, G1Affine, G2Affine, G2Projective};
 use ark_ff::{Field, One, PrimeField, Zero};
 use wakurln_field::FastField;
 
+mod curve;
+
+use curve::Jacobian;
+pub use curve::{g1_from_compressed, g1_weighted, g2_from_compressed, glv_lambda};
+
 /// `x`, the BN parameter of BN254.
 const X: u64 = 4_965_661_367_192_848_881;
 
@@ -468,88 +473,19 @@ pub fn pairing_product(pairs: &[(G1Affine, &Lines)]) -> Option<Fq12> {
     final_exponentiation(&multi_miller_loop(pairs))
 }
 
-/// A G2 point in Jacobian coordinates (`x = X/Z²`, `y = Y/Z³`), for the subgroup check.
-#[derive(Clone, Copy)]
-struct Jacobian {
-    x: Fq2,
-    y: Fq2,
-    z: Fq2,
-}
-
-impl Jacobian {
-    /// `2·self` (the curve has `a = 0`).
-    fn double(&self) -> Self {
-        let xx = self.x.fast_square();
-        let yy = self.y.fast_square();
-        let yyyy = yy.fast_square();
-        let d = self
-            .x
-            .fast_add(&yy)
-            .fast_square()
-            .fast_sub(&xx)
-            .fast_sub(&yyyy)
-            .fast_double();
-        let e = xx.fast_double().fast_add(&xx);
-        let x = e.fast_square().fast_sub(&d.fast_double());
-        let eight_yyyy = yyyy.fast_double().fast_double().fast_double();
-        Self {
-            x,
-            y: e.fast_mul(&d.fast_sub(&x)).fast_sub(&eight_yyyy),
-            z: self.y.fast_mul(&self.z).fast_double(),
-        }
-    }
-
-    /// `self + q` for an affine `q`; `None` when `self` is `±q` (the formula divides by zero
-    /// there).
-    fn add_affine(&self, q: &G2Affine) -> Option<Self> {
-        let zz = self.z.fast_square();
-        let u2 = q.x.fast_mul(&zz);
-        let s2 = q.y.fast_mul(&self.z).fast_mul(&zz);
-        let h = u2.fast_sub(&self.x);
-        if h.is_zero() {
-            return None;
-        }
-        let hh = h.fast_square();
-        let i = hh.fast_double().fast_double();
-        let j = h.fast_mul(&i);
-        let r = s2.fast_sub(&self.y).fast_double();
-        let v = self.x.fast_mul(&i);
-        let x = r.fast_square().fast_sub(&j).fast_sub(&v.fast_double());
-        Some(Self {
-            x,
-            y: r.fast_mul(&v.fast_sub(&x))
-                .fast_sub(&self.y.fast_mul(&j).fast_double()),
-            z: self
-                .z
-                .fast_add(&h)
-                .fast_square()
-                .fast_sub(&zz)
-                .fast_sub(&hh),
-        })
-    }
-
-    fn into_arkworks(self) -> G2Projective {
-        G2Projective::new_unchecked(self.x, self.y, self.z)
-    }
-}
-
 /// `[x]q`, `None` in the degenerate cases of the addition formula.
 fn mul_by_x(q: &G2Affine) -> Option<G2Projective> {
     let neg_q = -*q;
-    let mut acc = Jacobian {
-        x: q.x,
-        y: q.y,
-        z: Fq2::one(),
-    };
+    let mut acc = Jacobian::from_affine(q.x, q.y);
     for digit in x_digits().iter().rev().skip(1) {
         acc = acc.double();
         match digit {
-            1 => acc = acc.add_affine(q)?,
-            -1 => acc = acc.add_affine(&neg_q)?,
+            1 => acc = acc.add_affine(&q.x, &q.y)?,
+            -1 => acc = acc.add_affine(&neg_q.x, &neg_q.y)?,
             _ => {}
         }
     }
-    Some(acc.into_arkworks())
+    Some(G2Projective::new_unchecked(acc.x, acc.y, acc.z))
 }
 
 /// `ψ` on a projective point: the Frobenius endomorphism on the twist.

@@ -8,7 +8,7 @@ use ark_ec::{
 };
 use ark_ff::{CyclotomicMultSubgroup, Field, PrimeField, UniformRand};
 use proptest::prelude::*;
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::*;
@@ -191,5 +191,85 @@ fn the_subgroup_check_agrees_with_arkworks() {
             g2_in_subgroup(&cleared),
             cleared.is_in_correct_subgroup_assuming_on_curve()
         );
+    }
+}
+
+#[test]
+fn weighted_g1_products_match_arkworks() {
+    let mut rng = rng(9);
+    let g = G1Affine::generator();
+    let weight = |w1: u64, w2: u64| Fr::from(w1) + glv_lambda() * Fr::from(w2);
+    let edges = [0, 1, 2, 3, u64::MAX, u64::MAX - 1, 1 << 63];
+    for &w1 in &edges {
+        for &w2 in &edges {
+            assert_eq!(g1_weighted(&g, w1, w2), g * weight(w1, w2), "{w1}, {w2}");
+        }
+    }
+    for _ in 0..200 {
+        let p = G1Projective::rand(&mut rng).into_affine();
+        let (w1, w2) = (u64::rand(&mut rng), u64::rand(&mut rng));
+        assert_eq!(g1_weighted(&p, w1, w2), p * weight(w1, w2));
+    }
+    assert!(g1_weighted(&G1Affine::identity(), 5, 7).is_zero());
+}
+
+/// Compressed points decode as arkworks decodes them: both signs of y, the identity, x
+/// coordinates off the curve, values not below p, and both flags at once.
+#[test]
+fn compressed_points_decode_as_arkworks_decodes_them() {
+    use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+    let mut rng = rng(10);
+    let mut g1_cases: Vec<[u8; 32]> = Vec::new();
+    let mut g2_cases: Vec<[u8; 64]> = Vec::new();
+    for _ in 0..300 {
+        let mut bytes = [0u8; 32];
+        G1Projective::rand(&mut rng)
+            .into_affine()
+            .serialize_compressed(&mut bytes[..])
+            .unwrap();
+        g1_cases.push(bytes);
+        let mut bytes = [0u8; 64];
+        G2Projective::rand(&mut rng)
+            .into_affine()
+            .serialize_compressed(&mut bytes[..])
+            .unwrap();
+        g2_cases.push(bytes);
+        // Random bytes: mostly x off the curve or not below p, with every flag combination.
+        let mut junk = [0u8; 64];
+        rng.fill_bytes(&mut junk);
+        g2_cases.push(junk);
+        g1_cases.push(junk[..32].try_into().unwrap());
+        junk[31] &= 0x3f;
+        junk[63] &= 0x3f;
+        g2_cases.push(junk);
+        g1_cases.push(junk[..32].try_into().unwrap());
+    }
+    let mut identity = [0u8; 64];
+    G2Affine::identity()
+        .serialize_compressed(&mut identity[..])
+        .unwrap();
+    g2_cases.push(identity);
+    g1_cases.push(identity[32..].try_into().unwrap());
+    // x = 0 has y² = 3 on G1 and y² = b' on the twist; x = 1 and small values.
+    for x in 0u8..8 {
+        for flags in [0u8, 0x40, 0x80, 0xc0] {
+            let mut bytes = [0u8; 64];
+            bytes[0] = x;
+            bytes[31] = flags;
+            g1_cases.push(bytes[..32].try_into().unwrap());
+            bytes[63] = flags;
+            bytes[31] = 0;
+            g2_cases.push(bytes);
+            bytes[32] = x;
+            g2_cases.push(bytes);
+        }
+    }
+    for bytes in &g1_cases {
+        let theirs = G1Affine::deserialize_compressed_unchecked(&bytes[..]).ok();
+        assert_eq!(g1_from_compressed(bytes), theirs, "{bytes:02x?}");
+    }
+    for bytes in &g2_cases {
+        let theirs = G2Affine::deserialize_compressed_unchecked(&bytes[..]).ok();
+        assert_eq!(g2_from_compressed(bytes), theirs, "{bytes:02x?}");
     }
 }

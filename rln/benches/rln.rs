@@ -11,6 +11,7 @@ use ark_ff::UniformRand;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
 use wakurln_rln::{
     circuit::{graph::RlnInputs, vk::network_verifying_key},
     field::Fr,
@@ -155,6 +156,61 @@ fn verifying(c: &mut Criterion) {
     group.bench_function("part: final exponentiation", |b| {
         b.iter(|| Bn254::final_exponentiation(black_box(miller)).unwrap())
     });
+    // Where a batch's time goes, per proof of a batch of 64 (one thread each).
+    let decoded: Vec<_> = proofs
+        .iter()
+        .map(|(b, _)| decode_proof(b).unwrap())
+        .collect();
+    let weights: Vec<Fr> = (0..64).map(|_| Fr::from(u128::rand(&mut rng))).collect();
+    let halves: Vec<(u64, u64)> = (0..64).map(|_| rand::Rng::r#gen(&mut rng)).collect();
+    group.bench_function("batch part: 64 decodes", |b| {
+        b.iter(|| {
+            for (bytes, _) in &proofs {
+                black_box(decode_proof(bytes).unwrap());
+            }
+        })
+    });
+    group.bench_function("batch part: 64 products r·A (128-bit r, arkworks)", |b| {
+        b.iter(|| {
+            decoded
+                .iter()
+                .zip(&weights)
+                .map(|(p, w)| p.a * w)
+                .collect::<Vec<G1Projective>>()
+        })
+    });
+    group.bench_function(
+        "batch part: 64 products r·A (r = w1 + λ·w2, ours)",
+        |b| {
+            b.iter(|| {
+                decoded
+                    .iter()
+                    .zip(&halves)
+                    .map(|(p, (w1, w2))| wakurln_pairing::g1_weighted(&p.a, *w1, *w2))
+                    .collect::<Vec<G1Projective>>()
+            })
+        },
+    );
+    let cs: Vec<_> = decoded.iter().map(|p| p.c).collect();
+    group.bench_function("batch part: Σ r·C over 64 (arkworks MSM)", |b| {
+        b.iter(|| G1Projective::msm(&cs, &weights).unwrap())
+    });
+    group.bench_function("batch part: lines of 64 B", |b| {
+        b.iter(|| {
+            decoded
+                .iter()
+                .map(|p| wakurln_pairing::Lines::new(&p.b))
+                .collect::<Vec<_>>()
+        })
+    });
+    let lines: Vec<_> = decoded
+        .iter()
+        .map(|p| wakurln_pairing::Lines::new(&p.b))
+        .collect();
+    let miller_pairs: Vec<_> = decoded.iter().map(|p| p.a).zip(&lines).collect();
+    group.bench_function("batch part: Miller loop of 64 pairs", |b| {
+        b.iter(|| wakurln_pairing::multi_miller_loop(black_box(&miller_pairs)))
+    });
     for size in [16usize, 64] {
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(
@@ -162,8 +218,9 @@ fn verifying(c: &mut Criterion) {
             &size,
             |b, &n| {
                 b.iter(|| {
+                    // Decoded on the rayon pool, as the relay validator does.
                     let batch: Vec<_> = proofs[..n]
-                        .iter()
+                        .par_iter()
                         .map(|(bytes, inputs)| (decode_proof(bytes).unwrap(), *inputs))
                         .collect();
                     assert!(verifier.verify_batch(&batch, &mut rng).iter().all(|ok| *ok));

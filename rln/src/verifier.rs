@@ -16,13 +16,15 @@
 use std::sync::OnceLock;
 
 use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective};
-use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM};
-use ark_ff::{AdditiveGroup, One, PrimeField, UniformRand, Zero};
+use ark_ec::{CurveGroup, VariableBaseMSM, scalar_mul::glv::GLVConfig};
+use ark_ff::{AdditiveGroup, One, PrimeField, Zero};
 use ark_groth16::Proof;
-use ark_serialize::CanonicalDeserialize;
 use rand::RngCore;
 use rayon::prelude::*;
-use wakurln_pairing::{Lines, final_exponentiation, g2_in_subgroup, multi_miller_loop};
+use wakurln_pairing::{
+    Lines, final_exponentiation, g1_from_compressed, g1_weighted, g2_from_compressed,
+    g2_in_subgroup, glv_lambda, multi_miller_loop,
+};
 
 use super::circuit::{NUM_PUBLIC, vk::network_verifying_key};
 
@@ -46,18 +48,27 @@ pub enum ProofError {
     InvalidPoints,
 }
 
-/// Decodes a compressed proof, checking that every point is on the curve and in the right
-/// subgroup (an unchecked point would void the soundness of the pairing check). G1 is the
+/// Decodes a compressed proof (arkworks' layout: A, B, C compressed), checking that every
+/// point is on the curve and in the right subgroup (an unchecked point would void the
+/// soundness of the pairing check). Decompression puts the points on their curves; G1 is the
 /// whole curve; B's G2 check is [`wakurln_pairing::g2_in_subgroup`], half the work of
-/// arkworks' own.
+/// arkworks' own. The square roots run on the assembly field ([`wakurln_pairing`]); the
+/// result is what arkworks' checked decoding gives, and the same bytes are refused.
 pub fn decode_proof(bytes: &[u8]) -> Result<Proof<Bn254>, ProofError> {
-    if bytes.len() != PROOF_BYTES {
-        return Err(ProofError::WrongLength(bytes.len()));
-    }
-    let proof: Proof<Bn254> =
-        Proof::deserialize_compressed_unchecked(bytes).map_err(|_| ProofError::InvalidPoints)?;
-    let g1_ok = |p: &G1Affine| p.is_on_curve() && p.is_in_correct_subgroup_assuming_on_curve();
-    if !(g1_ok(&proof.a) && g1_ok(&proof.c) && proof.b.is_on_curve() && g2_in_subgroup(&proof.b)) {
+    let bytes: &[u8; PROOF_BYTES] = bytes
+        .try_into()
+        .map_err(|_| ProofError::WrongLength(bytes.len()))?;
+    let (a, rest) = bytes.split_at(32);
+    let (b, c) = rest.split_at(64);
+    let g1 = |bytes: &[u8]| {
+        g1_from_compressed(bytes.try_into().expect("32 bytes")).ok_or(ProofError::InvalidPoints)
+    };
+    let proof = Proof {
+        a: g1(a)?,
+        b: g2_from_compressed(b.try_into().expect("64 bytes")).ok_or(ProofError::InvalidPoints)?,
+        c: g1(c)?,
+    };
+    if !g2_in_subgroup(&proof.b) {
         return Err(ProofError::InvalidPoints);
     }
     Ok(proof)
@@ -137,7 +148,7 @@ impl Verifier {
         rng: &mut R,
     ) -> Vec<bool> {
         let mut valid = vec![false; batch.len()];
-        let weights: Vec<Fr> = (0..batch.len()).map(|_| random_weight(rng)).collect();
+        let weights: Vec<Weight> = (0..batch.len()).map(|_| Weight::random(rng)).collect();
         self.search(batch, &weights, 0, &mut valid);
         valid
     }
@@ -145,7 +156,7 @@ impl Verifier {
     fn search(
         &self,
         batch: &[(Proof<Bn254>, PublicInputs)],
-        weights: &[Fr],
+        weights: &[Weight],
         offset: usize,
         valid: &mut [bool],
     ) {
@@ -165,7 +176,7 @@ impl Verifier {
     }
 
     /// The random-linear-combination check of a whole batch.
-    fn combined_check(&self, batch: &[(Proof<Bn254>, PublicInputs)], weights: &[Fr]) -> bool {
+    fn combined_check(&self, batch: &[(Proof<Bn254>, PublicInputs)], weights: &[Weight]) -> bool {
         let chunk = batch
             .len()
             .div_ceil(rayon::current_num_threads())
@@ -177,7 +188,7 @@ impl Verifier {
                 let scaled: Vec<G1Projective> = proofs
                     .iter()
                     .zip(weights)
-                    .map(|((p, _), w)| p.a.mul_bigint(w.into_bigint()))
+                    .map(|((p, _), w)| g1_weighted(&p.a, w.low, w.high))
                     .collect();
                 let a = G1Projective::normalize_batch(&scaled);
                 let b: Vec<Lines> = proofs.iter().map(|(p, _)| Lines::new(&p.b)).collect();
@@ -185,16 +196,24 @@ impl Verifier {
                 multi_miller_loop(&pairs)
             })
             .reduce(Fq12::one, |x, y| x * y);
-        let c_sum = G1Projective::msm_unchecked(
-            &batch.iter().map(|(p, _)| p.c).collect::<Vec<_>>(),
-            weights,
-        );
-        let weight_sum: Fr = weights.iter().sum();
+        // Σ r_i·C_i = Σ low_i·C_i + Σ high_i·φ(C_i): an MSM of 64-bit scalars.
+        let beta = <ark_bn254::g1::Config as GLVConfig>::ENDO_COEFFS[0];
+        let (c_points, c_scalars): (Vec<G1Affine>, Vec<Fr>) = batch
+            .iter()
+            .zip(weights)
+            .flat_map(|((p, _), w)| {
+                let phi_c = G1Affine::new_unchecked(p.c.x * beta, p.c.y);
+                let phi_c = if p.c.infinity { p.c } else { phi_c };
+                [(p.c, Fr::from(w.low)), (phi_c, Fr::from(w.high))]
+            })
+            .unzip();
+        let c_sum = G1Projective::msm_unchecked(&c_points, &c_scalars);
+        let weight_sum: Fr = weights.iter().map(|w| w.value).sum();
         let mut combined_inputs = [Fr::zero(); NUM_PUBLIC + 1];
         combined_inputs[0] = weight_sum;
         for ((_, inputs), w) in batch.iter().zip(weights) {
             for (acc, x) in combined_inputs[1..].iter_mut().zip(inputs) {
-                *acc += *w * x;
+                *acc += w.value * x;
             }
         }
         let acc_sum = self.ic.msm(&combined_inputs);
@@ -204,6 +223,28 @@ impl Verifier {
             (c_sum.into_affine(), &self.neg_delta),
         ]);
         final_exponentiation(&(partial * rest)).is_some_and(|out| out.is_one())
+    }
+}
+
+/// A proof's random weight in a batch: `value = low + λ·high` with random 64-bit halves, so
+/// `value·A` costs 64 doublings through the endomorphism ([`g1_weighted`]). There are 2^128
+/// such weights, so a bad proof slips through with probability 2^-128.
+#[derive(Debug, Clone, Copy)]
+struct Weight {
+    low: u64,
+    high: u64,
+    value: Fr,
+}
+
+impl Weight {
+    fn random<R: RngCore>(rng: &mut R) -> Self {
+        loop {
+            let (low, high) = (rng.next_u64(), rng.next_u64());
+            let value = Fr::from(low) + glv_lambda() * Fr::from(high);
+            if !value.is_zero() {
+                return Self { low, high, value };
+            }
+        }
     }
 }
 
@@ -281,20 +322,13 @@ impl FixedBase {
     }
 }
 
-/// A random non-zero 128-bit weight: short scalars halve the cost of `r_i·A_i`, and 2^-128 is
-/// the chance a bad proof slips through.
-fn random_weight<R: RngCore>(rng: &mut R) -> Fr {
-    loop {
-        let w = Fr::from(u128::rand(rng));
-        if !w.is_zero() {
-            return w;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use ark_bn254::G2Affine;
+    use ark_ec::AffineRepr;
+    use ark_ff::UniformRand;
+    use ark_serialize::CanonicalDeserialize;
+    use rand::Rng;
 
     use super::*;
 
@@ -333,6 +367,21 @@ mod tests {
             let bytes = encode(&bad);
             assert!(Proof::<Bn254>::deserialize_compressed(&bytes[..]).is_err());
             assert_eq!(decode_proof(&bytes), Err(ProofError::InvalidPoints));
+        }
+        // Junk and near-junk: refused exactly where arkworks refuses.
+        for i in 0..400 {
+            let mut bytes = [0u8; PROOF_BYTES];
+            rng.fill(&mut bytes[..]);
+            if i % 2 == 0 {
+                for top in [31, 63, 95, 127] {
+                    bytes[top] &= 0x3f;
+                }
+            }
+            assert_eq!(
+                decode_proof(&bytes).ok(),
+                Proof::<Bn254>::deserialize_compressed(&bytes[..]).ok(),
+                "{bytes:02x?}"
+            );
         }
     }
 

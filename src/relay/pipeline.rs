@@ -39,6 +39,7 @@ use std::{
 
 use ark_bn254::Bn254;
 use ark_groth16::Proof;
+use rayon::prelude::*;
 
 use super::nullifier_store::{NullifierStore, StoreError, StoredShare};
 use crate::{
@@ -194,6 +195,40 @@ pub fn verify(pending: &[(usize, Pending)]) -> Vec<bool> {
         [(proof, inputs)] => vec![Verifier::network().verify(proof, inputs)],
         _ => Verifier::network().verify_batch(&proofs, &mut rand::thread_rng()),
     }
+}
+
+/// Decodes the proof points of `checked`, on the rayon pool when there are several (a decode
+/// is about a tenth of a millisecond, mostly square roots and B's subgroup check); the ones
+/// that do not decode get their verdict through `reject`.
+fn decode_points(
+    checked: Vec<(usize, Checked)>,
+    mut reject: impl FnMut(usize, Verdict),
+) -> Vec<(usize, Pending)> {
+    let decode = |(i, c): (usize, Checked)| (i, decode_proof(&c.data.proof).map(|p| (p, c)));
+    let decoded: Vec<_> = if checked.len() > 1 {
+        checked.into_par_iter().map(decode).collect()
+    } else {
+        checked.into_iter().map(decode).collect()
+    };
+    let mut pending = Vec::with_capacity(decoded.len());
+    for (i, result) in decoded {
+        match result {
+            Ok((proof, c)) => {
+                let mut values = c.data.values();
+                values.x = c.x;
+                pending.push((
+                    i,
+                    Pending {
+                        proof,
+                        inputs: values.public_inputs(),
+                        data: c.data,
+                    },
+                ));
+            }
+            Err(e) => reject(i, Verdict::Reject(Rejection::MalformedProof(e.to_string()))),
+        }
+    }
+    pending
 }
 
 /// Validates relayed messages; shared by the node's validation workers.
@@ -400,42 +435,26 @@ impl Validator {
         checked: Vec<(usize, Checked)>,
         out: &mut [(Verdict, Option<WakuMessage>)],
     ) -> Vec<(usize, Pending)> {
-        let mut pending = Vec::with_capacity(checked.len());
+        let mut fresh = Vec::with_capacity(checked.len());
         let log = self.log();
         for (i, c) in checked {
             match log.seen(c.data.epoch, &c.data.nullifier) {
                 // The very share already accepted: a copy, however it was re-encoded.
                 Some((x, y)) if x == c.x && y == c.data.share_y => {
                     out[i].0 = Verdict::Ignore(Ignored::Duplicate);
-                    continue;
                 }
                 // On the sender's line `y` follows from `x`: the same `y` for another `x`, or
                 // another `y` for the same `x`, cannot come from a valid proof.
                 Some((x, y)) if (x == c.x) != (y == c.data.share_y) => {
                     out[i].0 = Verdict::Reject(Rejection::InvalidProof);
-                    continue;
                 }
-                _ => {}
-            }
-            match decode_proof(&c.data.proof) {
-                Ok(proof) => {
-                    let mut values = c.data.values();
-                    values.x = c.x;
-                    pending.push((
-                        i,
-                        Pending {
-                            proof,
-                            inputs: values.public_inputs(),
-                            data: c.data,
-                        },
-                    ));
-                }
-                Err(e) => {
-                    out[i].0 = Verdict::Reject(Rejection::MalformedProof(e.to_string()));
-                }
+                _ => fresh.push((i, c)),
             }
         }
-        pending
+        // The points are decoded after the log is released: decoding is most of this stage's
+        // time, and other workers need the log meanwhile.
+        drop(log);
+        decode_points(fresh, |i, v| out[i].0 = v)
     }
 
     /// Stage 5: records the share of every verified proof in the nullifier log (and its
@@ -484,32 +503,15 @@ impl Validator {
     /// is not consulted (it keeps only the epochs around now). All `Ok` without RLN.
     pub fn check_synced(&self, messages: &[&WakuMessage]) -> Vec<Result<(), Verdict>> {
         let mut out: Vec<Result<(), Verdict>> = messages.iter().map(|_| Ok(())).collect();
-        let mut pending = Vec::new();
+        let mut checked = Vec::new();
         for (i, m) in messages.iter().enumerate() {
-            let checked = match self.proof_checks(m, None) {
-                Ok(Some(c)) => c,
-                Ok(None) => continue,
-                Err(v) => {
-                    out[i] = Err(v);
-                    continue;
-                }
-            };
-            match decode_proof(&checked.data.proof) {
-                Ok(proof) => {
-                    let mut values = checked.data.values();
-                    values.x = checked.x;
-                    pending.push((
-                        i,
-                        Pending {
-                            proof,
-                            inputs: values.public_inputs(),
-                            data: checked.data,
-                        },
-                    ));
-                }
-                Err(e) => out[i] = Err(Verdict::Reject(Rejection::MalformedProof(e.to_string()))),
+            match self.proof_checks(m, None) {
+                Ok(Some(c)) => checked.push((i, c)),
+                Ok(None) => {}
+                Err(v) => out[i] = Err(v),
             }
         }
+        let pending = decode_points(checked, |i, v| out[i] = Err(v));
         for ((i, _), ok) in pending.iter().zip(verify(&pending)) {
             if !ok {
                 out[*i] = Err(Verdict::Reject(Rejection::InvalidProof));
