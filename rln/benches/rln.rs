@@ -66,11 +66,35 @@ fn inputs(member: &MemberInputs, msg: MessageInputs) -> RlnInputs {
     }
 }
 
+/// A line of `/proc/self/status` in MiB (Linux only).
+fn status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 fn proving(c: &mut Criterion) {
+    let before = status_mib("VmRSS:");
     let prover = RlnProver::load(&circuit_dir()).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let member = member(&mut rng);
     let prepared = prover.prepare(&member).unwrap();
+    let proof = prover
+        .prove_prepared(&prepared, message(&mut rng), &mut rng)
+        .unwrap();
+    black_box(proof);
+    // The prover's resident memory with every table built (the key, the message's and the
+    // member's window tables, one prepared member), as this process measures it.
+    if let (Some(before), Some(rss), Some(peak)) =
+        (before, status_mib("VmRSS:"), status_mib("VmHWM:"))
+    {
+        println!(
+            "prover memory: resident {rss:.0} MiB after loading, preparing and proving \
+             ({:.0} MiB more than before loading), peak {peak:.0} MiB",
+            rss - before
+        );
+    }
     let mut group = c.benchmark_group("rln prove");
     group.sample_size(20);
     group.bench_function("full proof", |b| {

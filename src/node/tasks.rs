@@ -70,7 +70,14 @@ pub(super) async fn sync_task(
                         Some((index, (tree.root(), proof, tree.leaf(index))))
                     })
                     .collect();
-                path.send_replace(paths);
+                // Only a new root (or a new member of ours) wakes the refresh task.
+                path.send_if_modified(|current| {
+                    let changed = *current != paths;
+                    if changed {
+                        *current = paths;
+                    }
+                    changed
+                });
                 state.send_replace(SyncState {
                     ready: true,
                     block: status.block,
