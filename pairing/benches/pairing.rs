@@ -47,9 +47,27 @@ fn pairing(c: &mut Criterion) {
     group.bench_function("lines of a G2 point: wakurln", |b| {
         b.iter(|| Lines::new(black_box(&g2[0])))
     });
+    group.bench_function("lines of a G2 point: wakurln, normalized", |b| {
+        b.iter(|| Lines::fixed(black_box(&g2[0])))
+    });
     group.bench_function("lines of a G2 point: arkworks", |b| {
         b.iter(|| <Bn254 as Pairing>::G2Prepared::from(black_box(g2[0])))
     });
+    let many: Vec<_> = (0..32)
+        .map(|_| G2Projective::rand(&mut rng).into_affine())
+        .collect();
+    group.bench_function("lines of 32 G2 points: wakurln, projective", |b| {
+        b.iter(|| many.iter().map(Lines::new).collect::<Vec<_>>())
+    });
+    group.bench_function("lines of 32 G2 points: wakurln, affine batch", |b| {
+        b.iter(|| Lines::batch(black_box(&many)))
+    });
+    let fixed: Vec<Lines> = g2.iter().map(Lines::fixed).collect();
+    let fixed_pairs: Vec<_> = g1.iter().copied().zip(&fixed).collect();
+    group.bench_function(
+        "multi-Miller loop, 3 fixed (normalized) pairs: wakurln",
+        |b| b.iter(|| multi_miller_loop(black_box(&fixed_pairs))),
+    );
     group.bench_function("G2 subgroup check: wakurln", |b| {
         b.iter(|| wakurln_pairing::g2_in_subgroup(black_box(&g2[0])))
     });

@@ -81,14 +81,54 @@ fn arkworks_product(pairs: &[(G1Affine, G2Affine)]) -> Fq12 {
     Bn254::multi_pairing(a, b).0
 }
 
+/// The pairing product with the lines made each way: projective, fixed (normalized once),
+/// affine in a batch, and a mix of projective and fixed. All must agree; one is returned.
 fn ours(pairs: &[(G1Affine, G2Affine)]) -> Fq12 {
-    let lines: Vec<Lines> = pairs.iter().map(|(_, q)| Lines::new(q)).collect();
-    let with: Vec<(G1Affine, &Lines)> = pairs
+    let qs: Vec<G2Affine> = pairs.iter().map(|(_, q)| *q).collect();
+    let kinds: [Vec<Lines>; 4] = [
+        qs.iter().map(Lines::new).collect(),
+        qs.iter().map(Lines::fixed).collect(),
+        Lines::batch(&qs),
+        qs.iter()
+            .enumerate()
+            .map(|(i, q)| {
+                if i % 2 == 0 {
+                    Lines::fixed(q)
+                } else {
+                    Lines::new(q)
+                }
+            })
+            .collect(),
+    ];
+    let products: Vec<Fq12> = kinds
         .iter()
-        .zip(&lines)
-        .map(|((p, _), l)| (*p, l))
+        .map(|lines| {
+            let with: Vec<(G1Affine, &Lines)> =
+                pairs.iter().zip(lines).map(|((p, _), l)| (*p, l)).collect();
+            pairing_product(&with).unwrap()
+        })
         .collect();
-    pairing_product(&with).unwrap()
+    for (kind, product) in products.iter().enumerate() {
+        assert_eq!(*product, products[0], "lines of kind {kind}");
+    }
+    products[0]
+}
+
+/// Normalized lines are unique: dividing the projective ones and computing them in affine
+/// coordinates give the same coefficients.
+#[test]
+fn fixed_and_batch_lines_are_the_same_normalized_lines() {
+    let mut rng = rng(11);
+    let qs: Vec<G2Affine> = (0..5)
+        .map(|_| G2Projective::rand(&mut rng).into_affine())
+        .chain([G2Affine::generator(), G2Affine::identity()])
+        .collect();
+    let batch = Lines::batch(&qs);
+    for (q, lines) in qs.iter().zip(&batch) {
+        assert_eq!(*lines, Lines::fixed(q));
+    }
+    assert!(batch[6].is_infinity());
+    assert!(Lines::batch(&[]).is_empty());
 }
 
 #[test]

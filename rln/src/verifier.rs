@@ -8,14 +8,16 @@
 //! multiplication. When a batch fails, halves are re-checked until every bad proof is found.
 //!
 //! The pairings are ours ([`wakurln_pairing`]), with the lines of the key's fixed G2 points
-//! (`β`, `-γ`, `-δ`) computed once; the public inputs' MSM runs over window tables of the
-//! key's IC points.
+//! (`β`, `-γ`, `-δ`) computed and normalized once, and a batch's B lines computed side by side
+//! in affine coordinates; the public inputs' MSM runs over window tables of the key's IC
+//! points. A batch weighs proof i by `r_i = low_i + λ·high_i` with random 64-bit halves, so
+//! `r_i·A_i` goes through G1's endomorphism.
 //!
 //! Malformed input is an `Err`; a well-formed proof that does not verify is `Ok(false)`.
 
 use std::sync::OnceLock;
 
-use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective};
+use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective, G2Affine};
 use ark_ec::{CurveGroup, VariableBaseMSM, scalar_mul::glv::GLVConfig};
 use ark_ff::{AdditiveGroup, One, PrimeField, Zero};
 use ark_groth16::Proof;
@@ -99,14 +101,14 @@ impl Verifier {
         static VERIFIER: OnceLock<Verifier> = OnceLock::new();
         VERIFIER.get_or_init(|| {
             let vk = network_verifying_key();
-            let beta = Lines::new(&vk.beta_g2);
+            let beta = Lines::fixed(&vk.beta_g2);
             Self {
                 alpha_beta: final_exponentiation(&multi_miller_loop(&[(vk.alpha_g1, &beta)]))
                     .expect("e(α, β) ≠ 0"),
                 alpha_g1: vk.alpha_g1,
                 beta,
-                neg_gamma: Lines::new(&-vk.gamma_g2),
-                neg_delta: Lines::new(&-vk.delta_g2),
+                neg_gamma: Lines::fixed(&-vk.gamma_g2),
+                neg_delta: Lines::fixed(&-vk.delta_g2),
                 ic: FixedBase::new(&vk.gamma_abc_g1),
             }
         })
@@ -191,7 +193,8 @@ impl Verifier {
                     .map(|((p, _), w)| g1_weighted(&p.a, w.low, w.high))
                     .collect();
                 let a = G1Projective::normalize_batch(&scaled);
-                let b: Vec<Lines> = proofs.iter().map(|(p, _)| Lines::new(&p.b)).collect();
+                let bs: Vec<G2Affine> = proofs.iter().map(|(p, _)| p.b).collect();
+                let b = Lines::batch(&bs);
                 let pairs: Vec<(G1Affine, &Lines)> = a.into_iter().zip(&b).collect();
                 multi_miller_loop(&pairs)
             })
@@ -324,7 +327,6 @@ impl FixedBase {
 
 #[cfg(test)]
 mod tests {
-    use ark_bn254::G2Affine;
     use ark_ec::AffineRepr;
     use ark_ff::UniformRand;
     use ark_serialize::CanonicalDeserialize;
