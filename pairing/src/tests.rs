@@ -313,3 +313,20 @@ fn compressed_points_decode_as_arkworks_decodes_them() {
         assert_eq!(g2_from_compressed(bytes), theirs, "{bytes:02x?}");
     }
 }
+
+#[test]
+fn the_window_digits_of_x_are_x() {
+    let digits = x_window_digits();
+    let value: i128 = digits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| i128::from(*d) << i)
+        .sum();
+    assert_eq!(value, i128::from(X));
+    assert!(
+        digits
+            .iter()
+            .all(|d| *d == 0 || (d % 2 != 0 && d.abs() < 8))
+    );
+    assert_eq!(digits.iter().filter(|d| **d != 0).count(), 14);
+}

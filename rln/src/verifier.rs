@@ -37,7 +37,7 @@ pub const PROOF_BYTES: usize = 128;
 pub type PublicInputs = [Fr; NUM_PUBLIC];
 
 /// Below this size a batch is split across threads no further.
-const MIN_PARALLEL_CHUNK: usize = 16;
+const MIN_PARALLEL_CHUNK: usize = 8;
 
 /// Why proof bytes could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
