@@ -239,6 +239,9 @@ pub struct LendingPool {
     usage: Mutex<Usage>,
     /// Each member's precomputation at the root it was made for; proofs run outside the lock.
     prepared: Mutex<HashMap<u64, (Fr, Arc<PreparedRln>)>>,
+    /// One lock per member (in `members`' order), held while its precomputation is made, so
+    /// that lends and the background refresh arriving together make it once.
+    preparing: Vec<Mutex<()>>,
 }
 
 impl std::fmt::Debug for LendingPool {
@@ -261,6 +264,7 @@ impl LendingPool {
     ) -> Self {
         Self {
             prover,
+            preparing: members.iter().map(|_| Mutex::new(())).collect(),
             members,
             counter,
             rln,
@@ -321,7 +325,7 @@ impl LendingPool {
             });
             return Err(e);
         }
-        for member in &self.members {
+        for (slot, member) in self.members.iter().enumerate() {
             let Some((root, path, leaf)) = paths.get(&(member.index as usize)) else {
                 continue;
             };
@@ -334,7 +338,7 @@ impl LendingPool {
             else {
                 continue;
             };
-            let p = self.prepared_at(member, *root, path)?;
+            let p = self.prepared_at(slot, *root, path)?;
             let proved = attach_proof(&self.prover, &p, message, period, id)?;
             metrics.count_lent(member.index);
             return Ok(proved);
@@ -349,17 +353,26 @@ impl LendingPool {
     /// root brought up to date (or a fresh one for a member not prepared yet).
     fn prepared_at(
         &self,
-        member: &Member,
+        slot: usize,
         root: Fr,
         path: &MerkleProof,
     ) -> Result<Arc<PreparedRln>, PublishError> {
-        let held = self
-            .prepared
-            .lock()
-            .expect("never poisoned")
-            .get(&member.index)
-            .cloned();
-        let base = match held {
+        let member = &self.members[slot];
+        let held = || {
+            self.prepared
+                .lock()
+                .expect("never poisoned")
+                .get(&member.index)
+                .cloned()
+        };
+        if let Some((r, p)) = held()
+            && r == root
+        {
+            return Ok(p);
+        }
+        let _preparing = self.preparing[slot].lock().expect("never poisoned");
+        // Another thread may have made it while this one waited.
+        let base = match held() {
             Some((r, p)) if r == root => return Ok(p),
             Some((_, p)) => Some(p),
             None => None,
@@ -377,7 +390,7 @@ impl LendingPool {
     /// Returns how many members were prepared.
     pub fn refresh(&self, paths: &MemberPaths) -> Result<usize, PublishError> {
         let mut prepared = 0;
-        for member in &self.members {
+        for (slot, member) in self.members.iter().enumerate() {
             let Some((root, path, leaf)) = paths.get(&(member.index as usize)) else {
                 continue;
             };
@@ -388,7 +401,7 @@ impl LendingPool {
                 .get(&member.index)
                 .is_some_and(|(r, _)| r == root);
             if member.owns(*leaf) && !held {
-                self.prepared_at(member, *root, path)?;
+                self.prepared_at(slot, *root, path)?;
                 prepared += 1;
             }
         }

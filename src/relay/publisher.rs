@@ -14,7 +14,7 @@
 
 use std::{
     path::Path,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -343,7 +343,8 @@ pub struct Publisher {
     member: Member,
     rules: RlnRules,
     counter: MessageIdCounter,
-    prepared: Mutex<Prepared<PreparedRln>>,
+    /// Shared so that a proof runs outside the lock: two messages prove at once.
+    prepared: Mutex<Prepared<Arc<PreparedRln>>>,
     root_grace: Duration,
 }
 
@@ -479,18 +480,21 @@ impl Publisher {
             let ready = prepared.ready.take_if(|(r, _)| *r == root);
             let p = match ready {
                 Some((_, p)) => p,
-                // Not refreshed in the background yet: update the one we have.
-                None => prepare_member(
+                // Not refreshed in the background yet: update the one we have (under the
+                // lock, so that messages arriving meanwhile wait for it instead of repeating
+                // it).
+                None => Arc::new(prepare_member(
                     &self.prover,
                     &self.member,
                     &path,
-                    prepared.at.as_ref().map(|(_, p)| p),
-                )?,
+                    prepared.at.as_ref().map(|(_, p)| &**p),
+                )?),
             };
             prepared.at = Some((root, p));
         }
-        let (_, member) = prepared.at.as_ref().expect("prepared above");
-        attach_proof(&self.prover, member, message, period, message_id)
+        let member = Arc::clone(&prepared.at.as_ref().expect("prepared above").1);
+        drop(prepared);
+        attach_proof(&self.prover, &member, message, period, message_id)
     }
 
     /// Prepares the member for `root` ahead of the proofs that will need it, from the newest
@@ -513,7 +517,12 @@ impl Publisher {
             newest.map(|(_, p)| p.clone())
         };
         let started = Instant::now();
-        let p = prepare_member(&self.prover, &self.member, path, base.as_ref())?;
+        let p = Arc::new(prepare_member(
+            &self.prover,
+            &self.member,
+            path,
+            base.as_deref(),
+        )?);
         tracing::debug!(
             index = self.member.index,
             incremental = base.is_some(),
