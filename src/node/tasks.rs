@@ -223,7 +223,7 @@ pub(super) async fn store_sync_task(
             () = tokio::time::sleep_until(wake.into()) => {}
         }
         if Instant::now() >= next_prune {
-            let gone = sync.prune();
+            let gone = sync.prune().await;
             tracing::debug!(
                 forgotten = gone,
                 held = sync.len(),

@@ -144,7 +144,7 @@ impl Writer {
             return Kept::Committed;
         }
         if let Some(set) = &self.sync {
-            super::sync::note(set, &messages);
+            set.note(&messages);
         }
         let (committed, done) = oneshot::channel();
         let request = Request {

@@ -236,23 +236,65 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
             == 1
     })
     .await;
+    // A failed session grants no push.
+    raw.exchange(peer, codec::TRANSFER, &frame(&topic, &good))
+        .await;
+    eventually("the push after a failed session is refused", async || {
+        sync.counters
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 2
+    })
+    .await;
+    assert_eq!(holds(&node, &[good.hash(&topic)]).await, 0);
 
-    // A session: the peer claims a range the node holds nothing of. The node answers with its
-    // (empty) items, reconciled.
+    // A session: the peer lists what it holds of a range the node holds nothing of. The node
+    // answers with its (empty) items, reconciled, and expects exactly the listed items.
     let now = now_ns();
-    let initial = Payload {
-        pubsub_topics: vec![topic.clone()],
-        content_topics: vec![],
-        ranges: vec![(
-            (SyncId::at(now - 60 * MINUTE), SyncId::at(now - MINUTE)),
-            Body::Fingerprint([7; 32]),
-        )],
+    let other_shard = StaticShard::new(CLUSTER, 5).pubsub_topic();
+    let elsewhere = message("elsewhere", 0, now - 2 * MINUTE);
+    let too_old = message("old", 0, now - 3 * 60 * MINUTE);
+    let future = message("future", 0, now + 60 * MINUTE);
+    let unasked = message("unasked", 0, now - 3 * MINUTE);
+    let ephemeral =
+        WakuMessage::builder("/sync-test/1/chat/proto".parse().unwrap(), b"eph".to_vec())
+            .timestamp(now - 2 * MINUTE)
+            .ephemeral(true)
+            .build()
+            .unwrap();
+    let id = |t: &str, m: &WakuMessage| SyncId {
+        time: m.timestamp().unwrap(),
+        hash: *m.hash(t).as_bytes(),
     };
-    let body = codec::encode(&initial);
-    let mut bytes = Vec::new();
-    prost::encoding::encode_varint(body.len() as u64, &mut bytes);
-    bytes.extend(body);
-    let back = raw.exchange(peer, codec::RECONCILIATION, &bytes).await;
+    let mut listed = vec![
+        id(&topic, &good),
+        id(other_shard.as_str(), &elsewhere),
+        id(&topic, &ephemeral),
+        // Outside the range: not taken for items the node lacks.
+        id(&topic, &too_old),
+        id(&topic, &future),
+    ];
+    listed.sort();
+    let session = |items: Vec<SyncId>| {
+        let body = codec::encode(&Payload {
+            pubsub_topics: vec![topic.clone()],
+            content_topics: vec![],
+            ranges: vec![(
+                (SyncId::at(now - 60 * MINUTE), SyncId::at(now - MINUTE)),
+                Body::ItemSet {
+                    items,
+                    reconciled: false,
+                },
+            )],
+        });
+        let mut bytes = Vec::new();
+        prost::encoding::encode_varint(body.len() as u64, &mut bytes);
+        bytes.extend(body);
+        bytes
+    };
+    let back = raw
+        .exchange(peer, codec::RECONCILIATION, &session(listed))
+        .await;
     let reply = codec::decode(&back[1..]).unwrap();
     assert_eq!(
         reply.ranges[0].1,
@@ -261,33 +303,30 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
             reconciled: true
         }
     );
-    eventually("the session is answered", async || {
-        sync.counters
-            .sessions_answered
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 1
-    })
-    .await;
+    let answered = |n: u64| {
+        let sync = sync.clone();
+        async move {
+            eventually("the session is answered", async || {
+                sync.counters
+                    .sessions_answered
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == n
+            })
+            .await
+        }
+    };
+    answered(1).await;
 
-    // Now the peer pushes: one good message, and five the node must refuse.
-    let other_shard = StaticShard::new(CLUSTER, 5).pubsub_topic();
-    let too_old = message("old", 0, now - 3 * 60 * MINUTE);
-    let future = message("future", 0, now + 60 * MINUTE);
-    let ephemeral =
-        WakuMessage::builder("/sync-test/1/chat/proto".parse().unwrap(), b"eph".to_vec())
-            .timestamp(now - MINUTE)
-            .ephemeral(true)
-            .build()
-            .unwrap();
+    // Now the peer pushes: one good message, the same again, five the node must refuse by
+    // its checks or because they were not listed in range, and a frame that is no message.
     let mut pushes = Vec::new();
     pushes.extend(frame(&topic, &good));
-    pushes.extend(frame(
-        other_shard.as_str(),
-        &message("elsewhere", 0, now - MINUTE),
-    ));
+    pushes.extend(frame(&topic, &good));
+    pushes.extend(frame(other_shard.as_str(), &elsewhere));
     pushes.extend(frame(&topic, &too_old));
     pushes.extend(frame(&topic, &future));
     pushes.extend(frame(&topic, &ephemeral));
+    pushes.extend(frame(&topic, &unasked));
     pushes.extend([3, 0xff, 0xff, 0xff]); // not a WakuMessageAndTopic
     raw.exchange(peer, codec::TRANSFER, &pushes).await;
     eventually("the pushes are judged", async || {
@@ -298,7 +337,7 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
                 .counters
                 .refused
                 .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1 + 1 + 5
+            >= 2 + 8
     })
     .await;
     assert_eq!(
@@ -308,9 +347,48 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
         1
     );
     assert_eq!(holds(&node, &[good.hash(&topic)]).await, 1);
-    for refused in [&too_old, &future, &ephemeral] {
+    for refused in [&too_old, &future, &ephemeral, &unasked] {
         assert_eq!(holds(&node, &[refused.hash(&topic)]).await, 0);
     }
+    assert_eq!(
+        holds(&node, &[elsewhere.hash(other_shard.as_str())]).await,
+        0
+    );
+
+    // Pushes of what was not listed close the stream after a few, before any check.
+    let mut flood = Vec::new();
+    for i in 0..100 {
+        flood.extend(frame(&topic, &message("flood", i, now - 3 * MINUTE)));
+    }
+    let refused_before = sync
+        .counters
+        .refused
+        .load(std::sync::atomic::Ordering::Relaxed);
+    raw.exchange(peer, codec::TRANSFER, &flood).await;
+    eventually("the flood is cut short", async || {
+        sync.counters
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == refused_before + wakurln::store::sync::MAX_UNEXPECTED as u64
+    })
+    .await;
+
+    // A peer starts at most four sessions a minute: two more are answered, the fifth is not.
+    for n in [2, 3] {
+        raw.exchange(peer, codec::RECONCILIATION, &session(vec![]))
+            .await;
+        answered(n).await;
+    }
+    let refused = raw
+        .exchange(peer, codec::RECONCILIATION, &session(vec![]))
+        .await;
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(
+        sync.counters
+            .sessions_answered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
     // Still serving.
     let page = node
         .local_store_query(Query {
@@ -367,12 +445,24 @@ async fn with_rln_on_a_pushed_message_needs_a_valid_proof() {
     let peer = node.peer_id();
     let mut raw = RawPeer::connect(devnet::address(&node).await).await;
     let now = now_ns();
+    // The peer lists the four, so the node expects them.
+    let mut listed: Vec<SyncId> = [&good, &moved, &junk, &bare]
+        .iter()
+        .map(|m| SyncId {
+            time: at,
+            hash: *m.hash(&topic).as_bytes(),
+        })
+        .collect();
+    listed.sort();
     let body = codec::encode(&Payload {
         pubsub_topics: vec![topic.clone()],
         content_topics: vec![],
         ranges: vec![(
             (SyncId::at(now - 60 * MINUTE), SyncId::at(now - MINUTE)),
-            Body::Fingerprint([9; 32]),
+            Body::ItemSet {
+                items: listed,
+                reconciled: false,
+            },
         )],
     });
     let mut session = Vec::new();

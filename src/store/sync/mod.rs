@@ -16,18 +16,22 @@
 //! taken for spam.
 //!
 //! What a peer can make us do is bounded: at most [`MAX_SESSIONS`] sessions answered at once,
-//! one per peer, each at most [`MAX_ROUNDS`] rounds of [`codec::MAX_RECONCILIATION_FRAME`]
-//! bytes and [`SESSION_TIMEOUT`] long; pushes are read only from a peer we reconciled with in
-//! the last [`TRANSFER_GRACE`], at most [`MAX_TRANSFERS`] per session, each frame at most the
-//! network's message size.
+//! one per peer and at most [`SESSIONS_PER_MINUTE`] a minute from each, each at most
+//! [`MAX_ROUNDS`] rounds of [`codec::MAX_RECONCILIATION_FRAME`] bytes and [`SESSION_TIMEOUT`]
+//! long. A pushed message is read only if the reconciliation told us the peer holds it and we
+//! do not: each session grants exactly the items of its differences (at most
+//! [`MAX_TRANSFERS`], and [`MAX_GRANTED`] over all peers), and anything in the ranges where we
+//! said we hold nothing (the peer does not list those; at most [`MAX_TRANSFERS`] too), for
+//! [`TRANSFER_GRACE`] after it ends. A session that fails grants nothing, and a push of anything else costs the peer its
+//! stream after [`MAX_UNEXPECTED`] such frames, before any proof is checked.
 
 pub mod codec;
 pub mod set;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -57,8 +61,16 @@ pub const MAX_ROUNDS: usize = 64;
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long after a session a peer's pushes are read.
 pub const TRANSFER_GRACE: Duration = Duration::from_secs(120);
-/// Pushed messages read from one peer per session.
-pub const MAX_TRANSFERS: u64 = 200_000;
+/// Pushed messages one session grants at most.
+pub const MAX_TRANSFERS: usize = 200_000;
+/// Pushed messages granted at once over all peers.
+pub const MAX_GRANTED: usize = 4 * MAX_TRANSFERS;
+/// Sessions a peer may start with us in a minute.
+pub const SESSIONS_PER_MINUTE: u32 = 4;
+/// Ranges where we hold nothing that one session grants at most.
+pub const MAX_EMPTY_RANGES: usize = 10_000;
+/// Pushes of items not granted, after which a transfer stream is closed.
+pub const MAX_UNEXPECTED: usize = 16;
 /// Items the set holds at most; past it, the oldest are forgotten.
 pub const MAX_ITEMS: usize = 5_000_000;
 /// Pushed messages checked and stored together.
@@ -153,33 +165,203 @@ pub struct SyncCounters {
     pub bytes: AtomicU64,
 }
 
-/// A peer's last session, for reading its pushes.
-#[derive(Debug, Clone, Copy)]
+/// A peer's sessions: the one under way or the last, what it granted, and how many the peer
+/// started lately.
+#[derive(Debug)]
 struct Session {
+    /// When the session began, or ended if it is over.
     at: Instant,
     active: bool,
-    pushes: u64,
+    /// The items the peer may push: those it listed and we lack.
+    granted: HashSet<SyncId>,
+    /// Ranges where we said we hold nothing (sorted, disjoint): the peer may push what it
+    /// holds there, [`MAX_TRANSFERS`] in all.
+    empty: Vec<(SyncId, SyncId)>,
+    /// Pushes read in `empty` so far.
+    unlisted: usize,
+    /// Sessions the peer started since `minute`.
+    started: u32,
+    minute: Instant,
+}
+
+/// Every peer's sessions, and the grants summed over them.
+#[derive(Debug, Default)]
+struct Sessions {
+    peers: HashMap<PeerId, Session>,
+    granted: usize,
+}
+
+impl Sessions {
+    /// Forgets the peers with nothing active, granted or counted any more.
+    fn expire(&mut self, now: Instant) {
+        let keep = TRANSFER_GRACE.max(Duration::from_secs(60));
+        let mut released = 0;
+        self.peers.retain(|_, s| {
+            let kept = s.active || now.duration_since(s.at) < keep;
+            if !kept {
+                released += s.granted.len();
+            } else if !s.active && now.duration_since(s.at) >= TRANSFER_GRACE {
+                released += s.granted.len();
+                s.granted = HashSet::new();
+                s.empty = Vec::new();
+            }
+            kept
+        });
+        self.granted -= released;
+    }
+
+    /// Ends `peer`'s session; one that failed takes back what it granted.
+    fn end(&mut self, peer: &PeerId, completed: bool) {
+        if let Some(s) = self.peers.get_mut(peer) {
+            s.active = false;
+            s.at = Instant::now();
+            if !completed {
+                self.granted -= s.granted.len();
+                s.granted = HashSet::new();
+                s.empty = Vec::new();
+            }
+        }
+    }
+
+    /// Lets `peer` push `items` (within the bounds); returns how many were granted.
+    fn grant(&mut self, peer: &PeerId, items: &[SyncId]) -> usize {
+        let Some(s) = self.peers.get_mut(peer) else {
+            return 0;
+        };
+        let room = MAX_TRANSFERS
+            .saturating_sub(s.granted.len())
+            .min(MAX_GRANTED.saturating_sub(self.granted));
+        let before = s.granted.len();
+        s.granted.extend(items.iter().take(room).copied());
+        let added = s.granted.len() - before;
+        self.granted += added;
+        added
+    }
+
+    /// Lets `peer` push what it holds in `ranges`, where we hold nothing (at most
+    /// [`MAX_EMPTY_RANGES`] ranges a session).
+    fn grant_ranges(&mut self, peer: &PeerId, ranges: &[(SyncId, SyncId)]) {
+        let Some(s) = self.peers.get_mut(peer) else {
+            return;
+        };
+        s.empty.extend_from_slice(ranges);
+        s.empty.sort_unstable();
+        let mut merged: Vec<(SyncId, SyncId)> = Vec::with_capacity(s.empty.len());
+        for &(lower, upper) in &s.empty {
+            match merged.last_mut() {
+                Some(last) if lower <= last.1 => last.1 = last.1.max(upper),
+                _ => merged.push((lower, upper)),
+            }
+        }
+        merged.truncate(MAX_EMPTY_RANGES);
+        s.empty = merged;
+    }
+
+    /// Takes `id` from `peer`'s grant: whether it was listed, or lies in a range where we
+    /// said we hold nothing (never for a message without an id). `None` if the peer has no
+    /// session to push for.
+    fn take(&mut self, peer: &PeerId, id: Option<&SyncId>) -> Option<bool> {
+        let s = self.peers.get_mut(peer)?;
+        if !s.active && s.at.elapsed() >= TRANSFER_GRACE {
+            return None;
+        }
+        let Some(id) = id else {
+            return Some(false);
+        };
+        if s.granted.remove(id) {
+            self.granted -= 1;
+            return Some(true);
+        }
+        let in_empty = s
+            .empty
+            .partition_point(|(lower, _)| lower <= id)
+            .checked_sub(1)
+            .is_some_and(|i| *id < s.empty[i].1);
+        if in_empty && s.unlisted < MAX_TRANSFERS {
+            s.unlisted += 1;
+            return Some(true);
+        }
+        Some(false)
+    }
 }
 
 /// The set shared with the archive writer, which adds what the node archives.
-pub type SharedSet = Arc<Mutex<SyncSet>>;
+pub type SharedSet = Arc<SetCell>;
 
-/// Adds archivable messages to the set.
-pub fn note(set: &SharedSet, messages: &[(PubsubTopic, WakuMessage)]) {
-    let mut set = set.lock().unwrap_or_else(PoisonError::into_inner);
-    for (topic, m) in messages {
-        if let Some(time) = m.timestamp() {
+/// Items noted while the set was busy, past which the writer waits for it.
+const MAX_QUEUED: usize = 100_000;
+
+/// The set behind a read-write lock, with a queue for what the archive writer notes while a
+/// session reads the set: answering a payload holds the set for up to a few hundred
+/// milliseconds at a million items, and the relay's archiving must not wait for it.
+#[derive(Debug, Default)]
+pub struct SetCell {
+    set: RwLock<SyncSet>,
+    queued: Mutex<Vec<(SyncId, String, String)>>,
+}
+
+impl SetCell {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<(SyncId, String, String)>> {
+        self.queued.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The set for reading, with what was queued added first if the set is free.
+    fn read(&self) -> RwLockReadGuard<'_, SyncSet> {
+        if let Ok(set) = self.set.try_write() {
+            drop(self.apply(set));
+        }
+        self.set.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The set for writing, with what was queued added first; waits for readers.
+    fn write(&self) -> RwLockWriteGuard<'_, SyncSet> {
+        let set = self.set.write().unwrap_or_else(PoisonError::into_inner);
+        self.apply(set)
+    }
+
+    fn apply<'a>(&self, mut set: RwLockWriteGuard<'a, SyncSet>) -> RwLockWriteGuard<'a, SyncSet> {
+        let queued = std::mem::take(&mut *self.queue());
+        for (id, pubsub, content) in &queued {
+            set.insert(*id, pubsub, content);
+        }
+        if set.len() > MAX_ITEMS {
+            // Time order: forget the oldest tenth at once, not one item per message.
+            let cut = set.nth_time(set.len() / 10);
+            set.prune(cut);
+        }
+        set
+    }
+
+    /// Adds archivable messages: at once if the set is free, else at its next use. Waits
+    /// only when [`MAX_QUEUED`] items are already queued.
+    pub fn note(&self, messages: &[(PubsubTopic, WakuMessage)]) {
+        let items = messages.iter().filter_map(|(topic, m)| {
             let id = SyncId {
-                time,
+                time: m.timestamp()?,
                 hash: *m.hash(topic.as_str()).as_bytes(),
             };
-            set.insert(id, topic.as_str(), m.content_topic().as_str());
+            Some((id, topic.to_string(), m.content_topic().to_string()))
+        });
+        let backlog = {
+            let mut queue = self.queue();
+            queue.extend(items);
+            queue.len()
+        };
+        if let Ok(set) = self.set.try_write() {
+            drop(self.apply(set));
+        } else if backlog > MAX_QUEUED {
+            drop(self.write());
         }
     }
-    if set.len() > MAX_ITEMS {
-        // Time order: forget the oldest tenth at once, not one item per message.
-        let cut = set.nth_time(set.len() / 10);
-        set.prune(cut);
+
+    /// How many messages the set holds (not counting those queued).
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -191,7 +373,7 @@ pub struct StoreSync {
     validator: Arc<Validator>,
     pubsub_topics: Vec<String>,
     control: Mutex<libp2p_stream::Control>,
-    sessions: Mutex<HashMap<PeerId, Session>>,
+    sessions: Mutex<Sessions>,
     answering: Semaphore,
     /// What it did so far.
     pub counters: SyncCounters,
@@ -229,12 +411,12 @@ impl StoreSync {
     ) -> Self {
         Self {
             config,
-            set: Arc::new(Mutex::new(SyncSet::new())),
+            set: Arc::new(SetCell::default()),
             archive,
             validator,
             pubsub_topics,
             control: Mutex::new(control),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
             answering: Semaphore::new(MAX_SESSIONS),
             counters: SyncCounters::default(),
         }
@@ -247,10 +429,7 @@ impl StoreSync {
 
     /// How many messages the set holds.
     pub fn len(&self) -> usize {
-        self.set
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.set.len()
     }
 
     /// Whether the set is empty.
@@ -289,7 +468,7 @@ impl StoreSync {
             };
             after = (last.time, last.hash);
             added += rows.len();
-            let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut set = self.set.write();
             for r in &rows {
                 set.insert(
                     SyncId {
@@ -306,13 +485,13 @@ impl StoreSync {
         }
     }
 
-    /// Forgets what left the sync range.
-    pub fn prune(&self) -> usize {
+    /// Forgets what left the sync range (on the blocking pool: it waits for readers).
+    pub async fn prune(&self) -> usize {
         let floor = now_ns().saturating_sub(self.config.range.as_nanos() as i64);
-        self.set
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .prune(floor)
+        let set = self.set.clone();
+        tokio::task::spawn_blocking(move || set.write().prune(floor))
+            .await
+            .unwrap_or(0)
     }
 
     /// Answers sessions and reads pushes until the node stops.
@@ -340,34 +519,41 @@ impl StoreSync {
         }
     }
 
-    fn begin(&self, peer: PeerId) -> bool {
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        sessions.retain(|_, s| s.active || now.duration_since(s.at) < TRANSFER_GRACE);
-        if sessions.get(&peer).is_some_and(|s| s.active) {
-            return false;
-        }
-        sessions.insert(
-            peer,
-            Session {
-                at: now,
-                active: true,
-                pushes: 0,
-            },
-        );
-        true
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn end(&self, peer: PeerId) {
-        if let Some(s) = self
-            .sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(&peer)
-        {
-            s.active = false;
-            s.at = Instant::now();
+    /// Opens a session with `peer`; `answering` when the peer started it, which counts
+    /// against its [`SESSIONS_PER_MINUTE`].
+    fn begin(&self, peer: PeerId, answering: bool) -> Result<(), &'static str> {
+        let mut sessions = self.sessions();
+        let now = Instant::now();
+        sessions.expire(now);
+        let session = sessions.peers.entry(peer).or_insert_with(|| Session {
+            at: now,
+            active: false,
+            granted: HashSet::new(),
+            empty: Vec::new(),
+            unlisted: 0,
+            started: 0,
+            minute: now,
+        });
+        if session.active {
+            return Err("a session with this peer is under way");
         }
+        if answering {
+            if now.duration_since(session.minute) >= Duration::from_secs(60) {
+                session.started = 0;
+                session.minute = now;
+            }
+            if session.started >= SESSIONS_PER_MINUTE {
+                return Err("the peer started too many sessions this minute");
+            }
+            session.started += 1;
+        }
+        session.active = true;
+        session.at = now;
+        Ok(())
     }
 
     async fn answer_session(self: Arc<Self>, peer: PeerId, mut stream: Stream) {
@@ -376,16 +562,16 @@ impl StoreSync {
             let _ = stream.close().await;
             return;
         };
-        if !self.begin(peer) {
-            tracing::debug!(%peer, "store sync: a second session at once, refused");
+        if let Err(why) = self.begin(peer, true) {
+            tracing::debug!(%peer, why, "store sync: a session refused");
             let _ = stream.close().await;
             return;
         }
-        let result = tokio::time::timeout(SESSION_TIMEOUT, self.converse(&mut stream, None))
+        let result = tokio::time::timeout(SESSION_TIMEOUT, self.converse(peer, &mut stream, None))
             .await
             .unwrap_or(Err(SyncError::Timeout));
         let _ = stream.close().await;
-        self.end(peer);
+        self.sessions().end(&peer, result.is_ok());
         match result {
             Ok((report, to_send)) => {
                 self.counters
@@ -413,24 +599,25 @@ impl StoreSync {
                 protocol: "reconciliation",
                 detail: e.to_string(),
             })?;
-        if !self.begin(peer) {
+        if let Err(why) = self.begin(peer, false) {
             return Err(SyncError::Open {
                 protocol: "reconciliation",
-                detail: "a session with this peer is under way".into(),
+                detail: why.into(),
             });
         }
         let (from, to) = self.window();
-        let initial = self
-            .set
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .initial(from, to, &self.pubsub_topics, &[]);
-        let result =
-            tokio::time::timeout(SESSION_TIMEOUT, self.converse(&mut stream, Some(initial)))
-                .await
-                .unwrap_or(Err(SyncError::Timeout));
+        let (set, ours) = (self.set.clone(), self.pubsub_topics.clone());
+        let initial = tokio::task::spawn_blocking(move || set.read().initial(from, to, &ours, &[]))
+            .await
+            .map_err(|e| CodecError::Io(std::io::Error::other(e)))?;
+        let result = tokio::time::timeout(
+            SESSION_TIMEOUT,
+            self.converse(peer, &mut stream, Some(initial)),
+        )
+        .await
+        .unwrap_or(Err(SyncError::Timeout));
         let _ = stream.close().await;
-        self.end(peer);
+        self.sessions().end(&peer, result.is_ok());
         let (mut report, to_send) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -450,9 +637,10 @@ impl StoreSync {
     }
 
     /// The exchange of payloads, from our first (when we start) to a final one; returns what
-    /// the peer lacks.
+    /// the peer lacks. What we lack is granted to the peer's pushes as the rounds find it.
     async fn converse(
         &self,
+        peer: PeerId,
         stream: &mut Stream,
         first: Option<Payload>,
     ) -> Result<(SyncReport, Vec<SyncId>), SyncError> {
@@ -482,16 +670,16 @@ impl StoreSync {
             let ours = self.pubsub_topics.clone();
             let (window_start, _) = self.window();
             let answer = tokio::task::spawn_blocking(move || {
-                set.lock().unwrap_or_else(PoisonError::into_inner).answer(
-                    &payload,
-                    (&ours, &[]),
-                    window_start,
-                )
+                set.read().answer(&payload, (&ours, &[]), window_start)
             })
             .await
             .map_err(|e| CodecError::Io(std::io::Error::other(e)))?;
             to_send.extend(answer.to_send);
-            report.expected += answer.to_receive.len();
+            {
+                let mut sessions = self.sessions();
+                report.expected += sessions.grant(&peer, &answer.to_receive);
+                sessions.grant_ranges(&peer, &answer.empty);
+            }
             let bytes = frame(&codec::encode(&answer.reply));
             stream.write_all(&bytes).await.map_err(CodecError::from)?;
             stream.flush().await.map_err(CodecError::from)?;
@@ -556,23 +744,10 @@ impl StoreSync {
         Ok((sent, bytes))
     }
 
-    /// Whether a push from `peer` may be read now; counts it.
-    fn may_receive(&self, peer: &PeerId) -> bool {
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        match sessions.get_mut(peer) {
-            Some(s)
-                if (s.active || s.at.elapsed() < TRANSFER_GRACE) && s.pushes < MAX_TRANSFERS =>
-            {
-                s.pushes += 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Reads the messages `peer` pushes, checks and stores them.
+    /// Reads the messages `peer` pushes, checks and stores those it was granted.
     async fn receive(self: Arc<Self>, peer: PeerId, mut stream: Stream) {
         let mut batch: Vec<(PubsubTopic, WakuMessage)> = Vec::new();
+        let mut unexpected = 0;
         loop {
             let frame = match read_frame(&mut stream, codec::MAX_TRANSFER_FRAME).await {
                 Ok(Some(f)) => f,
@@ -585,21 +760,39 @@ impl StoreSync {
             self.counters
                 .bytes
                 .fetch_add(frame.len() as u64, Ordering::Relaxed);
-            if !self.may_receive(&peer) {
+            let pushed = codec::decode_transfer(&frame).map_err(|e| e.to_string());
+            let id = pushed.as_ref().ok().and_then(|(topic, m)| {
+                Some(SyncId {
+                    time: m.timestamp()?,
+                    hash: *m.hash(topic).as_bytes(),
+                })
+            });
+            let granted = self.sessions().take(&peer, id.as_ref());
+            let Some(granted) = granted else {
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%peer, "store sync: a push without a session, stream closed");
                 break;
-            }
-            match codec::decode_transfer(&frame) {
-                Ok((topic, m)) => match topic.parse::<PubsubTopic>() {
-                    Ok(t) => batch.push((t, m)),
-                    Err(_) => {
-                        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            };
+            let accepted = match pushed {
+                Ok((topic, m)) if granted => match topic.parse::<PubsubTopic>() {
+                    Ok(t) => {
+                        batch.push((t, m));
+                        true
                     }
+                    Err(_) => false,
                 },
+                Ok(_) => false,
                 Err(e) => {
-                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, error = %e, "store sync: an undecodable push");
+                    false
+                }
+            };
+            if !accepted {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                unexpected += 1;
+                if unexpected >= MAX_UNEXPECTED {
+                    tracing::debug!(%peer, "store sync: pushes of what was not asked for, stream closed");
+                    break;
                 }
             }
             if batch.len() >= TRANSFER_BATCH {
@@ -621,20 +814,25 @@ impl StoreSync {
             .saturating_sub(self.config.range.as_nanos() as i64)
             .saturating_sub(self.config.relay_jitter.as_nanos() as i64)
             .saturating_sub(drift);
-        let known = {
-            let set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
-            batch
-                .iter()
-                .map(|(t, m)| {
-                    m.timestamp().is_some_and(|time| {
-                        set.contains(&SyncId {
-                            time,
-                            hash: *m.hash(t.as_str()).as_bytes(),
-                        })
-                    })
+        let ids: Vec<Option<SyncId>> = batch
+            .iter()
+            .map(|(t, m)| {
+                Some(SyncId {
+                    time: m.timestamp()?,
+                    hash: *m.hash(t.as_str()).as_bytes(),
                 })
+            })
+            .collect();
+        let (set, n) = (self.set.clone(), ids.len());
+        // On the blocking pool: a session may hold the set for a while.
+        let known = tokio::task::spawn_blocking(move || {
+            let set = set.read();
+            ids.iter()
+                .map(|id| id.is_some_and(|id| set.contains(&id)))
                 .collect::<Vec<_>>()
-        };
+        })
+        .await
+        .unwrap_or_else(|_| vec![false; n]);
         let candidates: Vec<(PubsubTopic, WakuMessage)> = batch
             .into_iter()
             .zip(known)
@@ -678,11 +876,158 @@ impl StoreSync {
                 self.counters
                     .received
                     .fetch_add(accepted.len() as u64, Ordering::Relaxed);
-                note(&self.set, &accepted);
+                self.set.note(&accepted);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "store sync: cannot store pushed messages; the next session brings them again");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> SyncId {
+        SyncId {
+            time: i64::from(n),
+            hash: [n; 32],
+        }
+    }
+
+    fn open(sessions: &mut Sessions, peer: PeerId) {
+        let now = Instant::now();
+        let session = sessions.peers.entry(peer).or_insert_with(|| Session {
+            at: now,
+            active: false,
+            granted: HashSet::new(),
+            empty: Vec::new(),
+            unlisted: 0,
+            started: 0,
+            minute: now,
+        });
+        session.active = true;
+        session.at = now;
+    }
+
+    #[test]
+    fn a_session_grants_exactly_its_differences_once_and_a_failed_one_nothing() {
+        let mut sessions = Sessions::default();
+        let (peer, stranger) = (PeerId::random(), PeerId::random());
+        assert_eq!(sessions.take(&stranger, Some(&id(1))), None);
+        open(&mut sessions, peer);
+        assert_eq!(sessions.grant(&peer, &[id(1), id(2)]), 2);
+        assert_eq!(
+            sessions.grant(&stranger, &[id(3)]),
+            0,
+            "no session, no grant"
+        );
+        sessions.end(&peer, true);
+        assert_eq!(sessions.take(&peer, Some(&id(3))), Some(false));
+        assert_eq!(sessions.take(&peer, None), Some(false));
+        assert_eq!(sessions.take(&peer, Some(&id(1))), Some(true));
+        assert_eq!(sessions.take(&peer, Some(&id(1))), Some(false), "once");
+        assert_eq!(sessions.granted, 1);
+
+        open(&mut sessions, peer);
+        sessions.grant(&peer, &[id(4)]);
+        sessions.end(&peer, false);
+        assert_eq!(sessions.take(&peer, Some(&id(4))), Some(false));
+        assert_eq!(sessions.granted, 0, "a failed session takes back its grant");
+    }
+
+    #[test]
+    fn a_range_where_we_hold_nothing_takes_what_lies_in_it() {
+        let mut sessions = Sessions::default();
+        let peer = PeerId::random();
+        open(&mut sessions, peer);
+        let at = |t: i64| SyncId::at(t);
+        sessions.grant_ranges(
+            &peer,
+            &[(at(20), at(30)), (at(10), at(15)), (at(15), at(18))],
+        );
+        assert_eq!(
+            sessions.peers[&peer].empty,
+            vec![(at(10), at(18)), (at(20), at(30))]
+        );
+        sessions.end(&peer, true);
+        for (t, inside) in [
+            (9, false),
+            (10, true),
+            (17, true),
+            (18, false),
+            (25, true),
+            (30, false),
+        ] {
+            let id = SyncId {
+                time: t,
+                hash: [1; 32],
+            };
+            assert_eq!(sessions.take(&peer, Some(&id)), Some(inside), "time {t}");
+        }
+        open(&mut sessions, peer);
+        sessions.end(&peer, false);
+        assert_eq!(
+            sessions.take(&peer, Some(&at(25))),
+            Some(false),
+            "taken back"
+        );
+    }
+
+    #[test]
+    fn grants_stay_within_their_bounds() {
+        let mut sessions = Sessions::default();
+        let items: Vec<SyncId> = (0..MAX_TRANSFERS + 10)
+            .map(|i| SyncId {
+                time: i as i64,
+                hash: [0; 32],
+            })
+            .collect();
+        let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        for peer in &peers[..4] {
+            open(&mut sessions, *peer);
+            assert_eq!(sessions.grant(peer, &items), MAX_TRANSFERS);
+        }
+        open(&mut sessions, peers[4]);
+        assert_eq!(sessions.grant(&peers[4], &items), 0, "all peers together");
+        assert_eq!(sessions.granted, MAX_GRANTED);
+        // Past the grace, a peer's grant is released and its pushes are not read.
+        let long_ago = Instant::now() - TRANSFER_GRACE - Duration::from_secs(1);
+        let first = sessions.peers.get_mut(&peers[0]).unwrap();
+        first.active = false;
+        first.at = long_ago;
+        assert_eq!(sessions.take(&peers[0], Some(&items[0])), None);
+        sessions.expire(Instant::now());
+        assert_eq!(sessions.granted, MAX_GRANTED - MAX_TRANSFERS);
+        assert_eq!(sessions.grant(&peers[4], &items[..5]), 5);
+    }
+
+    #[test]
+    fn noted_messages_wait_while_the_set_is_read_and_are_added_after() {
+        const T0: i64 = 1_700_000_000_000_000_000;
+        let cell = SetCell::default();
+        let topic: PubsubTopic = "/waku/2/rs/1/0".parse().unwrap();
+        let message = |i: i64| {
+            WakuMessage::builder("/app/1/chat/proto".parse().unwrap(), vec![i as u8])
+                .timestamp(T0 + i)
+                .build()
+                .unwrap()
+        };
+        cell.note(&[(topic.clone(), message(0))]);
+        assert_eq!(cell.len(), 1);
+        let reading = cell.read();
+        // The writer does not wait for the reader: the message is queued.
+        cell.note(&[(topic.clone(), message(1)), (topic.clone(), message(2))]);
+        assert_eq!(reading.len(), 1);
+        assert_eq!(cell.queue().len(), 2);
+        drop(reading);
+        assert_eq!(cell.len(), 3);
+        assert!(cell.queue().is_empty());
+        let id = SyncId {
+            time: T0 + 2,
+            hash: *message(2).hash(topic.as_str()).as_bytes(),
+        };
+        assert!(cell.read().contains(&id));
     }
 }

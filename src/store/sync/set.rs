@@ -58,6 +58,9 @@ pub struct Answer {
     pub to_send: Vec<SyncId>,
     /// Items we lack, which the peer will push.
     pub to_receive: Vec<SyncId>,
+    /// Ranges of the peer's fingerprints where we hold nothing: the reply settles them with
+    /// an empty item set, and the peer pushes all it holds there, unlisted.
+    pub empty: Vec<(SyncId, SyncId)>,
 }
 
 /// The set.
@@ -223,6 +226,7 @@ impl SyncSet {
         filter: &Filter,
         budget: &mut usize,
         out: &mut Vec<((SyncId, SyncId), Body)>,
+        empty: &mut Vec<(SyncId, SyncId)>,
     ) {
         let span = upper.time.saturating_sub(lower.time);
         if span < PARTITIONS {
@@ -230,6 +234,9 @@ impl SyncSet {
             let body = self.items_body(lower, upper, filter);
             if let Body::ItemSet { items, .. } = &body {
                 *budget = budget.saturating_sub(items.len());
+                if items.is_empty() {
+                    empty.push((lower, upper));
+                }
             }
             out.push(((lower, upper), body));
             return;
@@ -245,6 +252,9 @@ impl SyncSet {
             let (fp, n) = self.fingerprint(from, to, filter);
             let body = if n <= ITEM_SET_THRESHOLD && n <= *budget {
                 *budget -= n;
+                if n == 0 {
+                    empty.push((from, to));
+                }
                 self.items_body(from, to, filter)
             } else {
                 Body::Fingerprint(fp)
@@ -287,12 +297,15 @@ impl SyncSet {
                         ranges.push((bounds, Body::Skip));
                     } else if n <= ITEM_SET_THRESHOLD && n <= budget {
                         budget -= n;
+                        if n == 0 {
+                            answer.empty.push(bounds);
+                        }
                         ranges.push((bounds, self.items_body(*lower, *upper, &filter)));
                     } else if budget == 0 {
                         // Listed in a later round.
                         ranges.push((bounds, Body::Fingerprint(fp)));
                     } else {
-                        self.split(bounds, &filter, &mut budget, &mut ranges);
+                        self.split(bounds, &filter, &mut budget, &mut ranges, &mut answer.empty);
                     }
                 }
                 Body::ItemSet { items, reconciled } => {
