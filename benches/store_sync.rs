@@ -104,7 +104,7 @@ async fn converge(a: &NodeHandle, b: &NodeHandle, union: usize) -> (Duration, u6
     let took = started.elapsed();
     let pushed = |n: &NodeHandle| {
         let c = &n.store_sync().unwrap().counters;
-        c.pushed_bytes.load(std::sync::atomic::Ordering::Relaxed)
+        c.pushed_bytes.get()
     };
     (took, report.reconciliation_bytes, pushed(a) + pushed(b))
 }

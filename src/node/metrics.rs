@@ -139,6 +139,8 @@ pub struct Metrics {
     pub filter: crate::filter::service::Counters,
     /// The archive writer's counters.
     pub archive: crate::store::writer::Counters,
+    /// Store sync's counters.
+    pub store_sync: crate::store::sync::SyncCounters,
     /// Validation tasks that panicked (each was replaced).
     pub validation_panics: Counter,
     /// Peers disconnected and banned because their relay score fell too low.
@@ -236,6 +238,61 @@ impl Metrics {
         }
         let filter = crate::filter::service::Counters::default();
         let archive = crate::store::writer::Counters::default();
+        let store_sync = crate::store::sync::SyncCounters::default();
+        for (name, help, counter) in [
+            (
+                "waku_store_sync_sessions_started",
+                "Store sync sessions this node started that completed",
+                &store_sync.sessions_started,
+            ),
+            (
+                "waku_store_sync_sessions_answered",
+                "Store sync sessions peers started that this node answered to the end",
+                &store_sync.sessions_answered,
+            ),
+            (
+                "waku_store_sync_sessions_failed",
+                "Store sync sessions that failed, either side",
+                &store_sync.sessions_failed,
+            ),
+            (
+                "waku_store_sync_sessions_refused",
+                "Store sync sessions peers started that this node refused (over its bounds)",
+                &store_sync.sessions_refused,
+            ),
+            (
+                "waku_store_sync_pushed_messages",
+                "Messages this node pushed to store sync peers",
+                &store_sync.pushed,
+            ),
+            (
+                "waku_store_sync_pushed_bytes",
+                "Bytes of the messages this node pushed to store sync peers",
+                &store_sync.pushed_bytes,
+            ),
+            (
+                "waku_store_sync_received_messages",
+                "Messages store sync peers pushed that passed the checks and were stored",
+                &store_sync.received,
+            ),
+            (
+                "waku_store_sync_refused_messages",
+                "Messages store sync peers pushed that were refused (not asked for, or failed the checks)",
+                &store_sync.refused,
+            ),
+            (
+                "waku_store_sync_bytes",
+                "Reconciliation and transfer bytes, both ways",
+                &store_sync.bytes,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "waku_store_sync_messages",
+            "Messages in the store sync set (the archive's last sync range)",
+            store_sync.items.clone(),
+        );
         registry.register(
             "waku_archive_written_messages",
             "Messages committed to the archive",
@@ -416,6 +473,7 @@ impl Metrics {
             lending,
             filter,
             archive,
+            store_sync,
             validation_panics,
             score_disconnects,
             refused_connections,

@@ -336,6 +336,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, StartError> {
                 validator.clone(),
                 topics,
                 control,
+                metrics.store_sync.clone(),
             ));
             match service.fill().await {
                 Ok(n) => tracing::info!(

@@ -187,6 +187,18 @@ async fn two_store_nodes_fill_each_others_gaps() {
     // Either side may start: from B's side too, nothing left to do.
     let from_b = b.store_sync_with(a.peer_id()).await.unwrap();
     assert_eq!((from_b.sent, from_b.expected), (0, 0), "{from_b:?}");
+
+    // The operator sees it in the metrics: A started two sessions, pushed 30, stored 20.
+    let text = a.metrics().encode();
+    for line in [
+        "waku_store_sync_sessions_started_total 2",
+        "waku_store_sync_sessions_answered_total 1",
+        "waku_store_sync_pushed_messages_total 30",
+        "waku_store_sync_received_messages_total 20",
+        "waku_store_sync_refused_messages_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -213,12 +225,7 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
     raw.exchange(peer, codec::TRANSFER, &frame(&topic, &good))
         .await;
     assert_eq!(holds(&node, &[good.hash(&topic)]).await, 0);
-    assert_eq!(
-        sync.counters
-            .refused
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(sync.counters.refused.get(), 1);
 
     // A payload that is not one ends the session; the node goes on.
     let back = raw
@@ -230,20 +237,14 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
         .await;
     assert!(back.is_empty(), "{back:?}");
     eventually("the failed session is counted", async || {
-        sync.counters
-            .sessions_failed
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 1
+        sync.counters.sessions_failed.get() == 1
     })
     .await;
     // A failed session grants no push.
     raw.exchange(peer, codec::TRANSFER, &frame(&topic, &good))
         .await;
     eventually("the push after a failed session is refused", async || {
-        sync.counters
-            .refused
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 2
+        sync.counters.refused.get() == 2
     })
     .await;
     assert_eq!(holds(&node, &[good.hash(&topic)]).await, 0);
@@ -307,10 +308,7 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
         let sync = sync.clone();
         async move {
             eventually("the session is answered", async || {
-                sync.counters
-                    .sessions_answered
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    == n
+                sync.counters.sessions_answered.get() == n
             })
             .await
         }
@@ -330,22 +328,10 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
     pushes.extend([3, 0xff, 0xff, 0xff]); // not a WakuMessageAndTopic
     raw.exchange(peer, codec::TRANSFER, &pushes).await;
     eventually("the pushes are judged", async || {
-        sync.counters
-            .received
-            .load(std::sync::atomic::Ordering::Relaxed)
-            + sync
-                .counters
-                .refused
-                .load(std::sync::atomic::Ordering::Relaxed)
-            >= 2 + 8
+        sync.counters.received.get() + sync.counters.refused.get() >= 2 + 8
     })
     .await;
-    assert_eq!(
-        sync.counters
-            .received
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(sync.counters.received.get(), 1);
     assert_eq!(holds(&node, &[good.hash(&topic)]).await, 1);
     for refused in [&too_old, &future, &ephemeral, &unasked] {
         assert_eq!(holds(&node, &[refused.hash(&topic)]).await, 0);
@@ -360,16 +346,10 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
     for i in 0..100 {
         flood.extend(frame(&topic, &message("flood", i, now - 3 * MINUTE)));
     }
-    let refused_before = sync
-        .counters
-        .refused
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let refused_before = sync.counters.refused.get();
     raw.exchange(peer, codec::TRANSFER, &flood).await;
     eventually("the flood is cut short", async || {
-        sync.counters
-            .refused
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == refused_before + wakurln::store::sync::MAX_UNEXPECTED as u64
+        sync.counters.refused.get() == refused_before + wakurln::store::sync::MAX_UNEXPECTED as u64
     })
     .await;
 
@@ -383,12 +363,7 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
         .exchange(peer, codec::RECONCILIATION, &session(vec![]))
         .await;
     assert!(refused.is_empty(), "{refused:?}");
-    assert_eq!(
-        sync.counters
-            .sessions_answered
-            .load(std::sync::atomic::Ordering::Relaxed),
-        3
-    );
+    assert_eq!(sync.counters.sessions_answered.get(), 3);
     // Still serving.
     let page = node
         .local_store_query(Query {
@@ -405,7 +380,6 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
 async fn with_rln_on_a_pushed_message_needs_a_valid_proof() {
     use crate::common::devnet::{self, Devnet, circuit_dir};
     use crate::node_relay::{prove_raw, tree_of};
-    use std::sync::atomic::Ordering::Relaxed;
     use wakurln::rln::prover::RlnProver;
 
     const RLN_CLUSTER: u16 = 48;
@@ -471,7 +445,7 @@ async fn with_rln_on_a_pushed_message_needs_a_valid_proof() {
     raw.exchange(peer, codec::RECONCILIATION, &session).await;
     let sync = node.store_sync().unwrap().clone();
     eventually("the session is answered", async || {
-        sync.counters.sessions_answered.load(Relaxed) == 1
+        sync.counters.sessions_answered.get() == 1
     })
     .await;
     let mut pushes = Vec::new();
@@ -482,10 +456,10 @@ async fn with_rln_on_a_pushed_message_needs_a_valid_proof() {
     }
     raw.exchange(peer, codec::TRANSFER, &pushes).await;
     eventually("the pushes are judged", async || {
-        sync.counters.received.load(Relaxed) + sync.counters.refused.load(Relaxed) == 4
+        sync.counters.received.get() + sync.counters.refused.get() == 4
     })
     .await;
-    assert_eq!(sync.counters.received.load(Relaxed), 1);
+    assert_eq!(sync.counters.received.get(), 1);
     assert_eq!(holds(&node, &[good.hash(&topic)]).await, 1);
     for refused in [&moved, &junk, &bare] {
         assert_eq!(holds(&node, &[refused.hash(&topic)]).await, 0);

@@ -30,15 +30,13 @@ pub mod set;
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::{Duration, Instant},
 };
 
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use tokio::sync::Semaphore;
 
 use self::{
@@ -144,25 +142,30 @@ pub enum SyncError {
     Archive(#[from] super::ArchiveError),
 }
 
-/// Counters, for metrics and tests.
-#[derive(Debug, Default)]
+/// Counters, exported as Prometheus metrics (`waku_store_sync_...`) and read by tests.
+#[derive(Debug, Default, Clone)]
 pub struct SyncCounters {
     /// Sessions we started that completed.
-    pub sessions_started: AtomicU64,
+    pub sessions_started: Counter,
     /// Sessions peers started that we answered to the end.
-    pub sessions_answered: AtomicU64,
+    pub sessions_answered: Counter,
     /// Sessions that failed, either side.
-    pub sessions_failed: AtomicU64,
+    pub sessions_failed: Counter,
+    /// Sessions peers started that we refused (too many at once or in a minute, or one
+    /// already under way).
+    pub sessions_refused: Counter,
     /// Messages we pushed.
-    pub pushed: AtomicU64,
+    pub pushed: Counter,
     /// Bytes of the messages we pushed (transfer frames).
-    pub pushed_bytes: AtomicU64,
+    pub pushed_bytes: Counter,
     /// Pushed messages we stored.
-    pub received: AtomicU64,
+    pub received: Counter,
     /// Pushed messages we refused (checks failed, not asked for, or over the bounds).
-    pub refused: AtomicU64,
+    pub refused: Counter,
     /// Reconciliation and transfer bytes, both ways.
-    pub bytes: AtomicU64,
+    pub bytes: Counter,
+    /// Messages in the set (updated as it is filled and pruned).
+    pub items: Gauge,
 }
 
 /// A peer's sessions: the one under way or the last, what it granted, and how many the peer
@@ -408,6 +411,7 @@ impl StoreSync {
         validator: Arc<Validator>,
         pubsub_topics: Vec<String>,
         control: libp2p_stream::Control,
+        counters: SyncCounters,
     ) -> Self {
         Self {
             config,
@@ -418,7 +422,7 @@ impl StoreSync {
             control: Mutex::new(control),
             sessions: Mutex::new(Sessions::default()),
             answering: Semaphore::new(MAX_SESSIONS),
-            counters: SyncCounters::default(),
+            counters,
         }
     }
 
@@ -479,6 +483,7 @@ impl StoreSync {
                     &r.content_topic,
                 );
             }
+            self.counters.items.set(set.len() as i64);
             if (rows.len() as u64) < CHUNK {
                 return Ok(added);
             }
@@ -489,9 +494,15 @@ impl StoreSync {
     pub async fn prune(&self) -> usize {
         let floor = now_ns().saturating_sub(self.config.range.as_nanos() as i64);
         let set = self.set.clone();
-        tokio::task::spawn_blocking(move || set.write().prune(floor))
-            .await
-            .unwrap_or(0)
+        let items = self.counters.items.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut set = set.write();
+            let gone = set.prune(floor);
+            items.set(set.len() as i64);
+            gone
+        })
+        .await
+        .unwrap_or(0)
     }
 
     /// Answers sessions and reads pushes until the node stops.
@@ -558,11 +569,13 @@ impl StoreSync {
 
     async fn answer_session(self: Arc<Self>, peer: PeerId, mut stream: Stream) {
         let Ok(_permit) = self.answering.try_acquire() else {
+            self.counters.sessions_refused.inc();
             tracing::debug!(%peer, "store sync: too many sessions at once, refused one");
             let _ = stream.close().await;
             return;
         };
         if let Err(why) = self.begin(peer, true) {
+            self.counters.sessions_refused.inc();
             tracing::debug!(%peer, why, "store sync: a session refused");
             let _ = stream.close().await;
             return;
@@ -574,16 +587,12 @@ impl StoreSync {
         self.sessions().end(&peer, result.is_ok());
         match result {
             Ok((report, to_send)) => {
-                self.counters
-                    .sessions_answered
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.sessions_answered.inc();
                 let pushed = self.push(peer, to_send).await;
                 tracing::debug!(%peer, ?report, ?pushed, "store sync: answered a session");
             }
             Err(e) => {
-                self.counters
-                    .sessions_failed
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.sessions_failed.inc();
                 tracing::debug!(%peer, error = %e, "store sync: a session failed");
             }
         }
@@ -621,15 +630,11 @@ impl StoreSync {
         let (mut report, to_send) = match result {
             Ok(r) => r,
             Err(e) => {
-                self.counters
-                    .sessions_failed
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.sessions_failed.inc();
                 return Err(e);
             }
         };
-        self.counters
-            .sessions_started
-            .fetch_add(1, Ordering::Relaxed);
+        self.counters.sessions_started.inc();
         let (sent, bytes) = self.push(peer, to_send).await?;
         report.sent = sent;
         report.sent_bytes = bytes;
@@ -688,9 +693,7 @@ impl StoreSync {
                 break;
             }
         }
-        self.counters
-            .bytes
-            .fetch_add(report.reconciliation_bytes, Ordering::Relaxed);
+        self.counters.bytes.inc_by(report.reconciliation_bytes);
         Ok((report, to_send))
     }
 
@@ -734,13 +737,9 @@ impl StoreSync {
         }
         stream.flush().await.map_err(CodecError::from)?;
         let _ = stream.close().await;
-        self.counters
-            .pushed
-            .fetch_add(sent as u64, Ordering::Relaxed);
-        self.counters
-            .pushed_bytes
-            .fetch_add(bytes, Ordering::Relaxed);
-        self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.counters.pushed.inc_by(sent as u64);
+        self.counters.pushed_bytes.inc_by(bytes);
+        self.counters.bytes.inc_by(bytes);
         Ok((sent, bytes))
     }
 
@@ -757,9 +756,7 @@ impl StoreSync {
                     break;
                 }
             };
-            self.counters
-                .bytes
-                .fetch_add(frame.len() as u64, Ordering::Relaxed);
+            self.counters.bytes.inc_by(frame.len() as u64);
             let pushed = codec::decode_transfer(&frame).map_err(|e| e.to_string());
             let id = pushed.as_ref().ok().and_then(|(topic, m)| {
                 Some(SyncId {
@@ -769,7 +766,7 @@ impl StoreSync {
             });
             let granted = self.sessions().take(&peer, id.as_ref());
             let Some(granted) = granted else {
-                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                self.counters.refused.inc();
                 tracing::debug!(%peer, "store sync: a push without a session, stream closed");
                 break;
             };
@@ -788,7 +785,7 @@ impl StoreSync {
                 }
             };
             if !accepted {
-                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                self.counters.refused.inc();
                 unexpected += 1;
                 if unexpected >= MAX_UNEXPECTED {
                     tracing::debug!(%peer, "store sync: pushes of what was not asked for, stream closed");
@@ -843,7 +840,7 @@ impl StoreSync {
                     && m.timestamp()
                         .is_some_and(|ts| ts >= floor && ts <= now + drift);
                 if !fits {
-                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    self.counters.refused.inc();
                 }
                 fits.then_some((t, m))
             })
@@ -864,7 +861,7 @@ impl StoreSync {
             match verdict {
                 Ok(()) => accepted.push((t, m)),
                 Err(v) => {
-                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    self.counters.refused.inc();
                     tracing::debug!(%peer, verdict = ?v, "store sync: a pushed message failed its checks");
                 }
             }
@@ -873,9 +870,7 @@ impl StoreSync {
             accepted.iter().map(|(t, m)| (t.as_str(), m)).collect();
         match self.archive.insert(&refs).await {
             Ok(_) => {
-                self.counters
-                    .received
-                    .fetch_add(accepted.len() as u64, Ordering::Relaxed);
+                self.counters.received.inc_by(accepted.len() as u64);
                 self.set.note(&accepted);
             }
             Err(e) => {
