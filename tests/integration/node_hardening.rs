@@ -259,19 +259,11 @@ async fn a_peer_sending_invalid_proofs_is_disconnected_while_honest_messages_arr
 /// A libp2p peer that only connects to `target` and holds the connection.
 fn squatter(target: Multiaddr) -> tokio::task::JoinHandle<()> {
     use futures::StreamExt;
-    use libp2p::{noise, ping, tcp, yamux};
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| ping::Behaviour::new(ping::Config::new()))
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3_600)))
-        .build();
+    use libp2p::ping;
+    let mut swarm = common::raw::tcp_swarm(
+        ping::Behaviour::new(ping::Config::new()),
+        Duration::from_secs(3_600),
+    );
     swarm.dial(target).unwrap();
     tokio::spawn(async move {
         loop {

@@ -200,7 +200,7 @@ pub(crate) async fn tree_of(chain: &Chain) -> MerkleTree {
 /// misbehaving or broken client. Returns a sender of encoded messages to publish.
 pub(crate) fn rogue_peer(dial: Multiaddr) -> tokio::sync::mpsc::Sender<Vec<u8>> {
     use futures::StreamExt;
-    use libp2p::{gossipsub, noise, tcp, yamux};
+    use libp2p::gossipsub;
     let config = gossipsub::ConfigBuilder::default()
         .protocol_id(wakurln::relay::gossip::PROTOCOL, gossipsub::Version::V1_1)
         .validation_mode(gossipsub::ValidationMode::Anonymous)
@@ -208,23 +208,13 @@ pub(crate) fn rogue_peer(dial: Multiaddr) -> tokio::sync::mpsc::Sender<Vec<u8>> 
         .heartbeat_interval(Duration::from_millis(500))
         .build()
         .unwrap();
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            gossipsub::Behaviour::<
-                gossipsub::IdentityTransform,
-                gossipsub::AllowAllSubscriptionFilter,
-            >::new(gossipsub::MessageAuthenticity::Anonymous, config)
-            .unwrap()
-        })
-        .unwrap()
-        .build();
+    let behaviour = gossipsub::Behaviour::<
+        gossipsub::IdentityTransform,
+        gossipsub::AllowAllSubscriptionFilter,
+    >::new(gossipsub::MessageAuthenticity::Anonymous, config)
+    .unwrap();
+    // libp2p's default idle timeout.
+    let mut swarm = common::raw::tcp_swarm(behaviour, Duration::from_secs(10));
     let t = gossipsub::IdentTopic::new(topic().as_str());
     swarm.behaviour_mut().subscribe(&t).unwrap();
     swarm.dial(dial).unwrap();

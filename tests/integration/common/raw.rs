@@ -4,9 +4,30 @@
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, swarm::SwarmEvent, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, noise,
+    swarm::{NetworkBehaviour, SwarmEvent},
+    tcp, yamux,
+};
 use prost::Message;
 use wakurln::codec::{encode_frame, read_message};
+
+/// A swarm of a fresh identity over TCP, noise and yamux (the node's own transport) with
+/// `behaviour` and nothing else, its idle connections kept for `idle`.
+pub fn tcp_swarm<B: NetworkBehaviour>(behaviour: B, idle: Duration) -> Swarm<B> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build()
+}
 
 /// A bare libp2p peer that opens streams and writes raw bytes.
 pub struct RawPeer {
@@ -17,18 +38,7 @@ pub struct RawPeer {
 impl RawPeer {
     /// Connects to `to`.
     pub async fn connect(to: Multiaddr) -> Self {
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|_| libp2p_stream::Behaviour::new())
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+        let mut swarm = tcp_swarm(libp2p_stream::Behaviour::new(), Duration::from_secs(60));
         let control = swarm.behaviour().new_control();
         swarm.dial(to).unwrap();
         let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
