@@ -26,13 +26,12 @@ use std::{
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use wakurln::{
-    chain::{ChainClient, Endpoint, devnet::Devnet},
+    chain::{ChainClient, devnet::Devnet},
     clock::now_ns,
     credentials,
     lightpush::lending::LendingRules,
     message::WakuMessage,
-    node::{self, ChainConfig, LendingConfig, NodeConfig, NodeHandle, RlnConfig},
-    relay::pipeline::RlnRules,
+    node::{self, LendingConfig, NodeConfig, NodeHandle, RlnConfig},
     rln::identity::Identity,
     topics::{ContentTopic, PubsubTopic, StaticShard},
 };
@@ -83,22 +82,7 @@ async fn pool_keystore(client: &ChainClient, path: &Path) {
 }
 
 fn rln_config(devnet: &Devnet) -> RlnConfig {
-    RlnConfig {
-        rules: RlnRules {
-            epoch_period: EPOCH,
-            max_clock_drift: Duration::from_secs(20),
-        },
-        root_window: 50,
-        chain: ChainConfig {
-            rpc: vec![Endpoint(devnet.anvil.url.clone())],
-            contract: devnet.contract(),
-            chain_id: None,
-            poll_interval: Duration::from_millis(500),
-            follow_distance: 0,
-        },
-        lending: None,
-        membership: None,
-    }
+    common::rln_config(devnet, EPOCH, Duration::from_millis(500))
 }
 
 async fn address(node: &NodeHandle) -> Multiaddr {

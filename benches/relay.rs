@@ -17,10 +17,10 @@ use std::{
 use alloy::providers::Provider;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use wakurln::{
-    chain::{Endpoint, devnet::Devnet},
+    chain::devnet::Devnet,
     clock::now_ns,
     message::WakuMessage,
-    node::{self, ChainConfig, NodeConfig, NodeHandle, RlnConfig},
+    node::{self, NodeConfig, NodeHandle},
     relay::{
         pipeline::{RlnRules, Validator, Verdict},
         publisher::attach_proof,
@@ -173,7 +173,6 @@ async fn line() -> Line {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let tree = devnet.tree(&dir.join("tree.sqlite")).await.unwrap();
-    let contract = devnet.contract();
     let prover = RlnProver::load(&common::circuit_dir()).unwrap();
     let prepared = prepare(
         &prover,
@@ -192,22 +191,7 @@ async fn line() -> Line {
                     .with(libp2p::multiaddr::Protocol::P2p(prev.peer_id())),
             ];
         }
-        config.rln = Some(RlnConfig {
-            rules: RlnRules {
-                epoch_period: EPOCH,
-                max_clock_drift: Duration::from_secs(20),
-            },
-            root_window: 50,
-            chain: ChainConfig {
-                rpc: vec![Endpoint(devnet.anvil.url.clone())],
-                contract,
-                chain_id: None,
-                poll_interval: Duration::from_secs(1),
-                follow_distance: 0,
-            },
-            lending: None,
-            membership: None,
-        });
+        config.rln = Some(common::rln_config(&devnet, EPOCH, Duration::from_secs(1)));
         let node = node::start(config).await.unwrap();
         node.wait_ready().await.unwrap();
         nodes.push(node);
