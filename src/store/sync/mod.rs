@@ -22,8 +22,9 @@
 //! do not: each session grants exactly the items of its differences (at most
 //! [`MAX_TRANSFERS`], and [`MAX_GRANTED`] over all peers), and anything in the ranges where we
 //! said we hold nothing (the peer does not list those; at most [`MAX_TRANSFERS`] too), for
-//! [`TRANSFER_GRACE`] after it ends. A session that fails grants nothing, and a push of anything else costs the peer its
-//! stream after [`MAX_UNEXPECTED`] such frames, before any proof is checked.
+//! [`TRANSFER_GRACE`] after it ends. A session that fails grants nothing, and after
+//! [`MAX_UNEXPECTED`] pushes of anything else (over all its streams) the peer's grant is
+//! withdrawn, before any proof is checked.
 
 pub mod codec;
 pub mod set;
@@ -67,7 +68,8 @@ pub const MAX_GRANTED: usize = 4 * MAX_TRANSFERS;
 pub const SESSIONS_PER_MINUTE: u32 = 4;
 /// Ranges where we hold nothing that one session grants at most.
 pub const MAX_EMPTY_RANGES: usize = 10_000;
-/// Pushes of items not granted, after which a transfer stream is closed.
+/// Pushes of items not granted (or not decodable) from one peer, after which its grant is
+/// withdrawn until its next session.
 pub const MAX_UNEXPECTED: usize = 16;
 /// Items the set holds at most; past it, the oldest are forgotten.
 pub const MAX_ITEMS: usize = 5_000_000;
@@ -182,6 +184,8 @@ struct Session {
     empty: Vec<(SyncId, SyncId)>,
     /// Pushes read in `empty` so far.
     unlisted: usize,
+    /// Pushes of what was not granted, since the session began.
+    unexpected: usize,
     /// Sessions the peer started since `minute`.
     started: u32,
     minute: Instant,
@@ -241,6 +245,22 @@ impl Sessions {
         added
     }
 
+    /// Counts a push from `peer` of what was not granted; at [`MAX_UNEXPECTED`] its grant is
+    /// withdrawn. Returns whether it was.
+    fn strike(&mut self, peer: &PeerId) -> bool {
+        let Some(s) = self.peers.get_mut(peer) else {
+            return true;
+        };
+        s.unexpected += 1;
+        if s.unexpected < MAX_UNEXPECTED {
+            return false;
+        }
+        self.granted -= s.granted.len();
+        s.granted = HashSet::new();
+        s.empty = Vec::new();
+        true
+    }
+
     /// Lets `peer` push what it holds in `ranges`, where we hold nothing (at most
     /// [`MAX_EMPTY_RANGES`] ranges a session).
     fn grant_ranges(&mut self, peer: &PeerId, ranges: &[(SyncId, SyncId)]) {
@@ -265,7 +285,7 @@ impl Sessions {
     /// session to push for.
     fn take(&mut self, peer: &PeerId, id: Option<&SyncId>) -> Option<bool> {
         let s = self.peers.get_mut(peer)?;
-        if !s.active && s.at.elapsed() >= TRANSFER_GRACE {
+        if (!s.active && s.at.elapsed() >= TRANSFER_GRACE) || s.unexpected >= MAX_UNEXPECTED {
             return None;
         }
         let Some(id) = id else {
@@ -546,6 +566,7 @@ impl StoreSync {
             granted: HashSet::new(),
             empty: Vec::new(),
             unlisted: 0,
+            unexpected: 0,
             started: 0,
             minute: now,
         });
@@ -564,6 +585,8 @@ impl StoreSync {
         }
         session.active = true;
         session.at = now;
+        session.unlisted = 0;
+        session.unexpected = 0;
         Ok(())
     }
 
@@ -746,7 +769,6 @@ impl StoreSync {
     /// Reads the messages `peer` pushes, checks and stores those it was granted.
     async fn receive(self: Arc<Self>, peer: PeerId, mut stream: Stream) {
         let mut batch: Vec<(PubsubTopic, WakuMessage)> = Vec::new();
-        let mut unexpected = 0;
         loop {
             let frame = match read_frame(&mut stream, codec::MAX_TRANSFER_FRAME).await {
                 Ok(Some(f)) => f,
@@ -786,9 +808,8 @@ impl StoreSync {
             };
             if !accepted {
                 self.counters.refused.inc();
-                unexpected += 1;
-                if unexpected >= MAX_UNEXPECTED {
-                    tracing::debug!(%peer, "store sync: pushes of what was not asked for, stream closed");
+                if self.sessions().strike(&peer) {
+                    tracing::debug!(%peer, "store sync: pushes of what was not asked for, grant withdrawn");
                     break;
                 }
             }
@@ -899,6 +920,7 @@ mod tests {
             granted: HashSet::new(),
             empty: Vec::new(),
             unlisted: 0,
+            unexpected: 0,
             started: 0,
             minute: now,
         });
@@ -968,6 +990,23 @@ mod tests {
             Some(false),
             "taken back"
         );
+    }
+
+    #[test]
+    fn pushes_of_what_was_not_granted_withdraw_the_grant() {
+        let mut sessions = Sessions::default();
+        let peer = PeerId::random();
+        open(&mut sessions, peer);
+        sessions.grant(&peer, &[id(1), id(2)]);
+        sessions.end(&peer, true);
+        for _ in 1..MAX_UNEXPECTED {
+            assert_eq!(sessions.take(&peer, Some(&id(9))), Some(false));
+            assert!(!sessions.strike(&peer));
+        }
+        assert_eq!(sessions.take(&peer, Some(&id(1))), Some(true));
+        assert!(sessions.strike(&peer), "the last straw");
+        assert_eq!(sessions.take(&peer, Some(&id(2))), None);
+        assert_eq!(sessions.granted, 0);
     }
 
     #[test]
