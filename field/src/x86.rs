@@ -118,3 +118,117 @@ pub(crate) fn mul(a: &[u64; 4], b: &[u64; 4], modulus: &'static Modulus) -> [u64
     }
     [r0, r1, r2, r3]
 }
+
+/// The 512-bit product `a · b` (little-endian limbs), for `a, b < 2^256`.
+#[inline(always)]
+pub(crate) fn mul_wide(a: &[u64; 4], b: &[u64; 4]) -> [u64; 8] {
+    let mut out = [0u64; 8];
+    // SAFETY: the assembly reads four limbs from each of `a` and `b` and writes eight to
+    // `out`, all valid for the borrows' lifetimes; it writes only the registers declared as
+    // outputs or clobbers and touches no stack.
+    unsafe {
+        core::arch::asm!(
+            "xor r8d, r8d",
+            "xor r9d, r9d",
+            "xor r10d, r10d",
+            "xor r11d, r11d",
+            "xor r12d, r12d",
+            // Row i adds a · b_i at limb i; the window t0..t4 (t4 zero on entry) slides up.
+            "mov rdx, [rdi]",
+            add_product!("rsi", "r8", "r9", "r10", "r11", "r12"),
+            "mov [rcx], r8",
+            "xor r8d, r8d",
+            "mov rdx, [rdi + 8]",
+            add_product!("rsi", "r9", "r10", "r11", "r12", "r8"),
+            "mov [rcx + 8], r9",
+            "xor r9d, r9d",
+            "mov rdx, [rdi + 16]",
+            add_product!("rsi", "r10", "r11", "r12", "r8", "r9"),
+            "mov [rcx + 16], r10",
+            "xor r10d, r10d",
+            "mov rdx, [rdi + 24]",
+            add_product!("rsi", "r11", "r12", "r8", "r9", "r10"),
+            "mov [rcx + 24], r11",
+            "mov [rcx + 32], r12",
+            "mov [rcx + 40], r8",
+            "mov [rcx + 48], r9",
+            "mov [rcx + 56], r10",
+            in("rsi") a.as_ptr(),
+            in("rdi") b.as_ptr(),
+            in("rcx") out.as_mut_ptr(),
+            out("rax") _,
+            out("rdx") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            options(nostack),
+        );
+    }
+    out
+}
+
+/// `t / 2^256 mod p`, fully reduced, for `t < 2p·2^256` with its high half below `p`
+/// (Montgomery's reduction of the low half, then the high half added).
+#[inline(always)]
+pub(crate) fn reduce_wide(t: &[u64; 8], modulus: &'static Modulus) -> [u64; 4] {
+    let (r0, r1, r2, r3): (u64, u64, u64, u64);
+    // SAFETY: the assembly reads eight limbs of `t` and five words of `modulus`, valid for
+    // the borrows' lifetimes; it writes only the registers declared as outputs or clobbers,
+    // touches no stack and no other memory.
+    unsafe {
+        core::arch::asm!(
+            "mov r8, [rsi]",
+            "mov r9, [rsi + 8]",
+            "mov r10, [rsi + 16]",
+            "mov r11, [rsi + 24]",
+            "xor r12d, r12d",
+            // Four rounds of m = t0·(-p⁻¹); t += m·p, which clears t0 (the window slides).
+            "mov rdx, r8",
+            "imul rdx, [rcx + 32]",
+            add_product!("rcx", "r8", "r9", "r10", "r11", "r12"),
+            "mov rdx, r9",
+            "imul rdx, [rcx + 32]",
+            add_product!("rcx", "r9", "r10", "r11", "r12", "r8"),
+            "mov rdx, r10",
+            "imul rdx, [rcx + 32]",
+            add_product!("rcx", "r10", "r11", "r12", "r8", "r9"),
+            "mov rdx, r11",
+            "imul rdx, [rcx + 32]",
+            add_product!("rcx", "r11", "r12", "r8", "r9", "r10"),
+            // (r12, r8, r9, r10) ≤ p; adding the high half keeps it below 2p < 2^255.
+            "add r12, [rsi + 32]",
+            "adc r8, [rsi + 40]",
+            "adc r9, [rsi + 48]",
+            "adc r10, [rsi + 56]",
+            "mov rax, r12",
+            "sub rax, [rcx]",
+            "mov r13, r8",
+            "sbb r13, [rcx + 8]",
+            "mov r14, r9",
+            "sbb r14, [rcx + 16]",
+            "mov rdx, r10",
+            "sbb rdx, [rcx + 24]",
+            "cmovc rax, r12",
+            "cmovc r13, r8",
+            "cmovc r14, r9",
+            "cmovc rdx, r10",
+            in("rsi") t.as_ptr(),
+            in("rcx") modulus as *const Modulus,
+            out("rax") r0,
+            out("r13") r1,
+            out("r14") r2,
+            out("rdx") r3,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            options(pure, readonly, nostack),
+        );
+    }
+    [r0, r1, r2, r3]
+}
