@@ -20,9 +20,10 @@
 //! [`MAX_ROUNDS`] rounds of [`codec::MAX_RECONCILIATION_FRAME`] bytes and [`SESSION_TIMEOUT`]
 //! long. A pushed message is read only if the reconciliation told us the peer holds it and we
 //! do not: each session grants exactly the items of its differences (at most
-//! [`MAX_TRANSFERS`], and [`MAX_GRANTED`] over all peers), and anything in the ranges where we
-//! said we hold nothing (the peer does not list those; at most [`MAX_TRANSFERS`] too), for
-//! [`TRANSFER_GRACE`] after it ends. A session that fails grants nothing, and after
+//! [`MAX_TRANSFERS`], and [`MAX_GRANTED`] over all peers), and anything in the ranges whose
+//! items we listed first or said we hold none of (the peer pushes there as soon as it
+//! compares, before its own list reaches us, and lists nothing where we hold nothing; at most
+//! [`MAX_TRANSFERS`] such pushes a session), for [`TRANSFER_GRACE`] after it ends. A session that fails grants nothing, and after
 //! [`MAX_UNEXPECTED`] pushes of anything else (over all its streams) the peer's grant is
 //! withdrawn, before any proof is checked.
 
@@ -66,8 +67,8 @@ pub const MAX_TRANSFERS: usize = 200_000;
 pub const MAX_GRANTED: usize = 4 * MAX_TRANSFERS;
 /// Sessions a peer may start with us in a minute.
 pub const SESSIONS_PER_MINUTE: u32 = 4;
-/// Ranges where we hold nothing that one session grants at most.
-pub const MAX_EMPTY_RANGES: usize = 10_000;
+/// Ranges whose items we listed first that one session grants at most.
+pub const MAX_OPEN_RANGES: usize = 10_000;
 /// Pushes of items not granted (or not decodable) from one peer, after which its grant is
 /// withdrawn until its next session.
 pub const MAX_UNEXPECTED: usize = 16;
@@ -179,10 +180,10 @@ struct Session {
     active: bool,
     /// The items the peer may push: those it listed and we lack.
     granted: HashSet<SyncId>,
-    /// Ranges where we said we hold nothing (sorted, disjoint): the peer may push what it
-    /// holds there, [`MAX_TRANSFERS`] in all.
-    empty: Vec<(SyncId, SyncId)>,
-    /// Pushes read in `empty` so far.
+    /// Ranges whose items we listed first (sorted, disjoint): the peer may push what it holds
+    /// there, [`MAX_TRANSFERS`] in all.
+    open: Vec<(SyncId, SyncId)>,
+    /// Pushes read in `open` so far.
     unlisted: usize,
     /// Pushes of what was not granted, since the session began.
     unexpected: usize,
@@ -210,7 +211,7 @@ impl Sessions {
             } else if !s.active && now.duration_since(s.at) >= TRANSFER_GRACE {
                 released += s.granted.len();
                 s.granted = HashSet::new();
-                s.empty = Vec::new();
+                s.open = Vec::new();
             }
             kept
         });
@@ -225,7 +226,7 @@ impl Sessions {
             if !completed {
                 self.granted -= s.granted.len();
                 s.granted = HashSet::new();
-                s.empty = Vec::new();
+                s.open = Vec::new();
             }
         }
     }
@@ -257,31 +258,31 @@ impl Sessions {
         }
         self.granted -= s.granted.len();
         s.granted = HashSet::new();
-        s.empty = Vec::new();
+        s.open = Vec::new();
         true
     }
 
-    /// Lets `peer` push what it holds in `ranges`, where we hold nothing (at most
-    /// [`MAX_EMPTY_RANGES`] ranges a session).
+    /// Lets `peer` push what it holds in `ranges`, whose items we listed first (at most
+    /// [`MAX_OPEN_RANGES`] ranges a session).
     fn grant_ranges(&mut self, peer: &PeerId, ranges: &[(SyncId, SyncId)]) {
         let Some(s) = self.peers.get_mut(peer) else {
             return;
         };
-        s.empty.extend_from_slice(ranges);
-        s.empty.sort_unstable();
-        let mut merged: Vec<(SyncId, SyncId)> = Vec::with_capacity(s.empty.len());
-        for &(lower, upper) in &s.empty {
+        s.open.extend_from_slice(ranges);
+        s.open.sort_unstable();
+        let mut merged: Vec<(SyncId, SyncId)> = Vec::with_capacity(s.open.len());
+        for &(lower, upper) in &s.open {
             match merged.last_mut() {
                 Some(last) if lower <= last.1 => last.1 = last.1.max(upper),
                 _ => merged.push((lower, upper)),
             }
         }
-        merged.truncate(MAX_EMPTY_RANGES);
-        s.empty = merged;
+        merged.truncate(MAX_OPEN_RANGES);
+        s.open = merged;
     }
 
-    /// Takes `id` from `peer`'s grant: whether it was listed, or lies in a range where we
-    /// said we hold nothing (never for a message without an id). `None` if the peer has no
+    /// Takes `id` from `peer`'s grant: whether it was listed, or lies in a range whose items
+    /// we listed first (never for a message without an id). `None` if the peer has no
     /// session to push for.
     fn take(&mut self, peer: &PeerId, id: Option<&SyncId>) -> Option<bool> {
         let s = self.peers.get_mut(peer)?;
@@ -295,12 +296,12 @@ impl Sessions {
             self.granted -= 1;
             return Some(true);
         }
-        let in_empty = s
-            .empty
+        let in_open = s
+            .open
             .partition_point(|(lower, _)| lower <= id)
             .checked_sub(1)
-            .is_some_and(|i| *id < s.empty[i].1);
-        if in_empty && s.unlisted < MAX_TRANSFERS {
+            .is_some_and(|i| *id < s.open[i].1);
+        if in_open && s.unlisted < MAX_TRANSFERS {
             s.unlisted += 1;
             return Some(true);
         }
@@ -564,7 +565,7 @@ impl StoreSync {
             at: now,
             active: false,
             granted: HashSet::new(),
-            empty: Vec::new(),
+            open: Vec::new(),
             unlisted: 0,
             unexpected: 0,
             started: 0,
@@ -706,7 +707,7 @@ impl StoreSync {
             {
                 let mut sessions = self.sessions();
                 report.expected += sessions.grant(&peer, &answer.to_receive);
-                sessions.grant_ranges(&peer, &answer.empty);
+                sessions.grant_ranges(&peer, &answer.open);
             }
             let bytes = frame(&codec::encode(&answer.reply));
             stream.write_all(&bytes).await.map_err(CodecError::from)?;
@@ -918,7 +919,7 @@ mod tests {
             at: now,
             active: false,
             granted: HashSet::new(),
-            empty: Vec::new(),
+            open: Vec::new(),
             unlisted: 0,
             unexpected: 0,
             started: 0,
@@ -955,7 +956,7 @@ mod tests {
     }
 
     #[test]
-    fn a_range_where_we_hold_nothing_takes_what_lies_in_it() {
+    fn a_range_whose_items_we_listed_first_takes_what_lies_in_it() {
         let mut sessions = Sessions::default();
         let peer = PeerId::random();
         open(&mut sessions, peer);
@@ -965,7 +966,7 @@ mod tests {
             &[(at(20), at(30)), (at(10), at(15)), (at(15), at(18))],
         );
         assert_eq!(
-            sessions.peers[&peer].empty,
+            sessions.peers[&peer].open,
             vec![(at(10), at(18)), (at(20), at(30))]
         );
         sessions.end(&peer, true);

@@ -58,9 +58,10 @@ pub struct Answer {
     pub to_send: Vec<SyncId>,
     /// Items we lack, which the peer will push.
     pub to_receive: Vec<SyncId>,
-    /// Ranges of the peer's fingerprints where we hold nothing: the reply settles them with
-    /// an empty item set, and the peer pushes all it holds there, unlisted.
-    pub empty: Vec<(SyncId, SyncId)>,
+    /// Ranges of the peer's fingerprints whose items we list first (or say we hold none):
+    /// the peer pushes what it holds there and we lack as soon as it compares, before its own
+    /// list (if it sends one) reaches us, and unlisted where we hold nothing.
+    pub open: Vec<(SyncId, SyncId)>,
 }
 
 /// The set.
@@ -226,7 +227,7 @@ impl SyncSet {
         filter: &Filter,
         budget: &mut usize,
         out: &mut Vec<((SyncId, SyncId), Body)>,
-        empty: &mut Vec<(SyncId, SyncId)>,
+        open: &mut Vec<(SyncId, SyncId)>,
     ) {
         let span = upper.time.saturating_sub(lower.time);
         if span < PARTITIONS {
@@ -234,10 +235,8 @@ impl SyncSet {
             let body = self.items_body(lower, upper, filter);
             if let Body::ItemSet { items, .. } = &body {
                 *budget = budget.saturating_sub(items.len());
-                if items.is_empty() {
-                    empty.push((lower, upper));
-                }
             }
+            open.push((lower, upper));
             out.push(((lower, upper), body));
             return;
         }
@@ -252,9 +251,7 @@ impl SyncSet {
             let (fp, n) = self.fingerprint(from, to, filter);
             let body = if n <= ITEM_SET_THRESHOLD && n <= *budget {
                 *budget -= n;
-                if n == 0 {
-                    empty.push((from, to));
-                }
+                open.push((from, to));
                 self.items_body(from, to, filter)
             } else {
                 Body::Fingerprint(fp)
@@ -297,15 +294,13 @@ impl SyncSet {
                         ranges.push((bounds, Body::Skip));
                     } else if n <= ITEM_SET_THRESHOLD && n <= budget {
                         budget -= n;
-                        if n == 0 {
-                            answer.empty.push(bounds);
-                        }
+                        answer.open.push(bounds);
                         ranges.push((bounds, self.items_body(*lower, *upper, &filter)));
                     } else if budget == 0 {
                         // Listed in a later round.
                         ranges.push((bounds, Body::Fingerprint(fp)));
                     } else {
-                        self.split(bounds, &filter, &mut budget, &mut ranges, &mut answer.empty);
+                        self.split(bounds, &filter, &mut budget, &mut ranges, &mut answer.open);
                     }
                 }
                 Body::ItemSet { items, reconciled } => {
