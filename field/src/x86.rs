@@ -70,6 +70,27 @@ macro_rules! round {
     };
 }
 
+/// `t = (r12, r8, r9, r10) < 2p` into `(rax, r13, r14, rdx)`: `t - p` unless that borrows.
+#[rustfmt::skip]
+macro_rules! subtract_modulus {
+    () => {
+        concat!(
+            "mov rax, r12\n",
+            "sub rax, [rcx]\n",
+            "mov r13, r8\n",
+            "sbb r13, [rcx + 8]\n",
+            "mov r14, r9\n",
+            "sbb r14, [rcx + 16]\n",
+            "mov rdx, r10\n",
+            "sbb rdx, [rcx + 24]\n",
+            "cmovc rax, r12\n",
+            "cmovc r13, r8\n",
+            "cmovc r14, r9\n",
+            "cmovc rdx, r10\n",
+        )
+    };
+}
+
 /// `a · b / 2^256 mod p`, fully reduced, for `a, b < p`.
 #[inline(always)]
 pub(crate) fn mul(a: &[u64; 4], b: &[u64; 4], modulus: &'static Modulus) -> [u64; 4] {
@@ -89,18 +110,7 @@ pub(crate) fn mul(a: &[u64; 4], b: &[u64; 4], modulus: &'static Modulus) -> [u64
             round!(2, "r10", "r11", "r12", "r8", "r9"),
             round!(3, "r11", "r12", "r8", "r9", "r10"),
             // t = (r12, r8, r9, r10) < 2p: subtract p unless that borrows.
-            "mov rax, r12",
-            "sub rax, [rcx]",
-            "mov r13, r8",
-            "sbb r13, [rcx + 8]",
-            "mov r14, r9",
-            "sbb r14, [rcx + 16]",
-            "mov rdx, r10",
-            "sbb rdx, [rcx + 24]",
-            "cmovc rax, r12",
-            "cmovc r13, r8",
-            "cmovc r14, r9",
-            "cmovc rdx, r10",
+            subtract_modulus!(),
             in("rsi") a.as_ptr(),
             in("rdi") b.as_ptr(),
             in("rcx") modulus as *const Modulus,
@@ -204,18 +214,7 @@ pub(crate) fn reduce_wide(t: &[u64; 8], modulus: &'static Modulus) -> [u64; 4] {
             "adc r8, [rsi + 40]",
             "adc r9, [rsi + 48]",
             "adc r10, [rsi + 56]",
-            "mov rax, r12",
-            "sub rax, [rcx]",
-            "mov r13, r8",
-            "sbb r13, [rcx + 8]",
-            "mov r14, r9",
-            "sbb r14, [rcx + 16]",
-            "mov rdx, r10",
-            "sbb rdx, [rcx + 24]",
-            "cmovc rax, r12",
-            "cmovc r13, r8",
-            "cmovc r14, r9",
-            "cmovc rdx, r10",
+            subtract_modulus!(),
             in("rsi") t.as_ptr(),
             in("rcx") modulus as *const Modulus,
             out("rax") r0,

@@ -84,6 +84,28 @@ async fn holds(n: &NodeHandle, hashes: &[MessageHash]) -> usize {
     found
 }
 
+/// `body` with its length in front, as the sync protocols frame what they write.
+fn framed(body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    prost::encoding::encode_varint(body.len() as u64, &mut out);
+    out.extend(body);
+    out
+}
+
+/// A framed transfer of `m` on `topic`.
+fn pushed(topic: &str, m: &WakuMessage) -> Vec<u8> {
+    framed(codec::encode_transfer(topic, m))
+}
+
+/// A framed reconciliation payload of one range `[from, to)` of `topic`.
+fn one_range(topic: &str, (from, to): (i64, i64), body: Body) -> Vec<u8> {
+    framed(codec::encode(&Payload {
+        pubsub_topics: vec![topic.to_owned()],
+        content_topics: vec![],
+        ranges: vec![((SyncId::at(from), SyncId::at(to)), body)],
+    }))
+}
+
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !check().await {
@@ -213,13 +235,7 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
     let sync = node.store_sync().unwrap().clone();
     let topic = topic();
     let good = message("good", 0, now_ns() - 5 * MINUTE);
-    let frame = |t: &str, m: &WakuMessage| {
-        let body = codec::encode_transfer(t, m);
-        let mut out = Vec::new();
-        prost::encoding::encode_varint(body.len() as u64, &mut out);
-        out.extend(body);
-        out
-    };
+    let frame = pushed;
 
     // A push without a session is not read.
     raw.exchange(peer, codec::TRANSFER, &frame(&topic, &good))
@@ -276,22 +292,16 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
         id(&topic, &future),
     ];
     listed.sort();
+    let range = (now - 60 * MINUTE, now - MINUTE);
     let session = |items: Vec<SyncId>| {
-        let body = codec::encode(&Payload {
-            pubsub_topics: vec![topic.clone()],
-            content_topics: vec![],
-            ranges: vec![(
-                (SyncId::at(now - 60 * MINUTE), SyncId::at(now - MINUTE)),
-                Body::ItemSet {
-                    items,
-                    reconciled: false,
-                },
-            )],
-        });
-        let mut bytes = Vec::new();
-        prost::encoding::encode_varint(body.len() as u64, &mut bytes);
-        bytes.extend(body);
-        bytes
+        one_range(
+            &topic,
+            range,
+            Body::ItemSet {
+                items,
+                reconciled: false,
+            },
+        )
     };
     let back = raw
         .exchange(peer, codec::RECONCILIATION, &session(listed))
@@ -364,20 +374,7 @@ async fn a_hostile_sync_peer_cannot_make_a_node_store_what_it_would_refuse() {
     // Where the node lists its items first (a fingerprint over a range where it holds one
     // message), the peer may push what the node lacks there at once, before listing its own,
     // as the reference node does.
-    let fingerprint = {
-        let body = codec::encode(&Payload {
-            pubsub_topics: vec![topic.clone()],
-            content_topics: vec![],
-            ranges: vec![(
-                (SyncId::at(now - 60 * MINUTE), SyncId::at(now - MINUTE)),
-                Body::Fingerprint([7; 32]),
-            )],
-        });
-        let mut bytes = Vec::new();
-        prost::encoding::encode_varint(body.len() as u64, &mut bytes);
-        bytes.extend(body);
-        bytes
-    };
+    let fingerprint = one_range(&topic, range, Body::Fingerprint([7; 32]));
     let back = raw
         .exchange(peer, codec::RECONCILIATION, &fingerprint)
         .await;
@@ -474,20 +471,14 @@ async fn with_rln_on_a_pushed_message_needs_a_valid_proof() {
         })
         .collect();
     listed.sort();
-    let body = codec::encode(&Payload {
-        pubsub_topics: vec![topic.clone()],
-        content_topics: vec![],
-        ranges: vec![(
-            (SyncId::at(now - 60 * MINUTE), SyncId::at(now - MINUTE)),
-            Body::ItemSet {
-                items: listed,
-                reconciled: false,
-            },
-        )],
-    });
-    let mut session = Vec::new();
-    prost::encoding::encode_varint(body.len() as u64, &mut session);
-    session.extend(body);
+    let session = one_range(
+        &topic,
+        (now - 60 * MINUTE, now - MINUTE),
+        Body::ItemSet {
+            items: listed,
+            reconciled: false,
+        },
+    );
     raw.exchange(peer, codec::RECONCILIATION, &session).await;
     let sync = node.store_sync().unwrap().clone();
     eventually("the session is answered", async || {
@@ -496,9 +487,7 @@ async fn with_rln_on_a_pushed_message_needs_a_valid_proof() {
     .await;
     let mut pushes = Vec::new();
     for m in [&good, &moved, &junk, &bare] {
-        let body = codec::encode_transfer(&topic, m);
-        prost::encoding::encode_varint(body.len() as u64, &mut pushes);
-        pushes.extend(body);
+        pushes.extend(pushed(&topic, m));
     }
     raw.exchange(peer, codec::TRANSFER, &pushes).await;
     eventually("the pushes are judged", async || {

@@ -192,6 +192,22 @@ struct Session {
     minute: Instant,
 }
 
+impl Session {
+    /// A peer with no session yet.
+    fn new(now: Instant) -> Self {
+        Self {
+            at: now,
+            active: false,
+            granted: HashSet::new(),
+            open: Vec::new(),
+            unlisted: 0,
+            unexpected: 0,
+            started: 0,
+            minute: now,
+        }
+    }
+}
+
 /// Every peer's sessions, and the grants summed over them.
 #[derive(Debug, Default)]
 struct Sessions {
@@ -561,16 +577,10 @@ impl StoreSync {
         let mut sessions = self.sessions();
         let now = Instant::now();
         sessions.expire(now);
-        let session = sessions.peers.entry(peer).or_insert_with(|| Session {
-            at: now,
-            active: false,
-            granted: HashSet::new(),
-            open: Vec::new(),
-            unlisted: 0,
-            unexpected: 0,
-            started: 0,
-            minute: now,
-        });
+        let session = sessions
+            .peers
+            .entry(peer)
+            .or_insert_with(|| Session::new(now));
         if session.active {
             return Err("a session with this peer is under way");
         }
@@ -915,16 +925,10 @@ mod tests {
 
     fn open(sessions: &mut Sessions, peer: PeerId) {
         let now = Instant::now();
-        let session = sessions.peers.entry(peer).or_insert_with(|| Session {
-            at: now,
-            active: false,
-            granted: HashSet::new(),
-            open: Vec::new(),
-            unlisted: 0,
-            unexpected: 0,
-            started: 0,
-            minute: now,
-        });
+        let session = sessions
+            .peers
+            .entry(peer)
+            .or_insert_with(|| Session::new(now));
         session.active = true;
         session.at = now;
     }
