@@ -413,7 +413,7 @@ pub struct StoreSync {
     validator: Arc<Validator>,
     pubsub_topics: Vec<String>,
     control: Mutex<libp2p_stream::Control>,
-    sessions: Mutex<Sessions>,
+    sessions: Arc<Mutex<Sessions>>,
     answering: Semaphore,
     /// What it did so far.
     pub counters: SyncCounters,
@@ -457,7 +457,7 @@ impl StoreSync {
             validator,
             pubsub_topics,
             control: Mutex::new(control),
-            sessions: Mutex::new(Sessions::default()),
+            sessions: Arc::new(Mutex::new(Sessions::default())),
             answering: Semaphore::new(MAX_SESSIONS),
             counters,
         }
@@ -708,17 +708,19 @@ impl StoreSync {
             let set = self.set.clone();
             let ours = self.pubsub_topics.clone();
             let (window_start, _) = self.window();
-            let answer = tokio::task::spawn_blocking(move || {
-                set.read().answer(&payload, (&ours, &[]), window_start)
+            let sessions = self.sessions.clone();
+            // The answer and its grant (up to a reply's 100,000 ids) on the blocking pool.
+            let (answer, granted) = tokio::task::spawn_blocking(move || {
+                let answer = set.read().answer(&payload, (&ours, &[]), window_start);
+                let mut sessions = sessions.lock().unwrap_or_else(PoisonError::into_inner);
+                let granted = sessions.grant(&peer, &answer.to_receive);
+                sessions.grant_ranges(&peer, &answer.open);
+                (answer, granted)
             })
             .await
             .map_err(|e| CodecError::Io(std::io::Error::other(e)))?;
             to_send.extend(answer.to_send);
-            {
-                let mut sessions = self.sessions();
-                report.expected += sessions.grant(&peer, &answer.to_receive);
-                sessions.grant_ranges(&peer, &answer.open);
-            }
+            report.expected += granted;
             let bytes = frame(&codec::encode(&answer.reply));
             stream.write_all(&bytes).await.map_err(CodecError::from)?;
             stream.flush().await.map_err(CodecError::from)?;
