@@ -62,6 +62,14 @@ fn pairing(c: &mut Criterion) {
     group.bench_function("lines of 32 G2 points: wakurln, affine batch", |b| {
         b.iter(|| Lines::batch(black_box(&many)))
     });
+    let many_lines = Lines::batch(&many);
+    let many_g1: Vec<_> = (0..32)
+        .map(|_| G1Projective::rand(&mut rng).into_affine())
+        .collect();
+    let many_pairs: Vec<_> = many_g1.iter().copied().zip(&many_lines).collect();
+    group.bench_function("multi-Miller loop, 32 batch-line pairs: wakurln", |b| {
+        b.iter(|| multi_miller_loop(black_box(&many_pairs)))
+    });
     let fixed: Vec<Lines> = g2.iter().map(Lines::fixed).collect();
     let fixed_pairs: Vec<_> = g1.iter().copied().zip(&fixed).collect();
     group.bench_function(

@@ -325,6 +325,9 @@ pub fn final_exponentiation(f: &Fq12) -> Option<Fq12> {
 /// One line's coefficients.
 type Line = (Fq2, Fq2, Fq2);
 
+/// An affine point of the twist as its coordinates.
+type Xy = (Fq2, Fq2);
+
 /// The line coefficients of one G2 point for the Miller loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lines {
@@ -336,6 +339,8 @@ pub struct Lines {
     /// final exponentiation removes) multiplies into the Miller loop's value by ten Fq2
     /// products instead of thirteen.
     normalized: bool,
+    /// Whether the point is in G2, read off the loop's last point (see [`Lines::in_g2`]).
+    in_g2: bool,
 }
 
 /// A G2 point in homogeneous projective coordinates `(X : Y : Z)`, `x = X/Z`, `y = Y/Z`.
@@ -462,9 +467,14 @@ impl Lines {
         let q2 = -frobenius_point(&q1);
         coeffs.push(r.add(&q1));
         coeffs.push(r.add(&q2));
+        // r is a point (Z ≠ 0) only if no step met a degenerate case; then it is exactly
+        // [6x+2]Q + π(Q) - π²(Q), and Q is in G2 when that is -π³(Q).
+        let q3 = -frobenius_point(&-q2);
+        let in_g2 = !r.z.is_zero() && r.x == q3.x.fast_mul(&r.z) && r.y == q3.y.fast_mul(&r.z);
         Self {
             coeffs,
             normalized: false,
+            in_g2,
         }
     }
 
@@ -472,7 +482,24 @@ impl Lines {
         Self {
             coeffs: Vec::new(),
             normalized: true,
+            in_g2: true,
         }
+    }
+
+    /// Whether the point these lines belong to lies in G2 (the identity does), for a point
+    /// known to be on the twist. The lines cost the check almost nothing: the loop ends at
+    /// `T = [6x+2]Q + π(Q) - π²(Q)`, and `[6x+2]Q + π(Q) - π²(Q) + π³(Q) = O` holds exactly
+    /// for the points of G2. It holds on G2 because `6x + 2 + p - p² + p³` is a multiple of r
+    /// and π acts there as p. Off G2 it fails: the twist's group is G2 times a cyclic group of
+    /// squarefree order `2p - r = 10069 · 5864401 · 1875725156269 · ℓ` (ℓ a 54-digit prime),
+    /// on whose part of order `q` π acts as a root `μ` of `μ² - tμ + p` mod `q`, and
+    /// `6x + 2 + μ - μ² + μ³` is non-zero mod `q` for both roots of all four primes (the
+    /// tests check a point of each order). A step that meets a degenerate case (a partial sum
+    /// `±Q`, which only points of small order can reach) counts as not in G2; callers that
+    /// must tell those apart use [`g2_in_subgroup`]. It replaces a separate subgroup check,
+    /// which costs about as much as a sixth of the lines.
+    pub fn in_g2(&self) -> bool {
+        self.in_g2
     }
 
     /// The lines of a point used in many pairings (a verifying key's): the projective lines,
@@ -502,19 +529,23 @@ impl Lines {
     /// the proofs of a batch.
     pub fn batch(qs: &[G2Affine]) -> Vec<Self> {
         let live: Vec<G2Affine> = qs.iter().filter(|q| !q.infinity).copied().collect();
-        let Some(mut lines) = affine_lines(&live) else {
+        let Some((mut lines, ends)) = affine_lines(&live) else {
             // A step met a zero denominator, which points of G2 never give.
             return qs.iter().map(Self::new).collect();
         };
-        let mut live_lines = lines.drain(..);
+        let mut live_lines = lines.drain(..).zip(ends);
         qs.iter()
             .map(|q| {
                 if q.infinity {
                     Self::infinity()
                 } else {
+                    let (coeffs, end) = live_lines.next().expect("one set of lines per live point");
+                    // As in `new`: Q is in G2 when the loop ends at -π³(Q).
+                    let q3 = -frobenius_point(&frobenius_point(&frobenius_point(q)));
                     Self {
-                        coeffs: live_lines.next().expect("one set of lines per live point"),
+                        coeffs,
                         normalized: true,
+                        in_g2: end == (q3.x, q3.y),
                     }
                 }
             })
@@ -528,8 +559,8 @@ impl Lines {
 }
 
 /// The normalized lines of every point of `qs` (none the identity), computed side by side in
-/// affine coordinates; `None` if a step would divide by zero.
-fn affine_lines(qs: &[G2Affine]) -> Option<Vec<Vec<Line>>> {
+/// affine coordinates, and the point each loop ends at; `None` if a step would divide by zero.
+fn affine_lines(qs: &[G2Affine]) -> Option<(Vec<Vec<Line>>, Vec<Xy>)> {
     let digits = loop_digits();
     let mut lines: Vec<Vec<Line>> = qs
         .iter()
@@ -567,7 +598,7 @@ fn affine_lines(qs: &[G2Affine]) -> Option<Vec<Vec<Line>>> {
         .collect();
     add_step(&mut points, &mut lines, &q1_xy, &mut scratch)?;
     add_step(&mut points, &mut lines, &q2_xy, &mut scratch)?;
-    Some(lines)
+    Some((lines, points))
 }
 
 /// Buffers for the batch inversions of [`affine_lines`].

@@ -234,6 +234,77 @@ fn the_subgroup_check_agrees_with_arkworks() {
     }
 }
 
+/// The primes whose product is the order `2p - r` of the twist's group outside G2.
+const COFACTOR_PRIMES: [&str; 4] = [
+    "10069",
+    "5864401",
+    "1875725156269",
+    "197620364512881247228717050342013327560683201906968909",
+];
+
+/// `n·q` for a scalar of any size.
+fn times(q: &G2Projective, n: &num_bigint::BigUint) -> G2Projective {
+    q.mul_bigint(n.to_u64_digits())
+}
+
+/// The verdict of the lines on `q`, made each way (projective, normalized, and in an affine
+/// batch between two points of G2), which must agree.
+fn lines_verdict(q: &G2Affine, rng: &mut ChaCha20Rng) -> bool {
+    let around = [
+        G2Projective::rand(rng).into_affine(),
+        G2Projective::rand(rng).into_affine(),
+    ];
+    let batch = Lines::batch(&[around[0], *q, around[1]]);
+    assert!(batch[0].in_g2() && batch[2].in_g2());
+    let verdict = Lines::new(q).in_g2();
+    assert_eq!(Lines::fixed(q).in_g2(), verdict);
+    assert_eq!(batch[1].in_g2(), verdict);
+    verdict
+}
+
+/// The lines' G2 check refuses a point of every prime order of the twist's cofactor, so (the
+/// cofactor being squarefree, that group is cyclic) it refuses every point with a part
+/// outside G2; it accepts G2 and agrees with arkworks on random points of the twist.
+#[test]
+fn the_lines_tell_which_points_are_in_g2() {
+    use num_bigint::BigUint;
+    let mut rng = rng(12);
+    let p = BigUint::from(Fq::MODULUS);
+    let r = BigUint::from(Fr::MODULUS);
+    let primes: Vec<BigUint> = COFACTOR_PRIMES.iter().map(|s| s.parse().unwrap()).collect();
+    let cofactor = BigUint::from(2u8) * &p - &r;
+    assert_eq!(primes.iter().product::<BigUint>(), cofactor);
+
+    assert!(lines_verdict(&G2Affine::generator(), &mut rng));
+    assert!(Lines::new(&G2Affine::identity()).in_g2());
+    for round in 0..8 {
+        let good = G2Projective::rand(&mut rng);
+        assert!(lines_verdict(&good.into_affine(), &mut rng));
+        assert!(lines_verdict(&(-good).into_affine(), &mut rng));
+        let bad = twist_point(&mut rng);
+        assert!(!bad.is_in_correct_subgroup_assuming_on_curve());
+        assert!(!lines_verdict(&bad, &mut rng), "round {round}");
+        let outside = times(&bad.into_group(), &r);
+        for prime in &primes {
+            let order_prime = times(&outside, &(&cofactor / prime));
+            assert!(
+                !order_prime.is_zero(),
+                "round {round}: no part of order {prime}"
+            );
+            assert!(times(&order_prime, prime).is_zero());
+            assert!(
+                !lines_verdict(&order_prime.into_affine(), &mut rng),
+                "order {prime}"
+            );
+            let mixed = (order_prime + good).into_affine();
+            assert!(
+                !lines_verdict(&mixed, &mut rng),
+                "G2 point plus order {prime}"
+            );
+        }
+    }
+}
+
 #[test]
 fn weighted_g1_products_match_arkworks() {
     let mut rng = rng(9);

@@ -57,6 +57,19 @@ pub enum ProofError {
 /// arkworks' own. The square roots run on the assembly field ([`wakurln_pairing`]); the
 /// result is what arkworks' checked decoding gives, and the same bytes are refused.
 pub fn decode_proof(bytes: &[u8]) -> Result<Proof<Bn254>, ProofError> {
+    let proof = decode_proof_on_curves(bytes)?;
+    if !g2_in_subgroup(&proof.b) {
+        return Err(ProofError::InvalidPoints);
+    }
+    Ok(proof)
+}
+
+/// [`decode_proof`] without B's G2 check: the points are on their curves, and B may still lie
+/// outside G2. For proofs that go straight to [`Verifier::verify`] or
+/// [`Verifier::verify_batch`], which read B's membership off B's lines at almost no cost
+/// and refuse a proof whose B is outside G2; this spares a separate check of about a
+/// sixth of a proof's verification.
+pub fn decode_proof_on_curves(bytes: &[u8]) -> Result<Proof<Bn254>, ProofError> {
     let bytes: &[u8; PROOF_BYTES] = bytes
         .try_into()
         .map_err(|_| ProofError::WrongLength(bytes.len()))?;
@@ -70,9 +83,6 @@ pub fn decode_proof(bytes: &[u8]) -> Result<Proof<Bn254>, ProofError> {
         b: g2_from_compressed(b.try_into().expect("64 bytes")).ok_or(ProofError::InvalidPoints)?,
         c: g1(c)?,
     };
-    if !g2_in_subgroup(&proof.b) {
-        return Err(ProofError::InvalidPoints);
-    }
     Ok(proof)
 }
 
@@ -114,12 +124,21 @@ impl Verifier {
         })
     }
 
-    /// Checks one proof.
+    /// Checks one proof; a proof whose B is outside G2 is invalid (its points must be on
+    /// their curves, as the decoders leave them).
     pub fn verify(&self, proof: &Proof<Bn254>, inputs: &PublicInputs) -> bool {
-        let acc = self.accumulate_inputs(inputs, Fr::one());
         let b = Lines::new(&proof.b);
+        if !b.in_g2() {
+            return false;
+        }
+        self.verify_with(proof, &b, inputs)
+    }
+
+    /// [`Verifier::verify`] with B's lines made.
+    fn verify_with(&self, proof: &Proof<Bn254>, b: &Lines, inputs: &PublicInputs) -> bool {
+        let acc = self.accumulate_inputs(inputs, Fr::one());
         let f = multi_miller_loop(&[
-            (proof.a, &b),
+            (proof.a, b),
             (acc.into_affine(), &self.neg_gamma),
             (proof.c, &self.neg_delta),
         ]);
@@ -141,61 +160,71 @@ impl Verifier {
         self.ic.msm(&scalars)
     }
 
-    /// Checks many proofs; `result[i]` says whether proof `i` is valid. All valid costs one
-    /// combined check; otherwise the failing halves are searched until each bad proof is
-    /// found, so one bad proof never condemns the others.
+    /// Checks many proofs; `result[i]` says whether proof `i` is valid. B's lines are made
+    /// once, side by side, and say which B lie outside G2 (those proofs are invalid). All
+    /// the rest valid costs one combined check; otherwise the failing halves are searched,
+    /// with the same lines, until each bad proof is found, so one bad proof never condemns
+    /// the others.
     pub fn verify_batch<R: RngCore>(
         &self,
         batch: &[(Proof<Bn254>, PublicInputs)],
         rng: &mut R,
     ) -> Vec<bool> {
+        let lines: Vec<Lines> = batch
+            .par_chunks(parallel_chunk(batch.len()))
+            .flat_map_iter(|proofs| {
+                let bs: Vec<G2Affine> = proofs.iter().map(|(p, _)| p.b).collect();
+                Lines::batch(&bs)
+            })
+            .collect();
+        let candidates: Vec<Candidate<'_>> = batch
+            .iter()
+            .zip(&lines)
+            .enumerate()
+            .filter(|(_, (_, lines))| lines.in_g2())
+            .map(|(index, ((proof, inputs), lines))| Candidate {
+                index,
+                proof,
+                inputs,
+                lines,
+                weight: Weight::random(rng),
+            })
+            .collect();
         let mut valid = vec![false; batch.len()];
-        let weights: Vec<Weight> = (0..batch.len()).map(|_| Weight::random(rng)).collect();
-        self.search(batch, &weights, 0, &mut valid);
+        self.search(&candidates, &mut valid);
         valid
     }
 
-    fn search(
-        &self,
-        batch: &[(Proof<Bn254>, PublicInputs)],
-        weights: &[Weight],
-        offset: usize,
-        valid: &mut [bool],
-    ) {
-        match batch.len() {
-            0 => {}
-            1 => valid[offset] = self.verify(&batch[0].0, &batch[0].1),
-            n => {
-                if self.combined_check(batch, weights) {
-                    valid[offset..offset + n].fill(true);
+    fn search(&self, candidates: &[Candidate<'_>], valid: &mut [bool]) {
+        match candidates {
+            [] => {}
+            [one] => valid[one.index] = self.verify_with(one.proof, one.lines, one.inputs),
+            _ => {
+                if self.combined_check(candidates) {
+                    for candidate in candidates {
+                        valid[candidate.index] = true;
+                    }
                     return;
                 }
-                let mid = n / 2;
-                self.search(&batch[..mid], &weights[..mid], offset, valid);
-                self.search(&batch[mid..], &weights[mid..], offset + mid, valid);
+                let (left, right) = candidates.split_at(candidates.len() / 2);
+                self.search(left, valid);
+                self.search(right, valid);
             }
         }
     }
 
     /// The random-linear-combination check of a whole batch.
-    fn combined_check(&self, batch: &[(Proof<Bn254>, PublicInputs)], weights: &[Weight]) -> bool {
-        let chunk = batch
-            .len()
-            .div_ceil(rayon::current_num_threads())
-            .max(MIN_PARALLEL_CHUNK);
+    fn combined_check(&self, batch: &[Candidate<'_>]) -> bool {
         let partial = batch
-            .par_chunks(chunk)
-            .zip(weights.par_chunks(chunk))
-            .map(|(proofs, weights)| {
-                let scaled: Vec<G1Projective> = proofs
+            .par_chunks(parallel_chunk(batch.len()))
+            .map(|chunk| {
+                let scaled: Vec<G1Projective> = chunk
                     .iter()
-                    .zip(weights)
-                    .map(|((p, _), w)| g1_weighted(&p.a, w.low, w.high))
+                    .map(|c| g1_weighted(&c.proof.a, c.weight.low, c.weight.high))
                     .collect();
                 let a = G1Projective::normalize_batch(&scaled);
-                let bs: Vec<G2Affine> = proofs.iter().map(|(p, _)| p.b).collect();
-                let b = Lines::batch(&bs);
-                let pairs: Vec<(G1Affine, &Lines)> = a.into_iter().zip(&b).collect();
+                let pairs: Vec<(G1Affine, &Lines)> =
+                    a.into_iter().zip(chunk.iter().map(|c| c.lines)).collect();
                 multi_miller_loop(&pairs)
             })
             .reduce(Fq12::one, |x, y| x * y);
@@ -203,20 +232,20 @@ impl Verifier {
         let beta = <ark_bn254::g1::Config as GLVConfig>::ENDO_COEFFS[0];
         let (c_points, c_scalars): (Vec<G1Affine>, Vec<Fr>) = batch
             .iter()
-            .zip(weights)
-            .flat_map(|((p, _), w)| {
-                let phi_c = G1Affine::new_unchecked(p.c.x * beta, p.c.y);
-                let phi_c = if p.c.infinity { p.c } else { phi_c };
-                [(p.c, Fr::from(w.low)), (phi_c, Fr::from(w.high))]
+            .flat_map(|candidate| {
+                let (c, w) = (candidate.proof.c, candidate.weight);
+                let phi_c = G1Affine::new_unchecked(c.x * beta, c.y);
+                let phi_c = if c.infinity { c } else { phi_c };
+                [(c, Fr::from(w.low)), (phi_c, Fr::from(w.high))]
             })
             .unzip();
         let c_sum = G1Projective::msm_unchecked(&c_points, &c_scalars);
-        let weight_sum: Fr = weights.iter().map(|w| w.value).sum();
+        let weight_sum: Fr = batch.iter().map(|c| c.weight.value).sum();
         let mut combined_inputs = [Fr::zero(); NUM_PUBLIC + 1];
         combined_inputs[0] = weight_sum;
-        for ((_, inputs), w) in batch.iter().zip(weights) {
-            for (acc, x) in combined_inputs[1..].iter_mut().zip(inputs) {
-                *acc += w.value * x;
+        for candidate in batch {
+            for (acc, x) in combined_inputs[1..].iter_mut().zip(candidate.inputs) {
+                *acc += candidate.weight.value * x;
             }
         }
         let acc_sum = self.ic.msm(&combined_inputs);
@@ -227,6 +256,22 @@ impl Verifier {
         ]);
         final_exponentiation(&(partial * rest)).is_some_and(|out| out.is_one())
     }
+}
+
+/// How many proofs of a batch of `len` each rayon task takes.
+fn parallel_chunk(len: usize) -> usize {
+    len.div_ceil(rayon::current_num_threads())
+        .max(MIN_PARALLEL_CHUNK)
+}
+
+/// A proof of a batch whose B is in G2, with its lines and random weight.
+struct Candidate<'a> {
+    /// Its place in the batch.
+    index: usize,
+    proof: &'a Proof<Bn254>,
+    inputs: &'a PublicInputs,
+    lines: &'a Lines,
+    weight: Weight,
 }
 
 /// A proof's random weight in a batch: `value = low + λ·high` with random 64-bit halves, so

@@ -49,7 +49,7 @@ use crate::{
         field::{self, Fr},
         nullifier_log::{NullifierLog, ShareStatus},
         tree::RootWindow,
-        verifier::{PublicInputs, Verifier, decode_proof},
+        verifier::{PublicInputs, Verifier, decode_proof_on_curves},
         waku::{Epoch, RlnProofData, rln_identifier},
     },
 };
@@ -198,13 +198,15 @@ pub fn verify(pending: &[(usize, Pending)]) -> Vec<bool> {
 }
 
 /// Decodes the proof points of `checked`, on the rayon pool when there are several (a decode
-/// is about a tenth of a millisecond, mostly square roots and B's subgroup check); the ones
-/// that do not decode get their verdict through `reject`.
+/// is a few square roots, tens of microseconds); the ones that do not decode get their
+/// verdict through `reject`. B's G2 check is left to the proof stage, which reads it off
+/// B's lines.
 fn decode_points(
     checked: Vec<(usize, Checked)>,
     mut reject: impl FnMut(usize, Verdict),
 ) -> Vec<(usize, Pending)> {
-    let decode = |(i, c): (usize, Checked)| (i, decode_proof(&c.data.proof).map(|p| (p, c)));
+    let decode =
+        |(i, c): (usize, Checked)| (i, decode_proof_on_curves(&c.data.proof).map(|p| (p, c)));
     let decoded: Vec<_> = if checked.len() > 1 {
         checked.into_par_iter().map(decode).collect()
     } else {

@@ -8,7 +8,7 @@ use ark_serialize::CanonicalSerialize;
 use rand::SeedableRng;
 use wakurln::rln::{
     field::{Fr, parse},
-    verifier::{PublicInputs, Verifier, decode_proof},
+    verifier::{ProofError, PublicInputs, Verifier, decode_proof, decode_proof_on_curves},
 };
 
 fn fq(s: &str) -> Fq {
@@ -88,4 +88,40 @@ fn batch_finds_exactly_the_bad_proofs() {
             .all(|ok| *ok)
     );
     assert!(Verifier::network().verify_batch(&[], &mut rng).is_empty());
+}
+
+/// A proof whose B is moved off G2 (by a point of the twist's other factor) is refused:
+/// `decode_proof` refuses its bytes; `decode_proof_on_curves` reads them, and then `verify`
+/// and the batch refuse the proof, and only it.
+#[test]
+fn a_b_outside_g2_is_refused() {
+    use ark_ec::{AffineRepr, CurveGroup};
+    use ark_ff::{PrimeField, UniformRand};
+    let (proof, inputs) = snarkjs_proof();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+    let outside = loop {
+        if let Some(p) = G2Affine::get_point_from_x_unchecked(Fq2::rand(&mut rng), true) {
+            // Its part in G2 removed: what is left lies wholly outside.
+            break p.mul_bigint(Fr::MODULUS);
+        }
+    };
+    let moved = Proof {
+        b: (proof.b + outside).into_affine(),
+        ..proof.clone()
+    };
+    assert!(!moved.b.is_in_correct_subgroup_assuming_on_curve());
+    let mut bytes = Vec::new();
+    moved.serialize_compressed(&mut bytes).unwrap();
+    assert_eq!(decode_proof(&bytes), Err(ProofError::InvalidPoints));
+    let read = decode_proof_on_curves(&bytes).unwrap();
+    assert_eq!(read, moved);
+    let verifier = Verifier::network();
+    assert!(!verifier.verify(&read, &inputs));
+    let mut batch = vec![(proof, inputs); 12];
+    batch[3].0 = read.clone();
+    batch[10].0 = read;
+    let result = verifier.verify_batch(&batch, &mut rng);
+    for (i, ok) in result.iter().enumerate() {
+        assert_eq!(*ok, i != 3 && i != 10, "proof {i}");
+    }
 }
