@@ -30,6 +30,7 @@
 //! over (the data behind them is only ever changed by single inserts).
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
@@ -50,7 +51,7 @@ use crate::{
         nullifier_log::{NullifierLog, ShareStatus},
         tree::RootWindow,
         verifier::{PublicInputs, Verifier, decode_proof_on_curves},
-        waku::{Epoch, RlnProofData, rln_identifier},
+        waku::{Epoch, ProofValues, RlnProofData, rln_identifier},
     },
 };
 
@@ -205,6 +206,14 @@ fn decode_points(
     checked: Vec<(usize, Checked)>,
     mut reject: impl FnMut(usize, Verdict),
 ) -> Vec<(usize, Pending)> {
+    // One Poseidon hash per distinct (epoch, RLN identifier) of the batch, not one per
+    // message: a batch's messages almost all share their epoch.
+    let mut external_nullifiers: HashMap<(Epoch, Fr), Fr> = HashMap::new();
+    for (_, c) in &checked {
+        external_nullifiers
+            .entry((c.data.epoch, c.data.rln_identifier))
+            .or_insert_with(|| c.data.external_nullifier());
+    }
     let decode =
         |(i, c): (usize, Checked)| (i, decode_proof_on_curves(&c.data.proof).map(|p| (p, c)));
     let decoded: Vec<_> = if checked.len() > 1 {
@@ -216,8 +225,13 @@ fn decode_points(
     for (i, result) in decoded {
         match result {
             Ok((proof, c)) => {
-                let mut values = c.data.values();
-                values.x = c.x;
+                let values = ProofValues {
+                    root: c.data.merkle_root,
+                    external_nullifier: external_nullifiers[&(c.data.epoch, c.data.rln_identifier)],
+                    x: c.x,
+                    y: c.data.share_y,
+                    nullifier: c.data.nullifier,
+                };
                 pending.push((
                     i,
                     Pending {

@@ -194,12 +194,21 @@ fn every_check_in_order() {
 #[test]
 fn a_batch_singles_out_its_bad_messages() {
     let s = setup();
-    let now = now_ns();
+    // Judged at 100 s into an epoch, the messages alternate between that epoch and the
+    // previous one (both within the drift): a batch with two external nullifiers.
+    let period_ns = i64::try_from(PERIOD).unwrap() * 1_000_000_000;
+    let boundary = now_ns() / period_ns * period_ns;
+    let now = boundary + 100_000_000_000;
     let mut batch = Vec::new();
     for i in 0..8u64 {
+        let sent = if i % 2 == 0 {
+            boundary + 50_000_000_000
+        } else {
+            boundary - 100_000_000_000
+        };
         let m = proved(
             &s,
-            message(&format!("m{i}"), now),
+            message(&format!("m{i}"), sent),
             i,
             None,
             rln_identifier(),
@@ -216,7 +225,7 @@ fn a_batch_singles_out_its_bad_messages() {
     let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
     let verdicts: Vec<Verdict> = s
         .validator
-        .validate_batch(&refs)
+        .validate_batch_at(&refs, now)
         .into_iter()
         .map(|(v, _)| v)
         .collect();
