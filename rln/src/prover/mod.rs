@@ -302,8 +302,11 @@ impl Prover {
         witness: &[Fr],
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ProveError> {
-        let member = self.prepare_member(witness)?;
-        self.prove_prepared(&member, witness, rng)
+        Self::check_len(witness)?;
+        let tables = self.tables.member(&self.key);
+        // The member's sums run beside the message's part, filling the gaps its coset
+        // transforms leave on the pool.
+        Ok(self.prove_with(|| tables.sums(&|w| witness[w]), witness, rng))
     }
 
     /// Precomputes the member-only part of the MSMs; `witness` is any full witness of this
@@ -370,12 +373,23 @@ impl Prover {
         {
             return Err(ProveError::NotThisMember(wire));
         }
+        Ok(self.prove_with(|| member.sums, witness, rng))
+    }
+
+    /// A proof of `witness`, whose member sums `member` gives (computed beside the message's
+    /// part).
+    fn prove_with<R: RngCore>(
+        &self,
+        member: impl FnOnce() -> Sums + Send,
+        witness: &[Fr],
+        rng: &mut R,
+    ) -> Proof<Bn254> {
         let instance = self.key.matrices.num_instance;
         let r = Fr::rand(rng);
         let s = Fr::rand(rng);
         let values: Vec<Fr> = self.tables.dynamic.iter().map(|&w| witness[w]).collect();
-        let ((a, b2), c_fresh) = rayon::join(
-            || self.tables.a_b2(&values),
+        let (((a, b2), member), c_fresh) = rayon::join(
+            || rayon::join(|| self.tables.a_b2(&values), member),
             || {
                 let h = qap::witness_map(&self.key.matrices, witness, &self.fft);
                 self.tables.c(&h, witness, &values, instance, r)
@@ -384,14 +398,14 @@ impl Prover {
         // C = L + H + s·A + r·B1 - r·s·δ with B1 = B1_message + B1_member + β + s·δ: the r·s·δ
         // terms cancel, and the message's part of L + H + r·B1 is `c_fresh`.
         let pk = &self.key.key;
-        let member = &member.sums;
+        let member = &member;
         let a = a + member.a + pk.vk.alpha_g1 + pk.delta_g1 * r;
         let b2 = b2 + member.b2 + pk.vk.beta_g2 + pk.vk.delta_g2 * s;
         let c = c_fresh + member.l + a * s + (member.b1 + pk.beta_g1) * r;
-        Ok(Proof {
+        Proof {
             a: a.into_affine(),
             b: b2.into_affine(),
             c: c.into_affine(),
-        })
+        }
     }
 }
