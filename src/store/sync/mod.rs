@@ -167,7 +167,7 @@ pub struct SyncCounters {
     pub refused: Counter,
     /// Reconciliation and transfer bytes, both ways.
     pub bytes: Counter,
-    /// Messages in the set (updated as it is filled and pruned).
+    /// Messages in the set (updated as messages are added, and as it is filled and pruned).
     pub items: Gauge,
 }
 
@@ -338,9 +338,19 @@ const MAX_QUEUED: usize = 100_000;
 pub struct SetCell {
     set: RwLock<SyncSet>,
     queued: Mutex<Vec<(SyncId, String, String)>>,
+    /// The set's size, set whenever queued items are added (and by filling and pruning).
+    size: Gauge,
 }
 
 impl SetCell {
+    /// An empty set whose size `size` follows.
+    pub fn with_size_gauge(size: Gauge) -> Self {
+        Self {
+            size,
+            ..Self::default()
+        }
+    }
+
     fn queue(&self) -> std::sync::MutexGuard<'_, Vec<(SyncId, String, String)>> {
         self.queued.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -368,6 +378,9 @@ impl SetCell {
             // Time order: forget the oldest tenth at once, not one item per message.
             let cut = set.nth_time(set.len() / 10);
             set.prune(cut);
+        }
+        if !queued.is_empty() {
+            self.size.set(set.len() as i64);
         }
         set
     }
@@ -452,7 +465,7 @@ impl StoreSync {
     ) -> Self {
         Self {
             config,
-            set: Arc::new(SetCell::default()),
+            set: Arc::new(SetCell::with_size_gauge(counters.items.clone())),
             archive,
             validator,
             pubsub_topics,
@@ -1047,7 +1060,8 @@ mod tests {
     #[test]
     fn noted_messages_wait_while_the_set_is_read_and_are_added_after() {
         const T0: i64 = 1_700_000_000_000_000_000;
-        let cell = SetCell::default();
+        let size = Gauge::default();
+        let cell = SetCell::with_size_gauge(size.clone());
         let topic: PubsubTopic = "/waku/2/rs/1/0".parse().unwrap();
         let message = |i: i64| {
             WakuMessage::builder("/app/1/chat/proto".parse().unwrap(), vec![i as u8])
@@ -1057,14 +1071,17 @@ mod tests {
         };
         cell.note(&[(topic.clone(), message(0))]);
         assert_eq!(cell.len(), 1);
+        assert_eq!(size.get(), 1);
         let reading = cell.read();
-        // The writer does not wait for the reader: the message is queued.
+        // The writer does not wait for the reader: the message is queued (and not counted).
         cell.note(&[(topic.clone(), message(1)), (topic.clone(), message(2))]);
         assert_eq!(reading.len(), 1);
         assert_eq!(cell.queue().len(), 2);
+        assert_eq!(size.get(), 1);
         drop(reading);
         assert_eq!(cell.len(), 3);
         assert!(cell.queue().is_empty());
+        assert_eq!(size.get(), 3);
         let id = SyncId {
             time: T0 + 2,
             hash: *message(2).hash(topic.as_str()).as_bytes(),
