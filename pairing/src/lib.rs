@@ -407,6 +407,11 @@ impl Projective {
     }
 }
 
+/// `-π³(q)`: where the Miller loop's point ends for a `q` in G2 (see [`Lines::in_g2`]).
+fn loop_end_in_g2(q: &G2Affine) -> G2Affine {
+    -frobenius_point(&frobenius_point(&frobenius_point(q)))
+}
+
 /// `π(q)`: the Frobenius endomorphism on the twist, `(x^p·γ_x, y^p·γ_y)`.
 fn frobenius_point(q: &G2Affine) -> G2Affine {
     let (gx, gy) = frobenius_twist();
@@ -469,7 +474,7 @@ impl Lines {
         coeffs.push(r.add(&q2));
         // r is a point (Z ≠ 0) only if no step met a degenerate case; then it is exactly
         // [6x+2]Q + π(Q) - π²(Q), and Q is in G2 when that is -π³(Q).
-        let q3 = -frobenius_point(&-q2);
+        let q3 = loop_end_in_g2(q);
         let in_g2 = !r.z.is_zero() && r.x == q3.x.fast_mul(&r.z) && r.y == q3.y.fast_mul(&r.z);
         Self {
             coeffs,
@@ -540,8 +545,7 @@ impl Lines {
                     Self::infinity()
                 } else {
                     let (coeffs, end) = live_lines.next().expect("one set of lines per live point");
-                    // As in `new`: Q is in G2 when the loop ends at -π³(Q).
-                    let q3 = -frobenius_point(&frobenius_point(&frobenius_point(q)));
+                    let q3 = loop_end_in_g2(q);
                     Self {
                         coeffs,
                         normalized: true,

@@ -51,7 +51,7 @@ use crate::{
         nullifier_log::{NullifierLog, ShareStatus},
         tree::RootWindow,
         verifier::{PublicInputs, Verifier, decode_proof_on_curves},
-        waku::{Epoch, ProofValues, RlnProofData, rln_identifier},
+        waku::{Epoch, RlnProofData, rln_identifier},
     },
 };
 
@@ -225,13 +225,10 @@ fn decode_points(
     for (i, result) in decoded {
         match result {
             Ok((proof, c)) => {
-                let values = ProofValues {
-                    root: c.data.merkle_root,
-                    external_nullifier: external_nullifiers[&(c.data.epoch, c.data.rln_identifier)],
-                    x: c.x,
-                    y: c.data.share_y,
-                    nullifier: c.data.nullifier,
-                };
+                let mut values = c
+                    .data
+                    .values_with(external_nullifiers[&(c.data.epoch, c.data.rln_identifier)]);
+                values.x = c.x;
                 pending.push((
                     i,
                     Pending {

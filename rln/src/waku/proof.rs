@@ -98,9 +98,15 @@ impl RlnProofData {
 
     /// The values the circuit checks, with the external nullifier computed.
     pub fn values(&self) -> ProofValues {
+        self.values_with(self.external_nullifier())
+    }
+
+    /// The values the circuit checks, given this proof's external nullifier (computed once
+    /// for many proofs of one epoch).
+    pub fn values_with(&self, external_nullifier: Fr) -> ProofValues {
         ProofValues {
             root: self.merkle_root,
-            external_nullifier: self.external_nullifier(),
+            external_nullifier,
             x: self.share_x,
             y: self.share_y,
             nullifier: self.nullifier,
