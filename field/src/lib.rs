@@ -27,6 +27,9 @@ use ark_ff::{BigInt, MontConfig};
 ))]
 mod x86;
 
+#[cfg(target_arch = "x86_64")]
+pub mod ifma;
+
 /// Arithmetic through this crate's routines.
 pub trait FastField: Copy {
     /// `self · rhs`.

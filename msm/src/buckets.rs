@@ -260,38 +260,101 @@ fn reduce_group<P: SWCurveConfig<BaseField: BatchInvert>>(
 ) {
     let start = |k: usize| starts[k] - starts[0];
     loop {
-        scratch.inverses.clear();
+        // Pair t of a bucket adds its points 2t and 2t + 1 into its point t.
+        scratch.pairs.clear();
         for (k, &len) in lens.iter().enumerate() {
-            let bucket = &points[start(k)..start(k) + len];
-            scratch.inverses.extend(
-                bucket
-                    .chunks_exact(2)
-                    .map(|pair| denominator::<P>(&pair[0], &pair[1])),
-            );
+            let first = start(k);
+            scratch
+                .pairs
+                .extend((0..len / 2).map(|t| ((first + 2 * t) as u32, (first + t) as u32)));
         }
-        if scratch.inverses.is_empty() {
+        if scratch.pairs.is_empty() {
             return;
         }
-        scratch.invert_all();
-        let mut inverse = scratch.inverses.iter();
+        add_pairs::<P>(points, scratch);
+        // Every pair has read its points: the sums can go to their places.
+        for (&(_, to), sum) in scratch.pairs.iter().zip(&scratch.sums) {
+            points[to as usize] = *sum;
+        }
         for (k, len) in lens.iter_mut().enumerate() {
-            let bucket = &mut points[start(k)..start(k) + *len];
-            let half = bucket.len() / 2;
-            for t in 0..half {
-                bucket[t] = add::<P>(bucket[2 * t], bucket[2 * t + 1], inverse.next());
+            if *len % 2 == 1 {
+                points[start(k) + *len / 2] = points[start(k) + *len - 1];
             }
-            if bucket.len() % 2 == 1 {
-                bucket[half] = bucket[bucket.len() - 1];
-            }
-            *len = bucket.len().div_ceil(2);
+            *len = len.div_ceil(2);
         }
     }
 }
 
-/// The denominators of one level and the space to invert them.
+/// `scratch.sums[i]` = the sum of the points `pairs[i].0` and `pairs[i].0 + 1`, with one
+/// shared inversion. Pairs in general position go to the field's batched path where it has
+/// one; the rest (an identity, equal x) are added one by one.
+fn add_pairs<P: SWCurveConfig<BaseField: BatchInvert>>(
+    points: &[Point<P::BaseField>],
+    scratch: &mut Scratch<P::BaseField>,
+) {
+    let Scratch {
+        inverses,
+        space,
+        pairs,
+        sums,
+        general,
+        special,
+    } = scratch;
+    let pair = |i: usize| {
+        let first = pairs[i].0 as usize;
+        (points[first], points[first + 1])
+    };
+    sums.clear();
+    sums.resize(pairs.len(), Point::IDENTITY);
+    general.clear();
+    special.clear();
+    for i in 0..pairs.len() {
+        let (p, q) = pair(i);
+        if p.is_identity() || q.is_identity() || p.x == q.x {
+            special.push(i as u32);
+        } else {
+            general.push(i as u32);
+        }
+    }
+    let batched = <P::BaseField as BatchInvert>::add_general_pairs(
+        general.len(),
+        |i| {
+            let (p, q) = pair(general[i] as usize);
+            [p.x, p.y, q.x, q.y]
+        },
+        |i, x, y| sums[general[i] as usize] = Point { x, y },
+        space,
+    );
+    if !batched {
+        special.clear();
+        special.extend(0..pairs.len() as u32);
+    }
+    if special.is_empty() {
+        return;
+    }
+    inverses.clear();
+    inverses.extend(special.iter().map(|&i| {
+        let (p, q) = pair(i as usize);
+        denominator::<P>(&p, &q)
+    }));
+    P::BaseField::invert_all(inverses, space);
+    for (&i, inverse) in special.iter().zip(inverses.iter()) {
+        let (p, q) = pair(i as usize);
+        sums[i as usize] = add::<P>(p, q, Some(inverse));
+    }
+}
+
+/// The denominators of one level and the space to invert them, and a level's pairs.
 struct Scratch<F: BatchInvert> {
     inverses: Vec<F>,
     space: F::Space,
+    /// Each pair's first point and where its sum goes.
+    pairs: Vec<(u32, u32)>,
+    /// The sum of every pair.
+    sums: Vec<Point<F>>,
+    /// Pairs in general position, and the others.
+    general: Vec<u32>,
+    special: Vec<u32>,
 }
 
 impl<F: BatchInvert> Default for Scratch<F> {
@@ -299,6 +362,10 @@ impl<F: BatchInvert> Default for Scratch<F> {
         Self {
             inverses: Vec::new(),
             space: F::Space::default(),
+            pairs: Vec::new(),
+            sums: Vec::new(),
+            general: Vec::new(),
+            special: Vec::new(),
         }
     }
 }

@@ -9,6 +9,8 @@
 use ark_bn254::{Fq, Fq2};
 use ark_ff::Field;
 use wakurln_field::FastField;
+#[cfg(target_arch = "x86_64")]
+use wakurln_field::ifma;
 
 /// A field whose values the bucket sums invert in batches (and multiply with
 /// [`FastField`]).
@@ -21,27 +23,70 @@ pub trait BatchInvert: Field + FastField {
     /// # Panics
     /// If a value is zero.
     fn invert_all(values: &mut [Self], space: &mut Self::Space);
+
+    /// Adds `count` pairs of affine points in general position (neither point the identity,
+    /// distinct x), `pair(i)` giving `[x1, y1, x2, y2]` and `out(i, x, y)` taking the sum,
+    /// if the field has a faster way than one addition after another. Returns whether it
+    /// did.
+    fn add_general_pairs(
+        count: usize,
+        pair: impl Fn(usize) -> [Self; 4],
+        out: impl FnMut(usize, Self, Self),
+        space: &mut Self::Space,
+    ) -> bool {
+        let _ = (count, pair, out, space);
+        false
+    }
+}
+
+/// Fq's buffers: the 64-bit path's running products, and the eight-lane path's.
+#[derive(Debug, Default)]
+pub struct FqSpace {
+    prefixes: Vec<Fq>,
+    #[cfg(target_arch = "x86_64")]
+    lanes: (ifma::InvertSpace, ifma::AddSpace),
+}
+
+impl FqSpace {
+    /// Inverts `values`, in eight lanes where the CPU can.
+    fn invert(&mut self, values: &mut [Fq]) {
+        #[cfg(target_arch = "x86_64")]
+        if values.len() >= ifma::MIN_BATCH && ifma::invert(values, &mut self.lanes.0) {
+            return;
+        }
+        montgomery(values, &mut self.prefixes);
+    }
 }
 
 impl BatchInvert for Fq {
-    type Space = Vec<Fq>;
+    type Space = FqSpace;
 
-    fn invert_all(values: &mut [Self], prefixes: &mut Self::Space) {
-        montgomery(values, prefixes);
+    fn invert_all(values: &mut [Self], space: &mut Self::Space) {
+        space.invert(values);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn add_general_pairs(
+        count: usize,
+        pair: impl Fn(usize) -> [Self; 4],
+        out: impl FnMut(usize, Self, Self),
+        space: &mut Self::Space,
+    ) -> bool {
+        ifma::add_pairs(count, pair, out, &mut space.lanes.1)
     }
 }
 
 impl BatchInvert for Fq2 {
-    type Space = (Vec<Fq>, Vec<Fq>);
+    type Space = (Vec<Fq>, FqSpace);
 
-    fn invert_all(values: &mut [Self], (norms, prefixes): &mut Self::Space) {
+    fn invert_all(values: &mut [Self], (norms, space): &mut Self::Space) {
         norms.clear();
         norms.extend(
             values
                 .iter()
                 .map(|v| v.c0.fast_square().fast_add(&v.c1.fast_square())),
         );
-        montgomery(norms, prefixes);
+        space.invert(norms);
         for (value, norm) in values.iter_mut().zip(norms.iter()) {
             *value = Fq2::new(value.c0.fast_mul(norm), -value.c1.fast_mul(norm));
         }

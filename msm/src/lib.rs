@@ -18,7 +18,7 @@ mod buckets;
 mod digits;
 mod invert;
 
-pub use invert::BatchInvert;
+pub use invert::{BatchInvert, FqSpace};
 
 use buckets::{Digit, Point};
 

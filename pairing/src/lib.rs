@@ -706,7 +706,7 @@ pub fn multi_miller_loop(pairs: &[(G1Affine, &Lines)]) -> Fq12 {
         .filter(|(_, q)| q.normalized)
         .map(|(p, _)| p.y)
         .collect();
-    <Fq as wakurln_msm::BatchInvert>::invert_all(&mut inverses, &mut Vec::new());
+    <Fq as wakurln_msm::BatchInvert>::invert_all(&mut inverses, &mut Default::default());
     let mut inverses = inverses.into_iter();
     let pairs: Vec<Evaluation<'_>> = live
         .iter()

@@ -1,0 +1,590 @@
+//! Eight Fq products at once with AVX-512 IFMA (`vpmadd52luq`/`vpmadd52huq`), for the batch
+//! inversions of the bucket sums.
+//!
+//! A value is held as five 52-bit limbs, one per lane of five 512-bit registers, so one pass of
+//! the Montgomery multiplication serves eight independent products. The Montgomery radix is
+//! `2^260` here, not the `2^256` of the 64-bit form, and the two forms share their bits: the
+//! 64-bit form of `a` (the integer `a·2^256 mod p`) read in 52-bit limbs is the 52-bit form of
+//! `a·2^-4`. Batch inversion works on those values directly and corrects the factor once, on
+//! the shared inverse, so nothing is converted but the limb layout.
+//!
+//! Products are left in `[0, 2p)` (the radix is above `4p`, so inputs below `2p` keep them
+//! there); only results that leave this module are reduced below `p`.
+//!
+//! The instructions are chosen at run time: CPUs without AVX-512 IFMA (or a process run with
+//! `WAKURLN_NO_IFMA` set) take the 64-bit path.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::{
+    __m512i, _mm512_add_epi64, _mm512_and_si512, _mm512_cmplt_epi64_mask, _mm512_loadu_si512,
+    _mm512_madd52hi_epu64, _mm512_madd52lo_epu64, _mm512_mask_blend_epi64, _mm512_or_si512,
+    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_slli_epi64, _mm512_srai_epi64,
+    _mm512_srli_epi64, _mm512_storeu_si512, _mm512_sub_epi64,
+};
+use std::sync::OnceLock;
+
+use ark_bn254::{Fq, FqConfig};
+use ark_ff::{BigInt, Field, MontConfig, One};
+
+use crate::FastField;
+
+const MASK: u64 = (1 << 52) - 1;
+
+/// Four 64-bit limbs as five 52-bit ones.
+const fn radix52(limbs: [u64; 4]) -> [u64; 5] {
+    [
+        limbs[0] & MASK,
+        (limbs[0] >> 52 | limbs[1] << 12) & MASK,
+        (limbs[1] >> 40 | limbs[2] << 24) & MASK,
+        (limbs[2] >> 28 | limbs[3] << 36) & MASK,
+        limbs[3] >> 16,
+    ]
+}
+
+/// Fq's modulus in 52-bit limbs.
+const P: [u64; 5] = radix52(<FqConfig as MontConfig<4>>::MODULUS.0);
+/// `-p⁻¹ mod 2^52`.
+const P_INV: u64 = <FqConfig as MontConfig<4>>::INV & MASK;
+
+/// Below this many values, the 64-bit path is as fast.
+pub const MIN_BATCH: usize = 64;
+
+/// Whether this process uses the IFMA path: the CPU has AVX-512 F and IFMA, and
+/// `WAKURLN_NO_IFMA` is not set.
+pub fn enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| supported() && std::env::var_os("WAKURLN_NO_IFMA").is_none())
+}
+
+/// Whether the CPU has the instructions this module needs.
+pub fn supported() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512ifma")
+}
+
+/// Eight values in 52-bit limbs, limb `j` of lane `k` in `limbs[j]`'s lane `k`.
+#[derive(Clone, Copy)]
+struct Lanes([__m512i; 5]);
+
+/// Space kept between batch inversions: the running products of every step.
+#[derive(Debug, Default)]
+pub struct InvertSpace {
+    prefixes: Vec<[[u64; 8]; 5]>,
+}
+
+/// Replaces every value of `values` by its inverse, eight lanes at a time, if [`enabled`]
+/// (and returns whether it did). Each lane runs its own Montgomery trick over every eighth
+/// value; the eight lane products are inverted together with one field inversion.
+///
+/// # Panics
+/// If a value is zero.
+pub fn invert(values: &mut [Fq], space: &mut InvertSpace) -> bool {
+    if !enabled() {
+        return false;
+    }
+    // SAFETY: `enabled` checked that the CPU has AVX-512 F and IFMA.
+    unsafe { invert_lanes(values, space) };
+    true
+}
+
+/// The Montgomery trick in eight lanes. Lane `k` of step `s` holds `values[8s + k]`; missing
+/// values of the last step are ones.
+#[target_feature(enable = "avx512f,avx512ifma")]
+unsafe fn invert_lanes(values: &mut [Fq], space: &mut InvertSpace) {
+    let len = values.len();
+    let steps = len.div_ceil(8);
+    space.prefixes.clear();
+    let mut running = one();
+    for chunk in values.chunks(8) {
+        space.prefixes.push(running.store());
+        running = mul(&running, &load(chunk));
+    }
+    // Every result is the 52-bit form of 2^-8·a'^-1 = 2^-4·a^-1 (see `invert_totals`), whose
+    // bits are the 64-bit form of a^-1.
+    let mut inverse = invert_totals(&running, Fq::one());
+    for step in (0..steps).rev() {
+        let chunk = &mut values[8 * step..(8 * step + 8).min(len)];
+        let value = load(chunk);
+        let prefix = Lanes(space.prefixes[step].map(|limbs| load_u64(&limbs)));
+        let result = from_lanes(&reduce(&mul(&inverse, &prefix)));
+        for (k, out) in chunk.iter_mut().enumerate() {
+            *out = element(&result, k);
+        }
+        inverse = mul(&inverse, &value);
+    }
+}
+
+/// The 52-bit form of one: `2^260 mod p`, the 64-bit form of 16.
+#[target_feature(enable = "avx512f")]
+fn one() -> Lanes {
+    splat(radix52(Fq::from(16u64).0.0))
+}
+
+/// The inverses of eight lane products `t` (each below `2p`), times `2^-8·scale`.
+///
+/// Lane `k`'s product `Π a'_i` is held as the integer `Π a'_i · 2^260`. Read as a 64-bit form,
+/// that integer stands for `q = Π a'_i · 2^4`, whose inverse's 64-bit form is
+/// `(Π a'_i)^-1 · 2^252`: the 52-bit form of `2^-8·(Π a'_i)^-1`. Starting a backward pass
+/// from it scales every inverse by the same factor, which the callers fold into their
+/// formulas.
+#[target_feature(enable = "avx512f")]
+fn invert_totals(t: &Lanes, scale: Fq) -> Lanes {
+    let totals = reduce(t).store();
+    let mut products: [Fq; 8] =
+        std::array::from_fn(|k| Fq::new_unchecked(BigInt(unradix52(lane(&totals, k)))));
+    invert_eight(&mut products);
+    from_limbs(&std::array::from_fn(|k| {
+        radix52(products[k].fast_mul(&scale).0.0)
+    }))
+}
+
+/// Space kept between calls of [`add_pairs`]: each step's running product and denominators.
+#[derive(Debug, Default)]
+pub struct AddSpace {
+    prefixes: Vec<[[u64; 8]; 5]>,
+    denominators: Vec<[[u64; 8]; 5]>,
+}
+
+/// Adds `count` pairs of affine points of a curve over Fq, eight lanes at a time, if
+/// [`enabled`] and the batch is large enough (and returns whether it did). `pair(i)` gives
+/// `[x1, y1, x2, y2]`; `out(i, x, y)` receives the sum. All pairs share one inversion.
+///
+/// Every pair must be in general position: neither point the identity and `x1 ≠ x2` (a pair
+/// with equal x panics; the caller adds the others, which are rare, on its own).
+pub fn add_pairs(
+    count: usize,
+    pair: impl Fn(usize) -> [Fq; 4],
+    mut out: impl FnMut(usize, Fq, Fq),
+    space: &mut AddSpace,
+) -> bool {
+    if !enabled() || count < MIN_BATCH {
+        return false;
+    }
+    // SAFETY: `enabled` checked that the CPU has AVX-512 F and IFMA.
+    unsafe { add_lanes(count, &pair, &mut out, space) };
+    true
+}
+
+/// The chord rule in eight lanes, on values of the 52-bit form (`a' = a/16` for the stored
+/// bits of `a`). With the inverses scaled to `(1/4)·(x2' - x1')^-1`, the slope comes out as
+/// `λ/4`, and `x3' = (λ/4)² - x1' - x2'`, `y3' = (λ/4)·4(x1' - x3') - y1'`: both sums stay in
+/// the same form, so they are stored bits without conversion.
+#[target_feature(enable = "avx512f,avx512ifma")]
+unsafe fn add_lanes(
+    count: usize,
+    pair: &impl Fn(usize) -> [Fq; 4],
+    out: &mut impl FnMut(usize, Fq, Fq),
+    space: &mut AddSpace,
+) {
+    let steps = count.div_ceil(8);
+    space.prefixes.clear();
+    space.denominators.clear();
+    let mut running = one();
+    for step in 0..steps {
+        let [x1, x2] = gather_x(step, count, pair);
+        let denominator = sub(&x2, &x1);
+        space.prefixes.push(running.store());
+        space.denominators.push(denominator.store());
+        running = mul(&running, &denominator);
+    }
+    let mut inverse = invert_totals(&running, Fq::from(64u64));
+    let (p, two_p, four_p) = (multiple(1), multiple(2), multiple(4));
+    for step in (0..steps).rev() {
+        let prefix = Lanes(space.prefixes[step].map(|limbs| load_u64(&limbs)));
+        let denominator = Lanes(space.denominators[step].map(|limbs| load_u64(&limbs)));
+        let inverse_here = mul(&inverse, &prefix);
+        inverse = mul(&inverse, &denominator);
+
+        let [x1, y1, x2, y2] = gather(step, count, pair);
+        let slope = mul(&sub(&y2, &y1), &inverse_here);
+        // x3 < 6p before the reductions.
+        let x3 = sub(&sub(&mul(&slope, &slope), &x1), &x2);
+        let x3 = subtract_if_above(
+            &subtract_if_above(&subtract_if_above(&x3, &four_p), &two_p),
+            &p,
+        );
+        // 4(x1 - x3 + p) < 8p keeps the product below 2p.
+        let run = times_four(&add_p(&sub_canonical(&x1, &x3)));
+        let y3 = add_p(&sub_canonical(&mul(&slope, &run), &y1));
+        let y3 = subtract_if_above(&subtract_if_above(&y3, &two_p), &p);
+        let (x3, y3) = (from_lanes(&x3), from_lanes(&y3));
+        for k in 0..8.min(count - 8 * step) {
+            out(8 * step + k, element(&x3, k), element(&y3, k));
+        }
+    }
+}
+
+/// The four coordinates of step `step`'s pairs in lanes; missing pairs are `(0, 0), (1, 0)`.
+// Lane k's limbs are written across the transposed buffer.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f")]
+fn gather(step: usize, count: usize, pair: &impl Fn(usize) -> [Fq; 4]) -> [Lanes; 4] {
+    let filler = [Fq::from(0u64), Fq::from(0u64), Fq::one(), Fq::from(0u64)];
+    let mut limbs = [[[0u64; 8]; 4]; 4];
+    for k in 0..8 {
+        let i = 8 * step + k;
+        let coordinates = if i < count { pair(i) } else { filler };
+        for (c, coordinate) in coordinates.iter().enumerate() {
+            for (j, limb) in coordinate.0.0.into_iter().enumerate() {
+                limbs[c][j][k] = limb;
+            }
+        }
+    }
+    limbs.map(|c| to_lanes(&c))
+}
+
+/// The x coordinates of step `step`'s pairs in lanes (see [`gather`]).
+// Lane k's limbs are written across the transposed buffer.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f")]
+fn gather_x(step: usize, count: usize, pair: &impl Fn(usize) -> [Fq; 4]) -> [Lanes; 2] {
+    let mut limbs = [[[0u64; 8]; 4]; 2];
+    for k in 0..8 {
+        let i = 8 * step + k;
+        let [x1, x2] = if i < count {
+            let [x1, _, x2, _] = pair(i);
+            [x1, x2]
+        } else {
+            [Fq::from(0u64), Fq::one()]
+        };
+        for (c, coordinate) in [x1, x2].iter().enumerate() {
+            for (j, limb) in coordinate.0.0.into_iter().enumerate() {
+                limbs[c][j][k] = limb;
+            }
+        }
+    }
+    limbs.map(|c| to_lanes(&c))
+}
+
+/// Eight values of four 64-bit limbs (limb `j` of lane `k` at `[j][k]`) in 52-bit limbs.
+#[target_feature(enable = "avx512f")]
+fn to_lanes(limbs: &[[u64; 8]; 4]) -> Lanes {
+    let [v0, v1, v2, v3] = limbs.map(|l| load_u64(&l));
+    let mask = _mm512_set1_epi64(MASK as i64);
+    let or = |a, b| _mm512_and_si512(_mm512_or_si512(a, b), mask);
+    Lanes([
+        _mm512_and_si512(v0, mask),
+        or(_mm512_srli_epi64::<52>(v0), _mm512_slli_epi64::<12>(v1)),
+        or(_mm512_srli_epi64::<40>(v1), _mm512_slli_epi64::<24>(v2)),
+        or(_mm512_srli_epi64::<28>(v2), _mm512_slli_epi64::<36>(v3)),
+        _mm512_srli_epi64::<16>(v3),
+    ])
+}
+
+/// Eight values (below 2^256) in four 64-bit limbs, limb `j` of lane `k` at `[j][k]`.
+#[target_feature(enable = "avx512f")]
+fn from_lanes(a: &Lanes) -> [[u64; 8]; 4] {
+    let [l0, l1, l2, l3, l4] = a.0;
+    let limbs = [
+        _mm512_or_si512(l0, _mm512_slli_epi64::<52>(l1)),
+        _mm512_or_si512(_mm512_srli_epi64::<12>(l1), _mm512_slli_epi64::<40>(l2)),
+        _mm512_or_si512(_mm512_srli_epi64::<24>(l2), _mm512_slli_epi64::<28>(l3)),
+        _mm512_or_si512(_mm512_srli_epi64::<36>(l3), _mm512_slli_epi64::<16>(l4)),
+    ];
+    let mut out = [[0u64; 8]; 4];
+    for (limbs, register) in out.iter_mut().zip(limbs) {
+        // SAFETY: `limbs` is 64 writable bytes; the store has no alignment requirement.
+        unsafe { _mm512_storeu_si512(limbs.as_mut_ptr().cast(), register) };
+    }
+    out
+}
+
+/// Lane `k` of values stored by [`from_lanes`].
+fn element(limbs: &[[u64; 8]; 4], k: usize) -> Fq {
+    Fq::new_unchecked(BigInt(std::array::from_fn(|j| limbs[j][k])))
+}
+
+/// `k·p` in every lane (limbs may exceed 52 bits; only used in sums that are normalized).
+#[target_feature(enable = "avx512f")]
+fn multiple(k: u64) -> Lanes {
+    Lanes(P.map(|l| _mm512_set1_epi64((l * k) as i64)))
+}
+
+/// `a - b + 2p`, for `b ≤ 2p`.
+#[target_feature(enable = "avx512f")]
+fn sub(a: &Lanes, b: &Lanes) -> Lanes {
+    let two_p = multiple(2);
+    normalize(std::array::from_fn(|j| {
+        _mm512_sub_epi64(_mm512_add_epi64(a.0[j], two_p.0[j]), b.0[j])
+    }))
+}
+
+/// `a - b`, for `b ≤ a + p` (the result may be up to `p` below zero, and is then fixed by the
+/// caller adding `p` with [`add_p`]; limbs carry the sign until then).
+#[target_feature(enable = "avx512f")]
+fn sub_canonical(a: &Lanes, b: &Lanes) -> [__m512i; 5] {
+    std::array::from_fn(|j| _mm512_sub_epi64(a.0[j], b.0[j]))
+}
+
+/// `t + p`, normalized.
+#[target_feature(enable = "avx512f")]
+fn add_p(t: &[__m512i; 5]) -> Lanes {
+    let p = multiple(1);
+    normalize(std::array::from_fn(|j| _mm512_add_epi64(t[j], p.0[j])))
+}
+
+/// `4a`, normalized.
+#[target_feature(enable = "avx512f")]
+fn times_four(a: &Lanes) -> Lanes {
+    normalize(a.0.map(|limb| _mm512_slli_epi64::<2>(limb)))
+}
+
+/// `a - m` where that is not negative, else `a`.
+#[target_feature(enable = "avx512f")]
+fn subtract_if_above(a: &Lanes, m: &Lanes) -> Lanes {
+    let difference = normalize(std::array::from_fn(|j| _mm512_sub_epi64(a.0[j], m.0[j])));
+    // A negative difference (its top limb's sign bit set) means a < m: keep a.
+    let borrowed = _mm512_cmplt_epi64_mask(difference.0[4], _mm512_setzero_si512());
+    Lanes(std::array::from_fn(|j| {
+        _mm512_mask_blend_epi64(borrowed, difference.0[j], a.0[j])
+    }))
+}
+
+/// Inverts eight non-zero values with one field inversion.
+fn invert_eight(values: &mut [Fq; 8]) {
+    let mut prefixes = [Fq::one(); 8];
+    let mut product = Fq::one();
+    for (prefix, value) in prefixes.iter_mut().zip(values.iter()) {
+        *prefix = product;
+        product = product.fast_mul(value);
+    }
+    let mut inverse = product
+        .inverse()
+        .expect("denominators are never zero: equal x only reach here as a doubling");
+    for (value, prefix) in values.iter_mut().zip(prefixes.iter()).rev() {
+        let original = *value;
+        *value = inverse.fast_mul(prefix);
+        inverse = inverse.fast_mul(&original);
+    }
+}
+
+/// Lane `k` of stored limbs.
+fn lane(limbs: &[[u64; 8]; 5], k: usize) -> [u64; 5] {
+    std::array::from_fn(|j| limbs[j][k])
+}
+
+/// Five 52-bit limbs (the value below 2^256) as four 64-bit ones.
+fn unradix52(l: [u64; 5]) -> [u64; 4] {
+    [
+        l[0] | l[1] << 52,
+        l[1] >> 12 | l[2] << 40,
+        l[2] >> 24 | l[3] << 28,
+        l[3] >> 36 | l[4] << 16,
+    ]
+}
+
+/// Up to eight values (ones for the missing lanes) in lanes.
+// Lane k's limbs are written across the transposed buffer.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f")]
+fn load(values: &[Fq]) -> Lanes {
+    let one = Fq::one();
+    let mut limbs = [[0u64; 8]; 4];
+    for k in 0..8 {
+        let value = values.get(k).unwrap_or(&one);
+        for (j, limb) in value.0.0.into_iter().enumerate() {
+            limbs[j][k] = limb;
+        }
+    }
+    to_lanes(&limbs)
+}
+
+#[target_feature(enable = "avx512f")]
+fn from_limbs_transposed(limbs: &[[u64; 8]; 5]) -> Lanes {
+    Lanes(limbs.map(|l| load_u64(&l)))
+}
+
+/// Eight values given lane by lane.
+#[target_feature(enable = "avx512f")]
+fn from_limbs(values: &[[u64; 5]; 8]) -> Lanes {
+    let mut limbs = [[0u64; 8]; 5];
+    for (k, value) in values.iter().enumerate() {
+        for (j, limb) in value.iter().enumerate() {
+            limbs[j][k] = *limb;
+        }
+    }
+    from_limbs_transposed(&limbs)
+}
+
+#[target_feature(enable = "avx512f")]
+fn load_u64(limbs: &[u64; 8]) -> __m512i {
+    // SAFETY: `limbs` is 64 readable bytes; the load has no alignment requirement.
+    unsafe { _mm512_loadu_si512(limbs.as_ptr().cast()) }
+}
+
+#[target_feature(enable = "avx512f")]
+fn splat(limbs: [u64; 5]) -> Lanes {
+    Lanes(limbs.map(|l| _mm512_set1_epi64(l as i64)))
+}
+
+impl Lanes {
+    #[target_feature(enable = "avx512f")]
+    fn store(&self) -> [[u64; 8]; 5] {
+        let mut out = [[0u64; 8]; 5];
+        for (limbs, register) in out.iter_mut().zip(self.0) {
+            // SAFETY: `limbs` is 64 writable bytes; the store has no alignment requirement.
+            unsafe { _mm512_storeu_si512(limbs.as_mut_ptr().cast(), register) };
+        }
+        out
+    }
+}
+
+/// `a·b·2^-260 mod p` in `[0, 2p)` in every lane, for `a, b < 2p` with 52-bit limbs.
+///
+/// Operand scanning: each of the five rounds adds `a_i·b` and then `m·p` with `m` chosen to
+/// clear the lowest limb, and drops that limb. The limbs' high bits collect carries (at most
+/// 20 products of 52 bits each, well inside 64 bits) that are propagated once at the end.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn mul(a: &Lanes, b: &Lanes) -> Lanes {
+    let zero = _mm512_setzero_si512();
+    let p = P.map(|l| _mm512_set1_epi64(l as i64));
+    let p_inv = _mm512_set1_epi64(P_INV as i64);
+    let mut t = [zero; 6];
+    for &a_i in &a.0 {
+        for j in 0..5 {
+            t[j] = _mm512_madd52lo_epu64(t[j], a_i, b.0[j]);
+            t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], a_i, b.0[j]);
+        }
+        let m = _mm512_madd52lo_epu64(zero, t[0], p_inv);
+        for j in 0..5 {
+            t[j] = _mm512_madd52lo_epu64(t[j], m, p[j]);
+            t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], m, p[j]);
+        }
+        // The low 52 bits of t[0] are now zero; what is above them carries into t[1].
+        let carry = _mm512_srli_epi64::<52>(t[0]);
+        t = [_mm512_add_epi64(t[1], carry), t[2], t[3], t[4], t[5], zero];
+    }
+    normalize([t[0], t[1], t[2], t[3], t[4]])
+}
+
+/// Carries every limb's bits above 52 into the next one (signed: a limb may be negative).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn normalize(mut t: [__m512i; 5]) -> Lanes {
+    let mask = _mm512_set1_epi64(MASK as i64);
+    for j in 0..4 {
+        t[j + 1] = _mm512_add_epi64(t[j + 1], _mm512_srai_epi64::<52>(t[j]));
+        t[j] = _mm512_and_si512(t[j], mask);
+    }
+    Lanes(t)
+}
+
+/// `a mod p` for `a < 2p`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn reduce(a: &Lanes) -> Lanes {
+    subtract_if_above(a, &multiple(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use ark_ff::{UniformRand, Zero};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    use super::*;
+
+    #[test]
+    fn limbs_round_trip() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        for _ in 0..1000 {
+            let value = Fq::rand(&mut rng).0.0;
+            assert_eq!(unradix52(radix52(value)), value);
+        }
+    }
+
+    /// Products in lanes match arkworks' (the bits read as the 52-bit form).
+    #[test]
+    fn lane_products_match_arkworks() {
+        if !supported() {
+            eprintln!("this CPU has no AVX-512 IFMA: only the 64-bit path can be checked here");
+            return;
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        // 2^-4: the factor between the forms.
+        let shift = Fq::from(16u64).inverse().expect("16 is invertible");
+        for round in 0..500 {
+            let mut a: Vec<Fq> = (0..8).map(|_| Fq::rand(&mut rng)).collect();
+            let b: Vec<Fq> = (0..8).map(|_| Fq::rand(&mut rng)).collect();
+            if round == 0 {
+                a[0] = Fq::zero();
+                a[1] = -Fq::one();
+                a[2] = Fq::one();
+            }
+            // SAFETY: the CPU has the instructions (checked above).
+            let product = unsafe { reduce(&mul(&load(&a), &load(&b))).store() };
+            for k in 0..8 {
+                let got = Fq::new_unchecked(BigInt(unradix52(lane(&product, k))));
+                assert_eq!(got, a[k] * b[k] * shift, "lane {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn batches_invert_like_arkworks() {
+        if !supported() {
+            eprintln!("this CPU has no AVX-512 IFMA: only the 64-bit path can be checked here");
+            return;
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let mut space = InvertSpace::default();
+        for len in [0, 1, 7, 8, 9, 64, 65, 1000] {
+            let values: Vec<Fq> = (0..len).map(|_| Fq::rand(&mut rng)).collect();
+            let mut inverted = values.clone();
+            // SAFETY: the CPU has the instructions (checked above).
+            unsafe { invert_lanes(&mut inverted, &mut space) };
+            for (value, inverse) in values.iter().zip(&inverted) {
+                assert_eq!(
+                    *inverse,
+                    value.inverse().expect("random values are non-zero")
+                );
+            }
+        }
+        let mut ones = vec![Fq::one(), -Fq::one(), Fq::one(), Fq::from(2u64)];
+        // SAFETY: as above.
+        unsafe { invert_lanes(&mut ones, &mut space) };
+        assert_eq!(ones[..3], [Fq::one(), -Fq::one(), Fq::one()]);
+    }
+
+    #[test]
+    fn pairs_add_like_arkworks() {
+        use ark_bn254::G1Affine;
+        use ark_ec::{AffineRepr, CurveGroup};
+        if !supported() {
+            eprintln!("this CPU has no AVX-512 IFMA: only the 64-bit path can be checked here");
+            return;
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(14);
+        let mut space = AddSpace::default();
+        for count in [64, 65, 71, 300] {
+            let points: Vec<(G1Affine, G1Affine)> = (0..count)
+                .map(|i| {
+                    let p = G1Affine::rand(&mut rng);
+                    // Some pairs where one point is a small multiple of the other.
+                    let q = if i % 5 == 0 {
+                        (p * ark_bn254::Fr::from(3u64)).into_affine()
+                    } else {
+                        G1Affine::rand(&mut rng)
+                    };
+                    (p, q)
+                })
+                .collect();
+            let mut sums = vec![None; count];
+            // SAFETY: the CPU has the instructions (checked above).
+            unsafe {
+                add_lanes(
+                    count,
+                    &|i| [points[i].0.x, points[i].0.y, points[i].1.x, points[i].1.y],
+                    &mut |i, x, y| sums[i] = Some((x, y)),
+                    &mut space,
+                )
+            };
+            for (i, (p, q)) in points.iter().enumerate() {
+                let expected = (*p + *q).into_affine();
+                let (x, y) = expected.xy().expect("random points do not cancel");
+                assert_eq!(sums[i], Some((x, y)), "pair {i} of {count}");
+            }
+        }
+    }
+}
