@@ -21,6 +21,8 @@
 use ark_bn254::Fr;
 use ark_ff::{FftField, Field, One, Zero};
 use wakurln_field::FastField;
+#[cfg(target_arch = "x86_64")]
+use wakurln_field::ifma;
 
 /// Moves values on the `n`-th roots of unity `H` to values on the coset `g·H`.
 #[derive(Clone)]
@@ -32,6 +34,9 @@ pub struct CosetFft {
     forward: Vec<Fr>,
     /// `scale[i] = g^rev(i) / n`, where `rev` reverses the bits of the index.
     scale: Vec<Fr>,
+    /// Both tables in the form of the eight-lane levels, where the CPU has them.
+    #[cfg(target_arch = "x86_64")]
+    lanes: Option<(ifma::LaneTwiddles, ifma::LaneTwiddles)>,
 }
 
 impl std::fmt::Debug for CosetFft {
@@ -73,10 +78,19 @@ impl CosetFft {
         let mut shifts = powers(shift, n);
         shifts.iter_mut().for_each(|s| *s *= inverse_n);
         let scale = (0..n).map(|i| shifts[reverse(i, log_n)]).collect();
+        let inverse = twiddles(root.inverse().expect("a root of unity is non-zero"), n);
+        let forward = twiddles(root, n);
         Ok(Self {
             log_n,
-            inverse: twiddles(root.inverse().expect("a root of unity is non-zero"), n),
-            forward: twiddles(root, n),
+            #[cfg(target_arch = "x86_64")]
+            lanes: ifma::enabled().then(|| {
+                (
+                    ifma::LaneTwiddles::new(&inverse),
+                    ifma::LaneTwiddles::new(&forward),
+                )
+            }),
+            inverse,
+            forward,
             scale,
         })
     }
@@ -108,9 +122,16 @@ impl CosetFft {
     }
 
     /// Gentleman–Sande with inverse roots: natural order in, `n`·coefficients out in
-    /// bit-reversed order.
+    /// bit-reversed order. Where the CPU has the lanes, they run every level of half-size 8
+    /// and more.
     fn decimate_in_frequency(&self, values: &mut [Fr]) {
         let mut half = self.size() / 2;
+        #[cfg(target_arch = "x86_64")]
+        if let Some((inverse, _)) = &self.lanes
+            && ifma::dif_levels(values, inverse)
+        {
+            half = half.min(LANE_HALF / 2);
+        }
         while half >= 1 {
             level(values, &self.inverse[half..2 * half], |lo, hi, twiddle| {
                 let (u, v) = (*lo, *hi);
@@ -121,10 +142,17 @@ impl CosetFft {
         }
     }
 
-    /// Cooley–Tukey with forward roots: bit-reversed order in, natural order out.
+    /// Cooley–Tukey with forward roots: bit-reversed order in, natural order out. Where the
+    /// CPU has the lanes, they run every level of half-size 8 and more.
     fn decimate_in_time(&self, values: &mut [Fr]) {
         let mut half = 1;
-        while half < self.size() {
+        #[allow(unused_mut)] // only the lanes stop early
+        let mut last = self.size();
+        #[cfg(target_arch = "x86_64")]
+        if self.lanes.is_some() && self.size() >= 2 * LANE_HALF {
+            last = LANE_HALF;
+        }
+        while half < last {
             level(values, &self.forward[half..2 * half], |lo, hi, twiddle| {
                 let (u, v) = (*lo, hi.fast_mul(twiddle));
                 *lo = u.fast_add(&v);
@@ -132,8 +160,19 @@ impl CosetFft {
             });
             half *= 2;
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some((_, forward)) = &self.lanes
+            && last < self.size()
+        {
+            let done = ifma::dit_levels(values, forward);
+            assert!(done, "the lanes were enabled when the tables were made");
+        }
     }
 }
+
+/// The smallest half-size the lane levels run (one step of eight values).
+#[cfg(target_arch = "x86_64")]
+const LANE_HALF: usize = 8;
 
 /// One level of a transform: `butterfly(lo, hi, twiddle)` on every pair `half` apart within
 /// blocks of `2·half`, where `half` is the number of twiddles. The first pair of a block has

@@ -23,8 +23,8 @@ use core::arch::x86_64::{
 };
 use std::sync::OnceLock;
 
-use ark_bn254::{Fq, FqConfig};
-use ark_ff::{BigInt, Field, MontConfig, One};
+use ark_bn254::{Fq, FqConfig, Fr, FrConfig};
+use ark_ff::{BigInt, Field, Fp256, MontBackend, MontConfig, One};
 
 use crate::FastField;
 
@@ -41,10 +41,23 @@ const fn radix52(limbs: [u64; 4]) -> [u64; 5] {
     ]
 }
 
-/// Fq's modulus in 52-bit limbs.
-const P: [u64; 5] = radix52(<FqConfig as MontConfig<4>>::MODULUS.0);
-/// `-p⁻¹ mod 2^52`.
-const P_INV: u64 = <FqConfig as MontConfig<4>>::INV & MASK;
+/// A field whose products run in lanes: its modulus in 52-bit limbs.
+pub trait Modulus {
+    /// The modulus `p` in 52-bit limbs.
+    const P: [u64; 5];
+    /// `-p⁻¹ mod 2^52`.
+    const P_INV: u64;
+}
+
+impl Modulus for Fq {
+    const P: [u64; 5] = radix52(<FqConfig as MontConfig<4>>::MODULUS.0);
+    const P_INV: u64 = <FqConfig as MontConfig<4>>::INV & MASK;
+}
+
+impl Modulus for Fr {
+    const P: [u64; 5] = radix52(<FrConfig as MontConfig<4>>::MODULUS.0);
+    const P_INV: u64 = <FrConfig as MontConfig<4>>::INV & MASK;
+}
 
 /// Below this many values, the 64-bit path is as fast.
 pub const MIN_BATCH: usize = 64;
@@ -97,7 +110,7 @@ unsafe fn invert_lanes(values: &mut [Fq], space: &mut InvertSpace) {
     let mut running = one();
     for chunk in values.chunks(8) {
         space.prefixes.push(running.store());
-        running = mul(&running, &load(chunk));
+        running = mul::<Fq>(&running, &load(chunk));
     }
     // Every result is the 52-bit form of 2^-8·a'^-1 = 2^-4·a^-1 (see `invert_totals`), whose
     // bits are the 64-bit form of a^-1.
@@ -106,11 +119,11 @@ unsafe fn invert_lanes(values: &mut [Fq], space: &mut InvertSpace) {
         let chunk = &mut values[8 * step..(8 * step + 8).min(len)];
         let value = load(chunk);
         let prefix = Lanes(space.prefixes[step].map(|limbs| load_u64(&limbs)));
-        let result = from_lanes(&reduce(&mul(&inverse, &prefix)));
+        let result = from_lanes(&reduce::<Fq>(&mul::<Fq>(&inverse, &prefix)));
         for (k, out) in chunk.iter_mut().enumerate() {
             *out = element(&result, k);
         }
-        inverse = mul(&inverse, &value);
+        inverse = mul::<Fq>(&inverse, &value);
     }
 }
 
@@ -129,7 +142,7 @@ fn one() -> Lanes {
 /// formulas.
 #[target_feature(enable = "avx512f")]
 fn invert_totals(t: &Lanes, scale: Fq) -> Lanes {
-    let totals = reduce(t).store();
+    let totals = reduce::<Fq>(t).store();
     let mut products: [Fq; 8] =
         std::array::from_fn(|k| Fq::new_unchecked(BigInt(unradix52(lane(&totals, k)))));
     invert_eight(&mut products);
@@ -182,36 +195,140 @@ unsafe fn add_lanes(
     let mut running = one();
     for step in 0..steps {
         let [x1, x2] = gather_x(step, count, pair);
-        let denominator = sub(&x2, &x1);
+        let denominator = sub::<Fq>(&x2, &x1);
         space.prefixes.push(running.store());
         space.denominators.push(denominator.store());
-        running = mul(&running, &denominator);
+        running = mul::<Fq>(&running, &denominator);
     }
     let mut inverse = invert_totals(&running, Fq::from(64u64));
-    let (p, two_p, four_p) = (multiple(1), multiple(2), multiple(4));
+    let (p, two_p, four_p) = (multiple::<Fq>(1), multiple::<Fq>(2), multiple::<Fq>(4));
     for step in (0..steps).rev() {
         let prefix = Lanes(space.prefixes[step].map(|limbs| load_u64(&limbs)));
         let denominator = Lanes(space.denominators[step].map(|limbs| load_u64(&limbs)));
-        let inverse_here = mul(&inverse, &prefix);
-        inverse = mul(&inverse, &denominator);
+        let inverse_here = mul::<Fq>(&inverse, &prefix);
+        inverse = mul::<Fq>(&inverse, &denominator);
 
         let [x1, y1, x2, y2] = gather(step, count, pair);
-        let slope = mul(&sub(&y2, &y1), &inverse_here);
+        let slope = mul::<Fq>(&sub::<Fq>(&y2, &y1), &inverse_here);
         // x3 < 6p before the reductions.
-        let x3 = sub(&sub(&mul(&slope, &slope), &x1), &x2);
+        let x3 = sub::<Fq>(&sub::<Fq>(&mul::<Fq>(&slope, &slope), &x1), &x2);
         let x3 = subtract_if_above(
             &subtract_if_above(&subtract_if_above(&x3, &four_p), &two_p),
             &p,
         );
         // 4(x1 - x3 + p) < 8p keeps the product below 2p.
-        let run = times_four(&add_p(&sub_canonical(&x1, &x3)));
-        let y3 = add_p(&sub_canonical(&mul(&slope, &run), &y1));
+        let run = times_four(&add_p::<Fq>(&sub_canonical(&x1, &x3)));
+        let y3 = add_p::<Fq>(&sub_canonical(&mul::<Fq>(&slope, &run), &y1));
         let y3 = subtract_if_above(&subtract_if_above(&y3, &two_p), &p);
         let (x3, y3) = (from_lanes(&x3), from_lanes(&y3));
         for k in 0..8.min(count - 8 * step) {
             out(8 * step + k, element(&x3, k), element(&y3, k));
         }
     }
+}
+
+/// A transform's twiddle table (`table[h + j]` for the level of half-size `h`) in 52-bit form,
+/// eight values to a step, for [`dif_levels`] and [`dit_levels`].
+#[derive(Debug, Clone, Default)]
+pub struct LaneTwiddles {
+    steps: Vec<[[u64; 8]; 5]>,
+}
+
+impl LaneTwiddles {
+    /// The table's values in 52-bit form (the 64-bit form of `16·ω` is the 52-bit form of ω).
+    pub fn new(table: &[Fr]) -> Self {
+        let sixteen = Fr::from(16u64);
+        let steps = table
+            .chunks(8)
+            .map(|chunk| {
+                let mut limbs = [[0u64; 8]; 5];
+                for (k, twiddle) in chunk.iter().enumerate() {
+                    for (j, limb) in radix52(twiddle.fast_mul(&sixteen).0.0)
+                        .into_iter()
+                        .enumerate()
+                    {
+                        limbs[j][k] = limb;
+                    }
+                }
+                limbs
+            })
+            .collect();
+        Self { steps }
+    }
+}
+
+/// Runs the levels of a decimation in frequency (Gentleman–Sande: `lo + hi` and
+/// `(lo - hi)·ω`) whose half-size is at least 8, from `n/2` down, in lanes, if [`enabled`]
+/// (and returns whether it did). The levels of half-size 4, 2 and 1 are left to the caller.
+pub fn dif_levels(values: &mut [Fr], twiddles: &LaneTwiddles) -> bool {
+    if !enabled() || values.len() < 16 || !values.len().is_power_of_two() {
+        return false;
+    }
+    // SAFETY: `enabled` checked that the CPU has AVX-512 F and IFMA.
+    unsafe { transform_levels(values, twiddles, false) };
+    true
+}
+
+/// Runs the levels of a decimation in time (Cooley–Tukey: `lo ± hi·ω`) whose half-size is at
+/// least 8, from 8 up, in lanes, if [`enabled`] (and returns whether it did). The levels of
+/// half-size 1, 2 and 4 must have run before.
+pub fn dit_levels(values: &mut [Fr], twiddles: &LaneTwiddles) -> bool {
+    if !enabled() || values.len() < 16 || !values.len().is_power_of_two() {
+        return false;
+    }
+    // SAFETY: `enabled` checked that the CPU has AVX-512 F and IFMA.
+    unsafe { transform_levels(values, twiddles, true) };
+    true
+}
+
+/// The levels of half-size 8 and more, in lanes (`in_time` picks the direction). Values stay
+/// in `[0, 2p)` between levels and are reduced once at the end.
+#[target_feature(enable = "avx512f,avx512ifma")]
+unsafe fn transform_levels(values: &mut [Fr], twiddles: &LaneTwiddles, in_time: bool) {
+    let n = values.len();
+    let mut steps: Vec<[[u64; 8]; 5]> = values.chunks(8).map(|c| load(c).store()).collect();
+    let two_p = multiple::<Fr>(2);
+    let get = |step: &[[u64; 8]; 5]| Lanes(step.map(|limbs| load_u64(&limbs)));
+    let mut half = if in_time { 8 } else { n / 2 };
+    while (8..n).contains(&half) {
+        for block in (0..n).step_by(2 * half) {
+            for j in (0..half).step_by(8) {
+                let (lo_at, hi_at) = ((block + j) / 8, (block + half + j) / 8);
+                let (lo, hi) = (get(&steps[lo_at]), get(&steps[hi_at]));
+                let twiddle = get(&twiddles.steps[(half + j) / 8]);
+                let (lo, hi) = if in_time {
+                    let v = mul::<Fr>(&hi, &twiddle);
+                    (
+                        add_below(&lo, &v, &two_p),
+                        subtract_if_above(&sub::<Fr>(&lo, &v), &two_p),
+                    )
+                } else {
+                    (
+                        add_below(&lo, &hi, &two_p),
+                        mul::<Fr>(&sub::<Fr>(&lo, &hi), &twiddle),
+                    )
+                };
+                steps[lo_at] = lo.store();
+                steps[hi_at] = hi.store();
+            }
+        }
+        half = if in_time { half * 2 } else { half / 2 };
+    }
+    for (chunk, step) in values.chunks_mut(8).zip(&steps) {
+        let reduced = from_lanes(&reduce::<Fr>(&get(step)));
+        for (k, value) in chunk.iter_mut().enumerate() {
+            *value = Fr::new_unchecked(BigInt(lane_of(&reduced, k)));
+        }
+    }
+}
+
+/// `a + b`, less `m` if that is not negative (for `a + b < 2m`).
+#[target_feature(enable = "avx512f")]
+fn add_below(a: &Lanes, b: &Lanes, m: &Lanes) -> Lanes {
+    subtract_if_above(
+        &normalize(std::array::from_fn(|j| _mm512_add_epi64(a.0[j], b.0[j]))),
+        m,
+    )
 }
 
 /// The four coordinates of step `step`'s pairs in lanes; missing pairs are `(0, 0), (1, 0)`.
@@ -291,19 +408,24 @@ fn from_lanes(a: &Lanes) -> [[u64; 8]; 4] {
 
 /// Lane `k` of values stored by [`from_lanes`].
 fn element(limbs: &[[u64; 8]; 4], k: usize) -> Fq {
-    Fq::new_unchecked(BigInt(std::array::from_fn(|j| limbs[j][k])))
+    Fq::new_unchecked(BigInt(lane_of(limbs, k)))
+}
+
+/// The four limbs of lane `k`.
+fn lane_of(limbs: &[[u64; 8]; 4], k: usize) -> [u64; 4] {
+    std::array::from_fn(|j| limbs[j][k])
 }
 
 /// `k·p` in every lane (limbs may exceed 52 bits; only used in sums that are normalized).
 #[target_feature(enable = "avx512f")]
-fn multiple(k: u64) -> Lanes {
-    Lanes(P.map(|l| _mm512_set1_epi64((l * k) as i64)))
+fn multiple<M: Modulus>(k: u64) -> Lanes {
+    Lanes(M::P.map(|l| _mm512_set1_epi64((l * k) as i64)))
 }
 
 /// `a - b + 2p`, for `b ≤ 2p`.
 #[target_feature(enable = "avx512f")]
-fn sub(a: &Lanes, b: &Lanes) -> Lanes {
-    let two_p = multiple(2);
+fn sub<M: Modulus>(a: &Lanes, b: &Lanes) -> Lanes {
+    let two_p = multiple::<M>(2);
     normalize(std::array::from_fn(|j| {
         _mm512_sub_epi64(_mm512_add_epi64(a.0[j], two_p.0[j]), b.0[j])
     }))
@@ -318,8 +440,8 @@ fn sub_canonical(a: &Lanes, b: &Lanes) -> [__m512i; 5] {
 
 /// `t + p`, normalized.
 #[target_feature(enable = "avx512f")]
-fn add_p(t: &[__m512i; 5]) -> Lanes {
-    let p = multiple(1);
+fn add_p<M: Modulus>(t: &[__m512i; 5]) -> Lanes {
+    let p = multiple::<M>(1);
     normalize(std::array::from_fn(|j| _mm512_add_epi64(t[j], p.0[j])))
 }
 
@@ -377,8 +499,8 @@ fn unradix52(l: [u64; 5]) -> [u64; 4] {
 // Lane k's limbs are written across the transposed buffer.
 #[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f")]
-fn load(values: &[Fq]) -> Lanes {
-    let one = Fq::one();
+fn load<C: MontConfig<4>>(values: &[Fp256<MontBackend<C, 4>>]) -> Lanes {
+    let one = Fp256::<MontBackend<C, 4>>::one();
     let mut limbs = [[0u64; 8]; 4];
     for k in 0..8 {
         let value = values.get(k).unwrap_or(&one);
@@ -436,10 +558,10 @@ impl Lanes {
 /// 20 products of 52 bits each, well inside 64 bits) that are propagated once at the end.
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
-fn mul(a: &Lanes, b: &Lanes) -> Lanes {
+fn mul<M: Modulus>(a: &Lanes, b: &Lanes) -> Lanes {
     let zero = _mm512_setzero_si512();
-    let p = P.map(|l| _mm512_set1_epi64(l as i64));
-    let p_inv = _mm512_set1_epi64(P_INV as i64);
+    let p = M::P.map(|l| _mm512_set1_epi64(l as i64));
+    let p_inv = _mm512_set1_epi64(M::P_INV as i64);
     let mut t = [zero; 6];
     for &a_i in &a.0 {
         for j in 0..5 {
@@ -473,8 +595,8 @@ fn normalize(mut t: [__m512i; 5]) -> Lanes {
 /// `a mod p` for `a < 2p`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn reduce(a: &Lanes) -> Lanes {
-    subtract_if_above(a, &multiple(1))
+fn reduce<M: Modulus>(a: &Lanes) -> Lanes {
+    subtract_if_above(a, &multiple::<M>(1))
 }
 
 #[cfg(test)]
@@ -513,7 +635,7 @@ mod tests {
                 a[2] = Fq::one();
             }
             // SAFETY: the CPU has the instructions (checked above).
-            let product = unsafe { reduce(&mul(&load(&a), &load(&b))).store() };
+            let product = unsafe { reduce::<Fq>(&mul::<Fq>(&load(&a), &load(&b))).store() };
             for k in 0..8 {
                 let got = Fq::new_unchecked(BigInt(unradix52(lane(&product, k))));
                 assert_eq!(got, a[k] * b[k] * shift, "lane {k}");
@@ -563,7 +685,7 @@ mod tests {
                     let p = G1Affine::rand(&mut rng);
                     // Some pairs where one point is a small multiple of the other.
                     let q = if i % 5 == 0 {
-                        (p * ark_bn254::Fr::from(3u64)).into_affine()
+                        (p * Fr::from(3u64)).into_affine()
                     } else {
                         G1Affine::rand(&mut rng)
                     };
@@ -584,6 +706,52 @@ mod tests {
                 let expected = (*p + *q).into_affine();
                 let (x, y) = expected.xy().expect("random points do not cancel");
                 assert_eq!(sums[i], Some((x, y)), "pair {i} of {count}");
+            }
+        }
+    }
+
+    /// The lane levels against the same levels done one butterfly at a time.
+    #[test]
+    fn transform_levels_match_scalar_butterflies() {
+        use ark_ff::FftField;
+        if !supported() {
+            eprintln!("this CPU has no AVX-512 IFMA: only the 64-bit path can be checked here");
+            return;
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(15);
+        for n in [16usize, 64, 1024] {
+            let root = Fr::get_root_of_unity(n as u64).expect("small power of two");
+            let table: Vec<Fr> = (0..n)
+                .map(|i| {
+                    let half = 1usize << i.max(1).ilog2();
+                    root.pow([((i - half) * (n / (2 * half))) as u64])
+                })
+                .collect();
+            let twiddles = LaneTwiddles::new(&table);
+            let values: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
+            for in_time in [false, true] {
+                let mut expected = values.clone();
+                let mut half = if in_time { 8 } else { n / 2 };
+                while (8..n).contains(&half) {
+                    for block in (0..n).step_by(2 * half) {
+                        for j in 0..half {
+                            let (u, v) = (expected[block + j], expected[block + half + j]);
+                            let w = table[half + j];
+                            if in_time {
+                                expected[block + j] = u + v * w;
+                                expected[block + half + j] = u - v * w;
+                            } else {
+                                expected[block + j] = u + v;
+                                expected[block + half + j] = (u - v) * w;
+                            }
+                        }
+                    }
+                    half = if in_time { half * 2 } else { half / 2 };
+                }
+                let mut got = values.clone();
+                // SAFETY: the CPU has the instructions (checked above).
+                unsafe { transform_levels(&mut got, &twiddles, in_time) };
+                assert_eq!(got, expected, "n = {n}, in time: {in_time}");
             }
         }
     }
