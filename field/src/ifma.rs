@@ -23,7 +23,7 @@ use core::arch::x86_64::{
 };
 use std::sync::OnceLock;
 
-use ark_bn254::{Fq, FqConfig, Fr, FrConfig};
+use ark_bn254::{Fq, Fq2, FqConfig, Fr, FrConfig};
 use ark_ff::{BigInt, Field, Fp256, MontBackend, MontConfig, One};
 
 use crate::FastField;
@@ -114,7 +114,7 @@ unsafe fn invert_lanes(values: &mut [Fq], space: &mut InvertSpace) {
     }
     // Every result is the 52-bit form of 2^-8·a'^-1 = 2^-4·a^-1 (see `invert_totals`), whose
     // bits are the 64-bit form of a^-1.
-    let mut inverse = invert_totals(&running, Fq::one());
+    let [mut inverse] = invert_totals::<Fq, 1>(&[running], Fq::one());
     for step in (0..steps).rev() {
         let chunk = &mut values[8 * step..(8 * step + 8).min(len)];
         let value = load(chunk);
@@ -133,98 +133,240 @@ fn one() -> Lanes {
     splat(radix52(Fq::from(16u64).0.0))
 }
 
-/// The inverses of eight lane products `t` (each below `2p`), times `2^-8·scale`.
+/// Zero in every lane.
+#[target_feature(enable = "avx512f")]
+fn zero() -> Lanes {
+    splat([0; 5])
+}
+
+/// The inverses of eight lane products `t` (each part below `2p`), times `2^-8·scale`.
 ///
-/// Lane `k`'s product `Π a'_i` is held as the integer `Π a'_i · 2^260`. Read as a 64-bit form,
-/// that integer stands for `q = Π a'_i · 2^4`, whose inverse's 64-bit form is
+/// Lane `k`'s product `Π a'_i` is held as the integer `Π a'_i · 2^260` (part by part). Read as
+/// a 64-bit form, that integer stands for `q = Π a'_i · 2^4`, whose inverse's 64-bit form is
 /// `(Π a'_i)^-1 · 2^252`: the 52-bit form of `2^-8·(Π a'_i)^-1`. Starting a backward pass
 /// from it scales every inverse by the same factor, which the callers fold into their
 /// formulas.
 #[target_feature(enable = "avx512f")]
-fn invert_totals(t: &Lanes, scale: Fq) -> Lanes {
-    let totals = reduce::<Fq>(t).store();
-    let mut products: [Fq; 8] =
-        std::array::from_fn(|k| Fq::new_unchecked(BigInt(unradix52(lane(&totals, k)))));
+fn invert_totals<F: LaneField<N>, const N: usize>(t: &Parts<N>, scale: Fq) -> Parts<N> {
+    let totals = t.map(|part| from_lanes(&reduce::<Fq>(&part)));
+    let mut products: [F; 8] =
+        std::array::from_fn(|k| F::from_parts(std::array::from_fn(|i| element(&totals[i], k))));
     invert_eight(&mut products);
-    from_limbs(&std::array::from_fn(|k| {
-        radix52(products[k].fast_mul(&scale).0.0)
-    }))
+    let scaled = products.map(|product| product.parts().map(|part| part.fast_mul(&scale)));
+    std::array::from_fn(|i| {
+        let mut limbs = [[0u64; 8]; 4];
+        for (k, value) in scaled.iter().enumerate() {
+            for (j, limb) in value[i].0.0.into_iter().enumerate() {
+                limbs[j][k] = limb;
+            }
+        }
+        to_lanes(&limbs)
+    })
 }
 
 /// Space kept between calls of [`add_pairs`]: each step's running product and denominators.
 #[derive(Debug, Default)]
 pub struct AddSpace {
-    prefixes: Vec<[[u64; 8]; 5]>,
-    denominators: Vec<[[u64; 8]; 5]>,
+    prefixes: Vec<[[[u64; 8]; 5]; 2]>,
+    denominators: Vec<[[[u64; 8]; 5]; 2]>,
 }
 
-/// Adds `count` pairs of affine points of a curve over Fq, eight lanes at a time, if
+/// A base field whose values run in `N` sets of lanes: Fq in one, Fq2 in two (its parts).
+pub trait LaneField<const N: usize>: Field + FastField {
+    /// The parts of the value, each an Fq value.
+    fn parts(&self) -> [Fq; N];
+    /// The value of `parts`.
+    fn from_parts(parts: [Fq; N]) -> Self;
+}
+
+impl LaneField<1> for Fq {
+    fn parts(&self) -> [Fq; 1] {
+        [*self]
+    }
+
+    fn from_parts([value]: [Fq; 1]) -> Self {
+        value
+    }
+}
+
+impl LaneField<2> for Fq2 {
+    fn parts(&self) -> [Fq; 2] {
+        [self.c0, self.c1]
+    }
+
+    fn from_parts([c0, c1]: [Fq; 2]) -> Self {
+        Fq2::new(c0, c1)
+    }
+}
+
+/// Adds `count` pairs of affine points of a curve over Fq or Fq2, eight lanes at a time, if
 /// [`enabled`] and the batch is large enough (and returns whether it did). `pair(i)` gives
 /// `[x1, y1, x2, y2]`; `out(i, x, y)` receives the sum. All pairs share one inversion.
 ///
 /// Every pair must be in general position: neither point the identity and `x1 ≠ x2` (a pair
 /// with equal x panics; the caller adds the others, which are rare, on its own).
-pub fn add_pairs(
+pub fn add_pairs<F: LaneField<N>, const N: usize>(
     count: usize,
-    pair: impl Fn(usize) -> [Fq; 4],
-    mut out: impl FnMut(usize, Fq, Fq),
+    pair: impl Fn(usize) -> [F; 4],
+    mut out: impl FnMut(usize, F, F),
     space: &mut AddSpace,
 ) -> bool {
     if !enabled() || count < MIN_BATCH {
         return false;
     }
     // SAFETY: `enabled` checked that the CPU has AVX-512 F and IFMA.
-    unsafe { add_lanes(count, &pair, &mut out, space) };
+    unsafe { add_lanes::<F, N>(count, &pair, &mut out, space) };
     true
 }
 
+/// A value of Fq or Fq2 in eight lanes: one set of lanes per part.
+type Parts<const N: usize> = [Lanes; N];
+
 /// The chord rule in eight lanes, on values of the 52-bit form (`a' = a/16` for the stored
-/// bits of `a`). With the inverses scaled to `(1/4)·(x2' - x1')^-1`, the slope comes out as
-/// `λ/4`, and `x3' = (λ/4)² - x1' - x2'`, `y3' = (λ/4)·4(x1' - x3') - y1'`: both sums stay in
-/// the same form, so they are stored bits without conversion.
+/// bits of `a`, part by part). With the inverses scaled to `(1/4)·(x2' - x1')^-1`, the slope
+/// comes out as `λ/4`, and `x3' = (λ/4)² - x1' - x2'`, `y3' = (λ/4)·4(x1' - x3') - y1'`: both
+/// sums stay in the same form, so they are stored bits without conversion.
 #[target_feature(enable = "avx512f,avx512ifma")]
-unsafe fn add_lanes(
+unsafe fn add_lanes<F: LaneField<N>, const N: usize>(
     count: usize,
-    pair: &impl Fn(usize) -> [Fq; 4],
-    out: &mut impl FnMut(usize, Fq, Fq),
+    pair: &impl Fn(usize) -> [F; 4],
+    out: &mut impl FnMut(usize, F, F),
     space: &mut AddSpace,
 ) {
     let steps = count.div_ceil(8);
     space.prefixes.clear();
     space.denominators.clear();
-    let mut running = one();
+    let mut running: Parts<N> = std::array::from_fn(|i| if i == 0 { one() } else { zero() });
+    let store = |value: &Parts<N>| {
+        let mut stored = [[[0u64; 8]; 5]; 2];
+        for (slot, part) in stored.iter_mut().zip(value) {
+            *slot = part.store();
+        }
+        stored
+    };
+    let fetch = |stored: &[[[u64; 8]; 5]; 2]| -> Parts<N> {
+        std::array::from_fn(|i| Lanes(stored[i].map(|limbs| load_u64(&limbs))))
+    };
     for step in 0..steps {
-        let [x1, x2] = gather_x(step, count, pair);
-        let denominator = sub::<Fq>(&x2, &x1);
-        space.prefixes.push(running.store());
-        space.denominators.push(denominator.store());
-        running = mul::<Fq>(&running, &denominator);
+        let [x1, x2] = gather(step, count, |i| {
+            let [x1, _, x2, _] = pair(i);
+            [x1, x2]
+        });
+        let denominator = map2(&x2, &x1, |a, b| sub::<Fq>(a, b));
+        space.prefixes.push(store(&running));
+        space.denominators.push(store(&denominator));
+        running = mul_parts(&running, &denominator);
     }
-    let mut inverse = invert_totals(&running, Fq::from(64u64));
+    let mut inverse = invert_totals::<F, N>(&running, Fq::from(64u64));
     let (p, two_p, four_p) = (multiple::<Fq>(1), multiple::<Fq>(2), multiple::<Fq>(4));
     for step in (0..steps).rev() {
-        let prefix = Lanes(space.prefixes[step].map(|limbs| load_u64(&limbs)));
-        let denominator = Lanes(space.denominators[step].map(|limbs| load_u64(&limbs)));
-        let inverse_here = mul::<Fq>(&inverse, &prefix);
-        inverse = mul::<Fq>(&inverse, &denominator);
+        let inverse_here = mul_parts(&inverse, &fetch(&space.prefixes[step]));
+        inverse = mul_parts(&inverse, &fetch(&space.denominators[step]));
 
         let [x1, y1, x2, y2] = gather(step, count, pair);
-        let slope = mul::<Fq>(&sub::<Fq>(&y2, &y1), &inverse_here);
+        let slope = mul_parts(&map2(&y2, &y1, |a, b| sub::<Fq>(a, b)), &inverse_here);
         // x3 < 6p before the reductions.
-        let x3 = sub::<Fq>(&sub::<Fq>(&mul::<Fq>(&slope, &slope), &x1), &x2);
-        let x3 = subtract_if_above(
-            &subtract_if_above(&subtract_if_above(&x3, &four_p), &two_p),
-            &p,
-        );
-        // 4(x1 - x3 + p) < 8p keeps the product below 2p.
-        let run = times_four(&add_p::<Fq>(&sub_canonical(&x1, &x3)));
-        let y3 = add_p::<Fq>(&sub_canonical(&mul::<Fq>(&slope, &run), &y1));
-        let y3 = subtract_if_above(&subtract_if_above(&y3, &two_p), &p);
-        let (x3, y3) = (from_lanes(&x3), from_lanes(&y3));
+        let x3 = map2(&mul_parts(&slope, &slope), &x1, |a, b| sub::<Fq>(a, b));
+        let x3 = map2(&x3, &x2, |a, b| {
+            let x3 = sub::<Fq>(a, b);
+            subtract_if_above(
+                &subtract_if_above(&subtract_if_above(&x3, &four_p), &two_p),
+                &p,
+            )
+        });
+        // 4·((x1 - x3 + p) mod p) < 4p keeps every product below 2p.
+        let run = map2(&x1, &x3, |a, b| {
+            times_four(&subtract_if_above(&add_p::<Fq>(&sub_canonical(a, b)), &p))
+        });
+        let y3 = map2(&mul_parts(&slope, &run), &y1, |a, b| {
+            let y3 = add_p::<Fq>(&sub_canonical(a, b));
+            subtract_if_above(&subtract_if_above(&y3, &two_p), &p)
+        });
+        let x3 = x3.map(|part| from_lanes(&part));
+        let y3 = y3.map(|part| from_lanes(&part));
         for k in 0..8.min(count - 8 * step) {
-            out(8 * step + k, element(&x3, k), element(&y3, k));
+            out(
+                8 * step + k,
+                F::from_parts(std::array::from_fn(|i| element(&x3[i], k))),
+                F::from_parts(std::array::from_fn(|i| element(&y3[i], k))),
+            );
         }
     }
+}
+
+/// `f` part by part.
+#[target_feature(enable = "avx512f")]
+fn map2<const N: usize>(
+    a: &Parts<N>,
+    b: &Parts<N>,
+    f: impl Fn(&Lanes, &Lanes) -> Lanes,
+) -> Parts<N> {
+    std::array::from_fn(|i| f(&a[i], &b[i]))
+}
+
+/// Products of values of Fq (one part) or Fq2 (two: Karatsuba's three products with
+/// `u² = -1`), each part in `[0, 2p)` for parts below `4p`.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn mul_parts<const N: usize>(a: &Parts<N>, b: &Parts<N>) -> Parts<N> {
+    if N == 1 {
+        return std::array::from_fn(|_| mul::<Fq>(&a[0], &b[0]));
+    }
+    let (two_p, four_p) = (multiple::<Fq>(2), multiple::<Fq>(4));
+    let plain_sum =
+        |x: &Lanes, y: &Lanes| normalize(std::array::from_fn(|j| _mm512_add_epi64(x.0[j], y.0[j])));
+    let real = mul::<Fq>(&a[0], &b[0]);
+    let imaginary = mul::<Fq>(&a[1], &b[1]);
+    let cross = mul::<Fq>(&plain_sum(&a[0], &a[1]), &plain_sum(&b[0], &b[1]));
+    // real·real - imaginary·imaginary + 2p < 4p; cross - both + 4p < 6p.
+    let c0 = subtract_if_above(&sub::<Fq>(&real, &imaginary), &two_p);
+    let c1 = normalize(std::array::from_fn(|j| {
+        _mm512_sub_epi64(
+            _mm512_sub_epi64(_mm512_add_epi64(cross.0[j], four_p.0[j]), real.0[j]),
+            imaginary.0[j],
+        )
+    }));
+    let c1 = subtract_if_above(&subtract_if_above(&c1, &four_p), &two_p);
+    let parts = [c0, c1];
+    std::array::from_fn(|i| parts[i])
+}
+
+/// Step `step`'s values of `values(i)` in lanes (each an Fq or Fq2 value, part by part);
+/// missing lanes take the filler pair `(0, 0), (1, 0)`'s values.
+// Lane k's limbs are written across the transposed buffer.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f")]
+fn gather<F: LaneField<N>, const N: usize, const C: usize>(
+    step: usize,
+    count: usize,
+    values: impl Fn(usize) -> [F; C],
+) -> [Parts<N>; C] {
+    let mut limbs = [[[[0u64; 8]; 4]; N]; C];
+    for k in 0..8 {
+        let i = 8 * step + k;
+        if i >= count {
+            // Distinct x (0 and 1) keep the filler's denominator non-zero.
+            for (c, value) in limbs.iter_mut().enumerate() {
+                let filler = if c == C / 2 {
+                    Fq::one()
+                } else {
+                    Fq::from(0u64)
+                };
+                for (j, limb) in filler.0.0.into_iter().enumerate() {
+                    value[0][j][k] = limb;
+                }
+            }
+            continue;
+        }
+        for (c, value) in values(i).iter().enumerate() {
+            for (part, parts) in value.parts().iter().zip(limbs[c].iter_mut()) {
+                for (j, limb) in part.0.0.into_iter().enumerate() {
+                    parts[j][k] = limb;
+                }
+            }
+        }
+    }
+    limbs.map(|value| value.map(|part| to_lanes(&part)))
 }
 
 /// A transform's twiddle table (`table[h + j]` for the level of half-size `h`) in 52-bit form,
@@ -331,48 +473,6 @@ fn add_below(a: &Lanes, b: &Lanes, m: &Lanes) -> Lanes {
     )
 }
 
-/// The four coordinates of step `step`'s pairs in lanes; missing pairs are `(0, 0), (1, 0)`.
-// Lane k's limbs are written across the transposed buffer.
-#[allow(clippy::needless_range_loop)]
-#[target_feature(enable = "avx512f")]
-fn gather(step: usize, count: usize, pair: &impl Fn(usize) -> [Fq; 4]) -> [Lanes; 4] {
-    let filler = [Fq::from(0u64), Fq::from(0u64), Fq::one(), Fq::from(0u64)];
-    let mut limbs = [[[0u64; 8]; 4]; 4];
-    for k in 0..8 {
-        let i = 8 * step + k;
-        let coordinates = if i < count { pair(i) } else { filler };
-        for (c, coordinate) in coordinates.iter().enumerate() {
-            for (j, limb) in coordinate.0.0.into_iter().enumerate() {
-                limbs[c][j][k] = limb;
-            }
-        }
-    }
-    limbs.map(|c| to_lanes(&c))
-}
-
-/// The x coordinates of step `step`'s pairs in lanes (see [`gather`]).
-// Lane k's limbs are written across the transposed buffer.
-#[allow(clippy::needless_range_loop)]
-#[target_feature(enable = "avx512f")]
-fn gather_x(step: usize, count: usize, pair: &impl Fn(usize) -> [Fq; 4]) -> [Lanes; 2] {
-    let mut limbs = [[[0u64; 8]; 4]; 2];
-    for k in 0..8 {
-        let i = 8 * step + k;
-        let [x1, x2] = if i < count {
-            let [x1, _, x2, _] = pair(i);
-            [x1, x2]
-        } else {
-            [Fq::from(0u64), Fq::one()]
-        };
-        for (c, coordinate) in [x1, x2].iter().enumerate() {
-            for (j, limb) in coordinate.0.0.into_iter().enumerate() {
-                limbs[c][j][k] = limb;
-            }
-        }
-    }
-    limbs.map(|c| to_lanes(&c))
-}
-
 /// Eight values of four 64-bit limbs (limb `j` of lane `k` at `[j][k]`) in 52-bit limbs.
 #[target_feature(enable = "avx512f")]
 fn to_lanes(limbs: &[[u64; 8]; 4]) -> Lanes {
@@ -463,9 +563,9 @@ fn subtract_if_above(a: &Lanes, m: &Lanes) -> Lanes {
 }
 
 /// Inverts eight non-zero values with one field inversion.
-fn invert_eight(values: &mut [Fq; 8]) {
-    let mut prefixes = [Fq::one(); 8];
-    let mut product = Fq::one();
+fn invert_eight<F: Field + FastField>(values: &mut [F; 8]) {
+    let mut prefixes = [F::one(); 8];
+    let mut product = F::one();
     for (prefix, value) in prefixes.iter_mut().zip(values.iter()) {
         *prefix = product;
         product = product.fast_mul(value);
@@ -481,11 +581,13 @@ fn invert_eight(values: &mut [Fq; 8]) {
 }
 
 /// Lane `k` of stored limbs.
+#[cfg(test)]
 fn lane(limbs: &[[u64; 8]; 5], k: usize) -> [u64; 5] {
     std::array::from_fn(|j| limbs[j][k])
 }
 
 /// Five 52-bit limbs (the value below 2^256) as four 64-bit ones.
+#[cfg(test)]
 fn unradix52(l: [u64; 5]) -> [u64; 4] {
     [
         l[0] | l[1] << 52,
@@ -509,23 +611,6 @@ fn load<C: MontConfig<4>>(values: &[Fp256<MontBackend<C, 4>>]) -> Lanes {
         }
     }
     to_lanes(&limbs)
-}
-
-#[target_feature(enable = "avx512f")]
-fn from_limbs_transposed(limbs: &[[u64; 8]; 5]) -> Lanes {
-    Lanes(limbs.map(|l| load_u64(&l)))
-}
-
-/// Eight values given lane by lane.
-#[target_feature(enable = "avx512f")]
-fn from_limbs(values: &[[u64; 5]; 8]) -> Lanes {
-    let mut limbs = [[0u64; 8]; 5];
-    for (k, value) in values.iter().enumerate() {
-        for (j, limb) in value.iter().enumerate() {
-            limbs[j][k] = *limb;
-        }
-    }
-    from_limbs_transposed(&limbs)
 }
 
 #[target_feature(enable = "avx512f")]
@@ -752,6 +837,38 @@ mod tests {
                 // SAFETY: the CPU has the instructions (checked above).
                 unsafe { transform_levels(&mut got, &twiddles, in_time) };
                 assert_eq!(got, expected, "n = {n}, in time: {in_time}");
+            }
+        }
+    }
+
+    #[test]
+    fn g2_pairs_add_like_arkworks() {
+        use ark_bn254::G2Affine;
+        use ark_ec::{AffineRepr, CurveGroup};
+        if !supported() {
+            eprintln!("this CPU has no AVX-512 IFMA: only the 64-bit path can be checked here");
+            return;
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(16);
+        let mut space = AddSpace::default();
+        for count in [64, 67, 200] {
+            let points: Vec<(G2Affine, G2Affine)> = (0..count)
+                .map(|_| (G2Affine::rand(&mut rng), G2Affine::rand(&mut rng)))
+                .collect();
+            let mut sums = vec![None; count];
+            // SAFETY: the CPU has the instructions (checked above).
+            unsafe {
+                add_lanes::<Fq2, 2>(
+                    count,
+                    &|i| [points[i].0.x, points[i].0.y, points[i].1.x, points[i].1.y],
+                    &mut |i, x, y| sums[i] = Some((x, y)),
+                    &mut space,
+                )
+            };
+            for (i, (p, q)) in points.iter().enumerate() {
+                let expected = (*p + *q).into_affine();
+                let (x, y) = expected.xy().expect("random points do not cancel");
+                assert_eq!(sums[i], Some((x, y)), "pair {i} of {count}");
             }
         }
     }

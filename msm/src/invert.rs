@@ -72,7 +72,7 @@ impl BatchInvert for Fq {
         out: impl FnMut(usize, Self, Self),
         space: &mut Self::Space,
     ) -> bool {
-        ifma::add_pairs(count, pair, out, &mut space.lanes.1)
+        ifma::add_pairs::<Self, 1>(count, pair, out, &mut space.lanes.1)
     }
 }
 
@@ -90,6 +90,16 @@ impl BatchInvert for Fq2 {
         for (value, norm) in values.iter_mut().zip(norms.iter()) {
             *value = Fq2::new(value.c0.fast_mul(norm), -value.c1.fast_mul(norm));
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn add_general_pairs(
+        count: usize,
+        pair: impl Fn(usize) -> [Self; 4],
+        out: impl FnMut(usize, Self, Self),
+        (_, space): &mut Self::Space,
+    ) -> bool {
+        ifma::add_pairs::<Self, 2>(count, pair, out, &mut space.lanes.1)
     }
 }
 
