@@ -302,7 +302,7 @@ fn add_pairs<P: SWCurveConfig<BaseField: BatchInvert>>(
     } = scratch;
     let pair = |i: usize| {
         let first = pairs[i].0 as usize;
-        (points[first], points[first + 1])
+        (&points[first], &points[first + 1])
     };
     sums.clear();
     sums.resize(pairs.len(), Point::IDENTITY);
@@ -335,12 +335,12 @@ fn add_pairs<P: SWCurveConfig<BaseField: BatchInvert>>(
     inverses.clear();
     inverses.extend(special.iter().map(|&i| {
         let (p, q) = pair(i as usize);
-        denominator::<P>(&p, &q)
+        denominator::<P>(p, q)
     }));
     P::BaseField::invert_all(inverses, space);
     for (&i, inverse) in special.iter().zip(inverses.iter()) {
         let (p, q) = pair(i as usize);
-        sums[i as usize] = add::<P>(p, q, Some(inverse));
+        sums[i as usize] = add::<P>(*p, *q, Some(inverse));
     }
 }
 
