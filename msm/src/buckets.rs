@@ -134,21 +134,15 @@ pub(crate) fn sum<P: SWCurveConfig<BaseField: BatchInvert>>(
     }
 
     // Each bucket is its positive run minus its negative run: one more batched level.
-    let pairs: Vec<(Point<_>, Point<_>)> = sums
-        .chunks_exact(2)
-        .map(|pair| (pair[0], pair[1].neg()))
-        .collect();
-    scratch.inverses.clear();
-    scratch
-        .inverses
-        .extend(pairs.iter().map(|(p, q)| denominator::<P>(p, q)));
-    scratch.invert_all();
-
-    let buckets: Vec<Point<_>> = pairs
-        .iter()
-        .zip(&scratch.inverses)
-        .map(|(&(p, q), inverse)| add::<P>(p, q, Some(inverse)))
-        .collect();
+    for pair in sums.chunks_exact_mut(2) {
+        pair[1] = pair[1].neg();
+    }
+    sum_pairs::<P>(
+        sums.len() / 2,
+        |k| (&sums[2 * k], &sums[2 * k + 1]),
+        &mut scratch.work,
+    );
+    let buckets = std::mem::take(&mut scratch.work.sums);
     weigh::<P>(&buckets, &mut scratch)
 }
 
@@ -203,16 +197,12 @@ fn add_all<P: SWCurveConfig<BaseField: BatchInvert>>(
     other: impl Fn(usize) -> Point<P::BaseField>,
     scratch: &mut Scratch<P::BaseField>,
 ) {
-    scratch.inverses.clear();
-    scratch.inverses.extend(
-        sums.iter()
-            .enumerate()
-            .map(|(t, sum)| denominator::<P>(sum, &other(t))),
-    );
-    scratch.invert_all();
-    for (t, (sum, inverse)) in sums.iter_mut().zip(&scratch.inverses).enumerate() {
-        *sum = add::<P>(*sum, other(t), Some(inverse));
-    }
+    let mut others = std::mem::take(&mut scratch.others);
+    others.clear();
+    others.extend((0..sums.len()).map(other));
+    sum_pairs::<P>(sums.len(), |t| (&sums[t], &others[t]), &mut scratch.work);
+    sums.copy_from_slice(&scratch.work.sums);
+    scratch.others = others;
 }
 
 /// How many points ahead of the gathering loop the table is prefetched.
@@ -271,9 +261,17 @@ fn reduce_group<P: SWCurveConfig<BaseField: BatchInvert>>(
         if scratch.pairs.is_empty() {
             return;
         }
-        add_pairs::<P>(points, scratch);
+        let pairs = &scratch.pairs;
+        sum_pairs::<P>(
+            pairs.len(),
+            |i| {
+                let first = pairs[i].0 as usize;
+                (&points[first], &points[first + 1])
+            },
+            &mut scratch.work,
+        );
         // Every pair has read its points: the sums can go to their places.
-        for (&(_, to), sum) in scratch.pairs.iter().zip(&scratch.sums) {
+        for (&(_, to), sum) in scratch.pairs.iter().zip(&scratch.work.sums) {
             points[to as usize] = *sum;
         }
         for (k, len) in lens.iter_mut().enumerate() {
@@ -285,30 +283,26 @@ fn reduce_group<P: SWCurveConfig<BaseField: BatchInvert>>(
     }
 }
 
-/// `scratch.sums[i]` = the sum of the points `pairs[i].0` and `pairs[i].0 + 1`, with one
-/// shared inversion. Pairs in general position go to the field's batched path where it has
-/// one; the rest (an identity, equal x) are added one by one.
-fn add_pairs<P: SWCurveConfig<BaseField: BatchInvert>>(
-    points: &[Point<P::BaseField>],
-    scratch: &mut Scratch<P::BaseField>,
+/// `work.sums[i] = p + q` for `(p, q) = pair(i)` and every `i < count`, with one shared
+/// inversion. Pairs in general position go to the field's batched path where it has one; the
+/// rest (an identity, equal x) are added one by one.
+fn sum_pairs<'a, P: SWCurveConfig<BaseField: BatchInvert>>(
+    count: usize,
+    pair: impl Fn(usize) -> (&'a Point<P::BaseField>, &'a Point<P::BaseField>),
+    work: &mut PairWork<P::BaseField>,
 ) {
-    let Scratch {
+    let PairWork {
         inverses,
         space,
-        pairs,
         sums,
         general,
         special,
-    } = scratch;
-    let pair = |i: usize| {
-        let first = pairs[i].0 as usize;
-        (&points[first], &points[first + 1])
-    };
+    } = work;
     sums.clear();
-    sums.resize(pairs.len(), Point::IDENTITY);
+    sums.resize(count, Point::IDENTITY);
     general.clear();
     special.clear();
-    for i in 0..pairs.len() {
+    for i in 0..count {
         let (p, q) = pair(i);
         if p.is_identity() || q.is_identity() || p.x == q.x {
             special.push(i as u32);
@@ -327,7 +321,7 @@ fn add_pairs<P: SWCurveConfig<BaseField: BatchInvert>>(
     );
     if !batched {
         special.clear();
-        special.extend(0..pairs.len() as u32);
+        special.extend(0..count as u32);
     }
     if special.is_empty() {
         return;
@@ -344,15 +338,21 @@ fn add_pairs<P: SWCurveConfig<BaseField: BatchInvert>>(
     }
 }
 
-/// The denominators of one level and the space to invert them, and a level's pairs.
+/// A level's pairs, and the space their sums are made in.
 struct Scratch<F: BatchInvert> {
-    inverses: Vec<F>,
-    space: F::Space,
     /// Each pair's first point and where its sum goes.
     pairs: Vec<(u32, u32)>,
-    /// The sum of every pair.
+    /// The points added to a weighing step's running sums.
+    others: Vec<Point<F>>,
+    work: PairWork<F>,
+}
+
+/// What [`sum_pairs`] works in: the sums, which pairs take which path, the denominators of
+/// the one-by-one path and the space to invert them.
+struct PairWork<F: BatchInvert> {
+    inverses: Vec<F>,
+    space: F::Space,
     sums: Vec<Point<F>>,
-    /// Pairs in general position, and the others.
     general: Vec<u32>,
     special: Vec<u32>,
 }
@@ -360,20 +360,16 @@ struct Scratch<F: BatchInvert> {
 impl<F: BatchInvert> Default for Scratch<F> {
     fn default() -> Self {
         Self {
-            inverses: Vec::new(),
-            space: F::Space::default(),
             pairs: Vec::new(),
-            sums: Vec::new(),
-            general: Vec::new(),
-            special: Vec::new(),
+            others: Vec::new(),
+            work: PairWork {
+                inverses: Vec::new(),
+                space: F::Space::default(),
+                sums: Vec::new(),
+                general: Vec::new(),
+                special: Vec::new(),
+            },
         }
-    }
-}
-
-impl<F: BatchInvert> Scratch<F> {
-    /// Replaces every value of `inverses` by its inverse.
-    fn invert_all(&mut self) {
-        F::invert_all(&mut self.inverses, &mut self.space);
     }
 }
 
