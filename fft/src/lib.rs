@@ -15,6 +15,12 @@
 //! (one table per direction, no root computed per call), and multiplications by one (the
 //! first twiddle of every block, the whole of the last level) are skipped.
 //!
+//! Where the CPU has AVX-512 IFMA (and `WAKURLN_NO_IFMA` is not set), the whole move runs in
+//! eight lanes instead (`wakurln_field::ifma::coset_move`): the values are converted to
+//! 52-bit limbs once, every level's butterflies take eight values at a time (the levels of
+//! half-size 4, 2 and 1 permute two steps' lanes into full registers), and the result is
+//! converted back once.
+//!
 //! A transform runs on the calling thread: the prover already runs its three vectors in
 //! parallel.
 
@@ -34,9 +40,9 @@ pub struct CosetFft {
     forward: Vec<Fr>,
     /// `scale[i] = g^rev(i) / n`, where `rev` reverses the bits of the index.
     scale: Vec<Fr>,
-    /// Both tables in the form of the eight-lane levels, where the CPU has them.
+    /// The tables in the lanes' form, where the CPU has them.
     #[cfg(target_arch = "x86_64")]
-    lanes: Option<(ifma::LaneTwiddles, ifma::LaneTwiddles)>,
+    lanes: Option<ifma::CosetPlan>,
 }
 
 impl std::fmt::Debug for CosetFft {
@@ -77,18 +83,15 @@ impl CosetFft {
             .expect("n is a power of two, far below the field's modulus");
         let mut shifts = powers(shift, n);
         shifts.iter_mut().for_each(|s| *s *= inverse_n);
-        let scale = (0..n).map(|i| shifts[reverse(i, log_n)]).collect();
+        let scale: Vec<Fr> = (0..n).map(|i| shifts[reverse(i, log_n)]).collect();
         let inverse = twiddles(root.inverse().expect("a root of unity is non-zero"), n);
         let forward = twiddles(root, n);
         Ok(Self {
             log_n,
             #[cfg(target_arch = "x86_64")]
-            lanes: ifma::enabled().then(|| {
-                (
-                    ifma::LaneTwiddles::new(&inverse),
-                    ifma::LaneTwiddles::new(&forward),
-                )
-            }),
+            lanes: ifma::enabled()
+                .then(|| ifma::CosetPlan::new(&inverse, &forward, &scale))
+                .flatten(),
             inverse,
             forward,
             scale,
@@ -113,6 +116,12 @@ impl CosetFft {
             self.size(),
             values.len()
         );
+        #[cfg(target_arch = "x86_64")]
+        if let Some(plan) = &self.lanes
+            && ifma::coset_move(values, plan)
+        {
+            return;
+        }
         self.decimate_in_frequency(values);
         values
             .iter_mut()
@@ -122,16 +131,9 @@ impl CosetFft {
     }
 
     /// Gentleman–Sande with inverse roots: natural order in, `n`·coefficients out in
-    /// bit-reversed order. Where the CPU has the lanes, they run every level of half-size 8
-    /// and more.
+    /// bit-reversed order.
     fn decimate_in_frequency(&self, values: &mut [Fr]) {
         let mut half = self.size() / 2;
-        #[cfg(target_arch = "x86_64")]
-        if let Some((inverse, _)) = &self.lanes
-            && ifma::dif_levels(values, inverse)
-        {
-            half = half.min(LANE_HALF / 2);
-        }
         while half >= 1 {
             level(values, &self.inverse[half..2 * half], |lo, hi, twiddle| {
                 let (u, v) = (*lo, *hi);
@@ -142,17 +144,10 @@ impl CosetFft {
         }
     }
 
-    /// Cooley–Tukey with forward roots: bit-reversed order in, natural order out. Where the
-    /// CPU has the lanes, they run every level of half-size 8 and more.
+    /// Cooley–Tukey with forward roots: bit-reversed order in, natural order out.
     fn decimate_in_time(&self, values: &mut [Fr]) {
         let mut half = 1;
-        #[allow(unused_mut)] // only the lanes stop early
-        let mut last = self.size();
-        #[cfg(target_arch = "x86_64")]
-        if self.lanes.is_some() && self.size() >= 2 * LANE_HALF {
-            last = LANE_HALF;
-        }
-        while half < last {
+        while half < self.size() {
             level(values, &self.forward[half..2 * half], |lo, hi, twiddle| {
                 let (u, v) = (*lo, hi.fast_mul(twiddle));
                 *lo = u.fast_add(&v);
@@ -160,19 +155,8 @@ impl CosetFft {
             });
             half *= 2;
         }
-        #[cfg(target_arch = "x86_64")]
-        if let Some((_, forward)) = &self.lanes
-            && last < self.size()
-        {
-            let done = ifma::dit_levels(values, forward);
-            assert!(done, "the lanes were enabled when the tables were made");
-        }
     }
 }
-
-/// The smallest half-size the lane levels run (one step of eight values).
-#[cfg(target_arch = "x86_64")]
-const LANE_HALF: usize = 8;
 
 /// One level of a transform: `butterfly(lo, hi, twiddle)` on every pair `half` apart within
 /// blocks of `2·half`, where `half` is the number of twiddles. The first pair of a block has

@@ -18,8 +18,8 @@
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi64, _mm512_and_si512, _mm512_cmplt_epi64_mask, _mm512_loadu_si512,
     _mm512_madd52hi_epu64, _mm512_madd52lo_epu64, _mm512_mask_blend_epi64, _mm512_or_si512,
-    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_slli_epi64, _mm512_srai_epi64,
-    _mm512_srli_epi64, _mm512_storeu_si512, _mm512_sub_epi64,
+    _mm512_permutex2var_epi64, _mm512_set1_epi64, _mm512_setzero_si512, _mm512_slli_epi64,
+    _mm512_srai_epi64, _mm512_srli_epi64, _mm512_storeu_si512, _mm512_sub_epi64,
 };
 use std::sync::OnceLock;
 
@@ -399,68 +399,202 @@ impl LaneTwiddles {
     }
 }
 
-/// Runs the levels of a decimation in frequency (Gentleman–Sande: `lo + hi` and
-/// `(lo - hi)·ω`) whose half-size is at least 8, from `n/2` down, in lanes, if [`enabled`]
-/// (and returns whether it did). The levels of half-size 4, 2 and 1 are left to the caller.
-pub fn dif_levels(values: &mut [Fr], twiddles: &LaneTwiddles) -> bool {
-    if !enabled() || values.len() < 16 || !values.len().is_power_of_two() {
-        return false;
-    }
-    // SAFETY: `enabled` checked that the CPU has AVX-512 F and IFMA.
-    unsafe { transform_levels(values, twiddles, false) };
-    true
+/// What [`coset_move`] needs: both directions' twiddles and the shift, in 52-bit form.
+#[derive(Debug, Clone)]
+pub struct CosetPlan {
+    inverse: LaneTwiddles,
+    forward: LaneTwiddles,
+    scale: LaneTwiddles,
+    /// The twiddles of the levels of half-size 4, 2 and 1, laid out as their butterflies'
+    /// lanes take them (the same for every pair of steps): inverse, then forward.
+    inner: [[Lanes52; 3]; 2],
 }
 
-/// Runs the levels of a decimation in time (Cooley–Tukey: `lo ± hi·ω`) whose half-size is at
-/// least 8, from 8 up, in lanes, if [`enabled`] (and returns whether it did). The levels of
-/// half-size 1, 2 and 4 must have run before.
-pub fn dit_levels(values: &mut [Fr], twiddles: &LaneTwiddles) -> bool {
-    if !enabled() || values.len() < 16 || !values.len().is_power_of_two() {
-        return false;
-    }
-    // SAFETY: `enabled` checked that the CPU has AVX-512 F and IFMA.
-    unsafe { transform_levels(values, twiddles, true) };
-    true
-}
+/// One value per lane, stored: the 52-bit limbs of eight values.
+type Lanes52 = [[u64; 8]; 5];
 
-/// The levels of half-size 8 and more, in lanes (`in_time` picks the direction). Values stay
-/// in `[0, 2p)` between levels and are reduced once at the end.
-#[target_feature(enable = "avx512f,avx512ifma")]
-unsafe fn transform_levels(values: &mut [Fr], twiddles: &LaneTwiddles, in_time: bool) {
-    let n = values.len();
-    let mut steps: Vec<[[u64; 8]; 5]> = values.chunks(8).map(|c| load(c).store()).collect();
-    let two_p = multiple::<Fr>(2);
-    let get = |step: &[[u64; 8]; 5]| Lanes(step.map(|limbs| load_u64(&limbs)));
-    let mut half = if in_time { 8 } else { n / 2 };
-    while (8..n).contains(&half) {
-        for block in (0..n).step_by(2 * half) {
-            for j in (0..half).step_by(8) {
-                let (lo_at, hi_at) = ((block + j) / 8, (block + half + j) / 8);
-                let (lo, hi) = (get(&steps[lo_at]), get(&steps[hi_at]));
-                let twiddle = get(&twiddles.steps[(half + j) / 8]);
-                let (lo, hi) = if in_time {
-                    let v = mul::<Fr>(&hi, &twiddle);
-                    (
-                        add_below(&lo, &v, &two_p),
-                        subtract_if_above(&sub::<Fr>(&lo, &v), &two_p),
-                    )
-                } else {
-                    (
-                        add_below(&lo, &hi, &two_p),
-                        mul::<Fr>(&sub::<Fr>(&lo, &hi), &twiddle),
-                    )
-                };
-                steps[lo_at] = lo.store();
-                steps[hi_at] = hi.store();
-            }
+impl CosetPlan {
+    /// The plan for the transform whose twiddle tables (`table[h + j] = ω^(±j·n/2h)`) and
+    /// per-position factors (`scale[i]`) are given; `None` below 16 values, where the lanes
+    /// have nothing to gain.
+    pub fn new(inverse: &[Fr], forward: &[Fr], scale: &[Fr]) -> Option<Self> {
+        if scale.len() < 16 || inverse.len() != scale.len() || forward.len() != scale.len() {
+            return None;
         }
-        half = if in_time { half * 2 } else { half / 2 };
+        let inner = |table: &[Fr]| {
+            INNER_HALVES.map(|half| {
+                let positions = inner_positions(half);
+                let values: Vec<Fr> = (0..8)
+                    .map(|lane| table[half + positions[lane % 4] % (2 * half)])
+                    .collect();
+                LaneTwiddles::new(&values).steps[0]
+            })
+        };
+        Some(Self {
+            inner: [inner(inverse), inner(forward)],
+            inverse: LaneTwiddles::new(inverse),
+            forward: LaneTwiddles::new(forward),
+            scale: LaneTwiddles::new(scale),
+        })
     }
+}
+
+/// The half-sizes of the levels that stay inside one step of eight values.
+const INNER_HALVES: [usize; 3] = [4, 2, 1];
+
+/// The positions (within a step of eight) of the butterflies' low halves at half-size `half`.
+fn inner_positions(half: usize) -> [usize; 4] {
+    let mut positions = [0; 4];
+    for (slot, position) in positions
+        .iter_mut()
+        .zip((0..8).filter(|p| p % (2 * half) < half))
+    {
+        *slot = position;
+    }
+    positions
+}
+
+/// Moves the values of a polynomial from the `n`-th roots of unity to the coset, as
+/// `CosetFft::domain_to_coset` does (decimation in frequency, the per-position factor,
+/// decimation in time), every level in lanes, if [`enabled`] and `n ≥ 16` (and returns
+/// whether it did). The levels inside one step of eight values pair two steps' lanes with
+/// permutations, so their butterflies fill whole registers too.
+pub fn coset_move(values: &mut [Fr], plan: &CosetPlan) -> bool {
+    let n = values.len();
+    if !enabled() || n < 16 || !n.is_power_of_two() || plan.scale.steps.len() != n / 8 {
+        return false;
+    }
+    // SAFETY: `enabled` checked that the CPU has AVX-512 F and IFMA.
+    unsafe { coset_lanes(values, plan) };
+    true
+}
+
+#[target_feature(enable = "avx512f,avx512ifma")]
+unsafe fn coset_lanes(values: &mut [Fr], plan: &CosetPlan) {
+    let n = values.len();
+    let mut steps: Vec<Lanes52> = values.chunks(8).map(|c| load(c).store()).collect();
+    let get = |step: &Lanes52| Lanes(step.map(|limbs| load_u64(&limbs)));
+    let two_p = multiple::<Fr>(2);
+    let frequency = |lo: &Lanes, hi: &Lanes, twiddle: &Lanes| {
+        (
+            add_below(lo, hi, &two_p),
+            mul::<Fr>(&sub::<Fr>(lo, hi), twiddle),
+        )
+    };
+    let time = |lo: &Lanes, hi: &Lanes, twiddle: &Lanes| {
+        let v = mul::<Fr>(hi, twiddle);
+        (
+            add_below(lo, &v, &two_p),
+            subtract_if_above(&sub::<Fr>(lo, &v), &two_p),
+        )
+    };
+
+    let mut half = n / 2;
+    while half >= 8 {
+        outer_level(&mut steps, half, &plan.inverse, &get, &frequency);
+        half /= 2;
+    }
+    for (level, &half) in INNER_HALVES.iter().enumerate() {
+        inner_level(
+            &mut steps,
+            half,
+            &get(&plan.inner[0][level]),
+            &get,
+            &frequency,
+        );
+    }
+    for (step, scale) in steps.iter_mut().zip(&plan.scale.steps) {
+        *step = mul::<Fr>(&get(step), &get(scale)).store();
+    }
+    for (level, &half) in INNER_HALVES.iter().enumerate().rev() {
+        inner_level(&mut steps, half, &get(&plan.inner[1][level]), &get, &time);
+    }
+    let mut half = 8;
+    while half < n {
+        outer_level(&mut steps, half, &plan.forward, &get, &time);
+        half *= 2;
+    }
+
     for (chunk, step) in values.chunks_mut(8).zip(&steps) {
         let reduced = from_lanes(&reduce::<Fr>(&get(step)));
         for (k, value) in chunk.iter_mut().enumerate() {
             *value = Fr::new_unchecked(BigInt(lane_of(&reduced, k)));
         }
+    }
+}
+
+/// One level of half-size 8 or more: each butterfly pairs a step with the step `half/8`
+/// later, lane by lane.
+#[target_feature(enable = "avx512f")]
+fn outer_level(
+    steps: &mut [Lanes52],
+    half: usize,
+    twiddles: &LaneTwiddles,
+    get: &impl Fn(&Lanes52) -> Lanes,
+    butterfly: &impl Fn(&Lanes, &Lanes, &Lanes) -> (Lanes, Lanes),
+) {
+    let n = steps.len() * 8;
+    for block in (0..n).step_by(2 * half) {
+        for j in (0..half).step_by(8) {
+            let (lo_at, hi_at) = ((block + j) / 8, (block + half + j) / 8);
+            let twiddle = get(&twiddles.steps[(half + j) / 8]);
+            let (lo, hi) = butterfly(&get(&steps[lo_at]), &get(&steps[hi_at]), &twiddle);
+            steps[lo_at] = lo.store();
+            steps[hi_at] = hi.store();
+        }
+    }
+}
+
+/// One level of half-size 4, 2 or 1, whose butterflies stay inside a step: two steps' low
+/// halves are permuted into one register and their high halves into another, and back.
+#[target_feature(enable = "avx512f")]
+fn inner_level(
+    steps: &mut [Lanes52],
+    half: usize,
+    twiddle: &Lanes,
+    get: &impl Fn(&Lanes52) -> Lanes,
+    butterfly: &impl Fn(&Lanes, &Lanes, &Lanes) -> (Lanes, Lanes),
+) {
+    // Lane L of the low register is the first step's lane positions[L] (L < 4) or the
+    // second's positions[L - 4] (index 8 + position); the high one is `half` further on.
+    let positions = inner_positions(half);
+    let low: [i64; 8] = std::array::from_fn(|l| (8 * (l / 4) + positions[l % 4]) as i64);
+    let high = low.map(|i| i + half as i64);
+    // Back: position p of the first step is low lane k (index k) or high lane k (8 + k),
+    // where positions[k] = p or p - half; the second step's, lanes 4 + k.
+    let back = |second: usize| -> [i64; 8] {
+        std::array::from_fn(|p| {
+            let (k, from_high) = match positions.iter().position(|&q| q == p) {
+                Some(k) => (k, false),
+                None => (
+                    positions
+                        .iter()
+                        .position(|&q| q + half == p)
+                        .expect("every position is in a low or a high half"),
+                    true,
+                ),
+            };
+            (4 * second + k + 8 * usize::from(from_high)) as i64
+        })
+    };
+    let index = |lanes: [i64; 8]| {
+        let mut stored = [0u64; 8];
+        for (slot, lane) in stored.iter_mut().zip(lanes) {
+            *slot = lane as u64;
+        }
+        load_u64(&stored)
+    };
+    let (low, high, first, second) = (index(low), index(high), index(back(0)), index(back(1)));
+    let permute = |a: &Lanes, b: &Lanes, index: __m512i| {
+        Lanes(std::array::from_fn(|j| {
+            _mm512_permutex2var_epi64(a.0[j], index, b.0[j])
+        }))
+    };
+    for pair in steps.chunks_exact_mut(2) {
+        let (a, b) = (get(&pair[0]), get(&pair[1]));
+        let (lo, hi) = butterfly(&permute(&a, &b, low), &permute(&a, &b, high), twiddle);
+        pair[0] = permute(&lo, &hi, first).store();
+        pair[1] = permute(&lo, &hi, second).store();
     }
 }
 
@@ -791,52 +925,6 @@ mod tests {
                 let expected = (*p + *q).into_affine();
                 let (x, y) = expected.xy().expect("random points do not cancel");
                 assert_eq!(sums[i], Some((x, y)), "pair {i} of {count}");
-            }
-        }
-    }
-
-    /// The lane levels against the same levels done one butterfly at a time.
-    #[test]
-    fn transform_levels_match_scalar_butterflies() {
-        use ark_ff::FftField;
-        if !supported() {
-            eprintln!("this CPU has no AVX-512 IFMA: only the 64-bit path can be checked here");
-            return;
-        }
-        let mut rng = ChaCha20Rng::seed_from_u64(15);
-        for n in [16usize, 64, 1024] {
-            let root = Fr::get_root_of_unity(n as u64).expect("small power of two");
-            let table: Vec<Fr> = (0..n)
-                .map(|i| {
-                    let half = 1usize << i.max(1).ilog2();
-                    root.pow([((i - half) * (n / (2 * half))) as u64])
-                })
-                .collect();
-            let twiddles = LaneTwiddles::new(&table);
-            let values: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
-            for in_time in [false, true] {
-                let mut expected = values.clone();
-                let mut half = if in_time { 8 } else { n / 2 };
-                while (8..n).contains(&half) {
-                    for block in (0..n).step_by(2 * half) {
-                        for j in 0..half {
-                            let (u, v) = (expected[block + j], expected[block + half + j]);
-                            let w = table[half + j];
-                            if in_time {
-                                expected[block + j] = u + v * w;
-                                expected[block + half + j] = u - v * w;
-                            } else {
-                                expected[block + j] = u + v;
-                                expected[block + half + j] = (u - v) * w;
-                            }
-                        }
-                    }
-                    half = if in_time { half * 2 } else { half / 2 };
-                }
-                let mut got = values.clone();
-                // SAFETY: the CPU has the instructions (checked above).
-                unsafe { transform_levels(&mut got, &twiddles, in_time) };
-                assert_eq!(got, expected, "n = {n}, in time: {in_time}");
             }
         }
     }
