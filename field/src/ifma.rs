@@ -698,20 +698,7 @@ fn subtract_if_above(a: &Lanes, m: &Lanes) -> Lanes {
 
 /// Inverts eight non-zero values with one field inversion.
 fn invert_eight<F: Field + FastField>(values: &mut [F; 8]) {
-    let mut prefixes = [F::one(); 8];
-    let mut product = F::one();
-    for (prefix, value) in prefixes.iter_mut().zip(values.iter()) {
-        *prefix = product;
-        product = product.fast_mul(value);
-    }
-    let mut inverse = product
-        .inverse()
-        .expect("denominators are never zero: equal x only reach here as a doubling");
-    for (value, prefix) in values.iter_mut().zip(prefixes.iter()).rev() {
-        let original = *value;
-        *value = inverse.fast_mul(prefix);
-        inverse = inverse.fast_mul(&original);
-    }
+    crate::invert_batch(values, &mut Vec::with_capacity(8));
 }
 
 /// Lane `k` of stored limbs.
@@ -820,6 +807,11 @@ fn reduce<M: Modulus>(a: &Lanes) -> Lanes {
 
 #[cfg(test)]
 mod tests {
+    use ark_bn254::{G1Affine, G2Affine};
+    use ark_ec::{
+        AffineRepr, CurveGroup,
+        short_weierstrass::{Affine, SWCurveConfig},
+    };
     use ark_ff::{UniformRand, Zero};
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
@@ -888,33 +880,24 @@ mod tests {
         assert_eq!(ones[..3], [Fq::one(), -Fq::one(), Fq::one()]);
     }
 
-    #[test]
-    fn pairs_add_like_arkworks() {
-        use ark_bn254::G1Affine;
-        use ark_ec::{AffineRepr, CurveGroup};
+    /// Sums of `count` pairs from `pairs` through the lanes, against arkworks'.
+    fn check_pairs<C, const N: usize>(
+        counts: &[usize],
+        mut pairs: impl FnMut(usize) -> (Affine<C>, Affine<C>),
+    ) where
+        C: SWCurveConfig<BaseField: LaneField<N>>,
+    {
         if !supported() {
             eprintln!("this CPU has no AVX-512 IFMA: only the 64-bit path can be checked here");
             return;
         }
-        let mut rng = ChaCha20Rng::seed_from_u64(14);
         let mut space = AddSpace::default();
-        for count in [64, 65, 71, 300] {
-            let points: Vec<(G1Affine, G1Affine)> = (0..count)
-                .map(|i| {
-                    let p = G1Affine::rand(&mut rng);
-                    // Some pairs where one point is a small multiple of the other.
-                    let q = if i % 5 == 0 {
-                        (p * Fr::from(3u64)).into_affine()
-                    } else {
-                        G1Affine::rand(&mut rng)
-                    };
-                    (p, q)
-                })
-                .collect();
+        for &count in counts {
+            let points: Vec<_> = (0..count).map(&mut pairs).collect();
             let mut sums = vec![None; count];
             // SAFETY: the CPU has the instructions (checked above).
             unsafe {
-                add_lanes(
+                add_lanes::<C::BaseField, N>(
                     count,
                     &|i| [points[i].0.x, points[i].0.y, points[i].1.x, points[i].1.y],
                     &mut |i, x, y| sums[i] = Some((x, y)),
@@ -930,34 +913,25 @@ mod tests {
     }
 
     #[test]
-    fn g2_pairs_add_like_arkworks() {
-        use ark_bn254::G2Affine;
-        use ark_ec::{AffineRepr, CurveGroup};
-        if !supported() {
-            eprintln!("this CPU has no AVX-512 IFMA: only the 64-bit path can be checked here");
-            return;
-        }
-        let mut rng = ChaCha20Rng::seed_from_u64(16);
-        let mut space = AddSpace::default();
-        for count in [64, 67, 200] {
-            let points: Vec<(G2Affine, G2Affine)> = (0..count)
-                .map(|_| (G2Affine::rand(&mut rng), G2Affine::rand(&mut rng)))
-                .collect();
-            let mut sums = vec![None; count];
-            // SAFETY: the CPU has the instructions (checked above).
-            unsafe {
-                add_lanes::<Fq2, 2>(
-                    count,
-                    &|i| [points[i].0.x, points[i].0.y, points[i].1.x, points[i].1.y],
-                    &mut |i, x, y| sums[i] = Some((x, y)),
-                    &mut space,
-                )
+    fn pairs_add_like_arkworks() {
+        let mut rng = ChaCha20Rng::seed_from_u64(14);
+        check_pairs::<ark_bn254::g1::Config, 1>(&[64, 65, 71, 300], |i| {
+            let p = G1Affine::rand(&mut rng);
+            // Some pairs where one point is a small multiple of the other.
+            let q = if i % 5 == 0 {
+                (p * Fr::from(3u64)).into_affine()
+            } else {
+                G1Affine::rand(&mut rng)
             };
-            for (i, (p, q)) in points.iter().enumerate() {
-                let expected = (*p + *q).into_affine();
-                let (x, y) = expected.xy().expect("random points do not cancel");
-                assert_eq!(sums[i], Some((x, y)), "pair {i} of {count}");
-            }
-        }
+            (p, q)
+        });
+    }
+
+    #[test]
+    fn g2_pairs_add_like_arkworks() {
+        let mut rng = ChaCha20Rng::seed_from_u64(16);
+        check_pairs::<ark_bn254::g2::Config, 2>(&[64, 67, 200], |_| {
+            (G2Affine::rand(&mut rng), G2Affine::rand(&mut rng))
+        });
     }
 }

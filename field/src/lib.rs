@@ -12,6 +12,10 @@
 //! Additions and subtractions are branch-free: on random operands, the data-dependent branch
 //! of a "reduce if needed" costs a misprediction every other time.
 //!
+//! Where the CPU has AVX-512 IFMA, [`ifma`] multiplies eight values at once in 52-bit limbs,
+//! for the batches of the bucket sums (chord additions in G1 and G2, batch inversion) and the
+//! coset move; it is chosen at run time (`WAKURLN_NO_IFMA` set keeps the 64-bit path).
+//!
 //! Results are always fully reduced, so they mix freely with arkworks' own arithmetic. An Fq2
 //! product is Karatsuba's three Fq products, kept at 512 bits and combined there so that only
 //! two Montgomery reductions run (lazy reduction: 48 + 32 `mulx` instead of 3 × 32); a square
@@ -49,6 +53,28 @@ pub trait FastField: Copy {
     /// `2·self`.
     fn fast_double(&self) -> Self {
         self.fast_add(self)
+    }
+}
+
+/// Montgomery's trick: replaces every value of `values` by its inverse with one field
+/// inversion and three products per value, `prefixes` giving space for the running products.
+///
+/// # Panics
+/// If a value is zero.
+pub fn invert_batch<F: ark_ff::Field + FastField>(values: &mut [F], prefixes: &mut Vec<F>) {
+    prefixes.clear();
+    let mut product = F::one();
+    for value in values.iter() {
+        prefixes.push(product);
+        product = product.fast_mul(value);
+    }
+    let mut inverse = product
+        .inverse()
+        .expect("denominators are never zero: equal x only reach here as a doubling");
+    for (value, prefix) in values.iter_mut().zip(prefixes.iter()).rev() {
+        let original = *value;
+        *value = inverse.fast_mul(prefix);
+        inverse = inverse.fast_mul(&original);
     }
 }
 

@@ -54,7 +54,7 @@ impl FqSpace {
         if values.len() >= ifma::MIN_BATCH && ifma::invert(values, &mut self.lanes.0) {
             return;
         }
-        montgomery(values, &mut self.prefixes);
+        wakurln_field::invert_batch(values, &mut self.prefixes);
     }
 }
 
@@ -100,24 +100,6 @@ impl BatchInvert for Fq2 {
         (_, space): &mut Self::Space,
     ) -> bool {
         ifma::add_pairs::<Self, 2>(count, pair, out, &mut space.lanes.1)
-    }
-}
-
-/// Montgomery's trick over `values`, with `prefixes` as space for the running products.
-fn montgomery<F: Field + FastField>(values: &mut [F], prefixes: &mut Vec<F>) {
-    prefixes.clear();
-    let mut product = F::one();
-    for value in values.iter() {
-        prefixes.push(product);
-        product = product.fast_mul(value);
-    }
-    let mut inverse = product
-        .inverse()
-        .expect("denominators are never zero: equal x only reach here as a doubling");
-    for (value, prefix) in values.iter_mut().zip(prefixes.iter()).rev() {
-        let original = *value;
-        *value = inverse.fast_mul(prefix);
-        inverse = inverse.fast_mul(&original);
     }
 }
 
