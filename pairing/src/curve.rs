@@ -98,6 +98,27 @@ impl<F: Coordinate> Jacobian<F> {
     }
 }
 
+/// The sum of affine G1 points (none at infinity) by mixed additions on the assembly field;
+/// an addition the formula cannot do (the running sum at `±p`) goes through arkworks.
+pub fn g1_sum(points: impl IntoIterator<Item = G1Affine>) -> G1Projective {
+    let mut acc = Jacobian::<Fq>::identity();
+    for p in points {
+        debug_assert!(!p.infinity, "table points are never the identity");
+        acc = match acc.add_affine(&p.x, &p.y) {
+            Some(next) => next,
+            None => {
+                let sum = G1Projective::new_unchecked(acc.x, acc.y, acc.z) + p;
+                Jacobian {
+                    x: sum.x,
+                    y: sum.y,
+                    z: sum.z,
+                }
+            }
+        };
+    }
+    G1Projective::new_unchecked(acc.x, acc.y, acc.z)
+}
+
 /// `λ`, the scalar `φ` multiplies G1 by: `w1 + λ·w2` is the weight [`g1_weighted`] applies.
 pub fn glv_lambda() -> Fr {
     <g1::Config as GLVConfig>::LAMBDA

@@ -30,12 +30,12 @@ use std::sync::OnceLock;
 
 use ark_bn254::{Fq, Fq2, Fq6, Fq12, G1Affine, G2Affine, G2Projective};
 use ark_ff::{Field, One, PrimeField, Zero};
-use wakurln_field::FastField;
+use wakurln_field::{FastField, nine_times};
 
 mod curve;
 
 use curve::Jacobian;
-pub use curve::{g1_from_compressed, g1_weighted, g2_from_compressed, glv_lambda};
+pub use curve::{g1_from_compressed, g1_sum, g1_weighted, g2_from_compressed, glv_lambda};
 
 /// `x`, the BN parameter of BN254.
 const X: u64 = 4_965_661_367_192_848_881;
@@ -44,8 +44,10 @@ const X: u64 = 4_965_661_367_192_848_881;
 #[inline(always)]
 fn mul_by_xi(a: &Fq2) -> Fq2 {
     // (a0 + a1·u)(9 + u) = (9·a0 - a1) + (9·a1 + a0)·u
-    let nine = |x: &Fq| x.fast_double().fast_double().fast_double().fast_add(x);
-    Fq2::new(nine(&a.c0).fast_sub(&a.c1), nine(&a.c1).fast_add(&a.c0))
+    Fq2::new(
+        nine_times(&a.c0).fast_sub(&a.c1),
+        nine_times(&a.c1).fast_add(&a.c0),
+    )
 }
 
 #[inline(always)]
@@ -796,5 +798,7 @@ pub fn g2_in_subgroup(q: &G2Affine) -> bool {
     lhs == rhs
 }
 
+#[cfg(test)]
+mod scratch;
 #[cfg(test)]
 mod tests;

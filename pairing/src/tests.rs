@@ -324,6 +324,30 @@ fn weighted_g1_products_match_arkworks() {
     assert!(g1_weighted(&G1Affine::identity(), 5, 7).is_zero());
 }
 
+/// Sums of affine points equal arkworks' sums, including the additions the mixed formula
+/// cannot do: a running sum equal to the next point (a doubling) or to its negative.
+#[test]
+fn g1_sums_match_arkworks() {
+    let mut rng = rng(10);
+    let p = G1Projective::rand(&mut rng).into_affine();
+    let q = G1Projective::rand(&mut rng).into_affine();
+    let cases: Vec<Vec<G1Affine>> = vec![
+        vec![],
+        vec![p],
+        vec![p, p],
+        vec![p, -p],
+        vec![p, -p, q],
+        vec![p, q, (p + q).into_affine(), -q],
+        (0..40)
+            .map(|_| G1Projective::rand(&mut rng).into_affine())
+            .collect(),
+    ];
+    for points in cases {
+        let expected: G1Projective = points.iter().map(|p| p.into_group()).sum();
+        assert_eq!(g1_sum(points.iter().copied()), expected, "{points:?}");
+    }
+}
+
 /// Compressed points decode as arkworks decodes them: both signs of y, the identity, x
 /// coordinates off the curve, values not below p, and both flags at once.
 #[test]

@@ -24,7 +24,7 @@ use ark_groth16::Proof;
 use rand::RngCore;
 use rayon::prelude::*;
 use wakurln_pairing::{
-    Lines, final_exponentiation, g1_from_compressed, g1_weighted, g2_from_compressed,
+    Lines, final_exponentiation, g1_from_compressed, g1_sum, g1_weighted, g2_from_compressed,
     g2_in_subgroup, glv_lambda, multi_miller_loop,
 };
 
@@ -355,12 +355,12 @@ impl FixedBase {
         }
     }
 
-    /// `Σ scalars[i]·bases[i]`.
+    /// `Σ scalars[i]·bases[i]`: one table point per non-zero signed window, summed by
+    /// [`g1_sum`].
     fn msm(&self, scalars: &[Fr]) -> G1Projective {
-        let mut acc = G1Projective::zero();
-        for (base, scalar) in scalars.iter().enumerate() {
+        g1_sum(scalars.iter().enumerate().flat_map(|(base, scalar)| {
             let limbs = scalar.into_bigint().0;
-            let bits = |start: usize| -> u64 {
+            let bits = move |start: usize| -> u64 {
                 let (limb, shift) = (start / 64, start % 64);
                 let mut v = limbs.get(limb).map_or(0, |l| l >> shift);
                 if shift + WINDOW_BITS > 64
@@ -371,22 +371,19 @@ impl FixedBase {
                 v & ((1 << WINDOW_BITS) - 1)
             };
             let mut carry = 0u64;
-            for j in 0..self.windows {
+            (0..self.windows).filter_map(move |j| {
                 let raw = bits(j * WINDOW_BITS) + carry;
                 carry = u64::from(raw > HALF as u64);
                 let table = &self.points[(base * self.windows + j) * HALF..][..HALF];
                 if raw == 0 || raw == 1 << WINDOW_BITS {
-                    continue;
-                }
-                if raw > HALF as u64 {
-                    acc -= table[(1 << WINDOW_BITS) - raw as usize - 1];
+                    None
+                } else if raw > HALF as u64 {
+                    Some(-table[(1 << WINDOW_BITS) - raw as usize - 1])
                 } else {
-                    acc += table[raw as usize - 1];
+                    Some(table[raw as usize - 1])
                 }
-            }
-            debug_assert_eq!(carry, 0, "scalars are below 2^254");
-        }
-        acc
+            })
+        }))
     }
 }
 
