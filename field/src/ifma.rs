@@ -610,13 +610,7 @@ fn add_below(a: &Lanes, b: &Lanes, m: &Lanes) -> Lanes {
 /// Eight values of four 64-bit limbs (limb `j` of lane `k` at `[j][k]`) in 52-bit limbs.
 #[target_feature(enable = "avx512f")]
 fn to_lanes(limbs: &[[u64; 8]; 4]) -> Lanes {
-    radix52_lanes(limbs.map(|l| load_u64(&l)))
-}
-
-/// Eight values' four 64-bit limbs (limb `j` in register `j`) in 52-bit limbs.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn radix52_lanes([v0, v1, v2, v3]: [__m512i; 4]) -> Lanes {
+    let [v0, v1, v2, v3] = limbs.map(|l| load_u64(&l));
     let mask = _mm512_set1_epi64(MASK as i64);
     let or = |a, b| _mm512_and_si512(_mm512_or_si512(a, b), mask);
     Lanes([
@@ -631,26 +625,19 @@ fn radix52_lanes([v0, v1, v2, v3]: [__m512i; 4]) -> Lanes {
 /// Eight values (below 2^256) in four 64-bit limbs, limb `j` of lane `k` at `[j][k]`.
 #[target_feature(enable = "avx512f")]
 fn from_lanes(a: &Lanes) -> [[u64; 8]; 4] {
-    let limbs = radix64_lanes(a);
+    let [l0, l1, l2, l3, l4] = a.0;
+    let limbs = [
+        _mm512_or_si512(l0, _mm512_slli_epi64::<52>(l1)),
+        _mm512_or_si512(_mm512_srli_epi64::<12>(l1), _mm512_slli_epi64::<40>(l2)),
+        _mm512_or_si512(_mm512_srli_epi64::<24>(l2), _mm512_slli_epi64::<28>(l3)),
+        _mm512_or_si512(_mm512_srli_epi64::<36>(l3), _mm512_slli_epi64::<16>(l4)),
+    ];
     let mut out = [[0u64; 8]; 4];
     for (limbs, register) in out.iter_mut().zip(limbs) {
         // SAFETY: `limbs` is 64 writable bytes; the store has no alignment requirement.
         unsafe { _mm512_storeu_si512(limbs.as_mut_ptr().cast(), register) };
     }
     out
-}
-
-/// Eight values (below 2^256) in four 64-bit limbs, limb `j` in register `j`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn radix64_lanes(a: &Lanes) -> [__m512i; 4] {
-    let [l0, l1, l2, l3, l4] = a.0;
-    [
-        _mm512_or_si512(l0, _mm512_slli_epi64::<52>(l1)),
-        _mm512_or_si512(_mm512_srli_epi64::<12>(l1), _mm512_slli_epi64::<40>(l2)),
-        _mm512_or_si512(_mm512_srli_epi64::<24>(l2), _mm512_slli_epi64::<28>(l3)),
-        _mm512_or_si512(_mm512_srli_epi64::<36>(l3), _mm512_slli_epi64::<16>(l4)),
-    ]
 }
 
 /// Lane `k` of values stored by [`from_lanes`].
@@ -696,95 +683,6 @@ fn add_p<M: Modulus>(t: &[__m512i; 5]) -> Lanes {
 #[target_feature(enable = "avx512f")]
 fn times_four(a: &Lanes) -> Lanes {
     normalize(a.0.map(|limb| _mm512_slli_epi64::<2>(limb)))
-}
-
-/// `a[k]·b[k]` for eight pairs of Fq values (fully reduced in and out), in one pass of the
-/// lanes; the caller checks [`enabled`].
-///
-/// Both operands' 64-bit forms are read as lanes' forms of `a/16` and `b/16`; `b` is scaled by
-/// 16 in the lanes (below `16p`, which the radix allows beside `a < p`), so the product's
-/// lanes' form is that of `a·b/16`, whose bits are the 64-bit form of `a·b`.
-///
-/// `a` may also be below `2p` (a sum left unreduced): `a·16b < 32p²` stays below `2^260·p`,
-/// so the product is still below `2p` before its final reduction.
-///
-/// # Panics
-/// If the CPU lacks AVX-512 F or IFMA ([`supported`]; a cached check).
-pub fn mul_eight(a: &[[u64; 4]; 8], b: &[[u64; 4]; 8]) -> [[u64; 4]; 8] {
-    assert!(supported(), "mul_eight needs AVX-512 IFMA");
-    // SAFETY: `supported` checked the CPU's AVX-512 F and IFMA.
-    unsafe { mul_eight_lanes(a, b) }
-}
-
-#[target_feature(enable = "avx512f,avx512ifma")]
-unsafe fn mul_eight_lanes(a: &[[u64; 4]; 8], b: &[[u64; 4]; 8]) -> [[u64; 4]; 8] {
-    let a = to_lanes_transposed(a);
-    let b = to_lanes_transposed(b);
-    let b16 = normalize(b.0.map(|limb| _mm512_slli_epi64::<4>(limb)));
-    let product = reduce::<Fq>(&mul::<Fq>(&a, &b16));
-    from_lanes_transposed(&product)
-}
-
-/// `_mm512_permutex2var_epi64` with the index vector given as eight lane numbers (0-7 pick
-/// from `a`, 8-15 from `b`).
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn pick(a: __m512i, b: __m512i, index: [u64; 8]) -> __m512i {
-    _mm512_permutex2var_epi64(a, load_u64(&index), b)
-}
-
-/// Eight values of four 64-bit limbs each, value after value, in 52-bit lanes: the 8×4 limb
-/// matrix transposed by two rounds of permutes.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn to_lanes_transposed(values: &[[u64; 4]; 8]) -> Lanes {
-    let flat = values.as_flattened();
-    let z: [__m512i; 4] =
-        std::array::from_fn(|i| load_u64(flat[8 * i..8 * i + 8].try_into().expect("8 limbs")));
-    // Limbs 0-1 and 2-3 of values 0-3 (from z0, z1) and of values 4-7 (from z2, z3).
-    let low_a = pick(z[0], z[1], [0, 1, 4, 5, 8, 9, 12, 13]);
-    let high_a = pick(z[0], z[1], [2, 3, 6, 7, 10, 11, 14, 15]);
-    let low_b = pick(z[2], z[3], [0, 1, 4, 5, 8, 9, 12, 13]);
-    let high_b = pick(z[2], z[3], [2, 3, 6, 7, 10, 11, 14, 15]);
-    let even = [0, 2, 4, 6, 8, 10, 12, 14];
-    let odd = [1, 3, 5, 7, 9, 11, 13, 15];
-    radix52_lanes([
-        pick(low_a, low_b, even),
-        pick(low_a, low_b, odd),
-        pick(high_a, high_b, even),
-        pick(high_a, high_b, odd),
-    ])
-}
-
-/// [`to_lanes_transposed`] undone, for values below `2^256`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn from_lanes_transposed(a: &Lanes) -> [[u64; 4]; 8] {
-    let limbs = radix64_lanes(a);
-    let first = [0, 8, 1, 9, 2, 10, 3, 11];
-    let second = [4, 12, 5, 13, 6, 14, 7, 15];
-    // Limbs 0-1 (from limbs 0 and 1) and 2-3 of values 0-3, then of values 4-7.
-    let low_a = pick(limbs[0], limbs[1], first);
-    let low_b = pick(limbs[0], limbs[1], second);
-    let high_a = pick(limbs[2], limbs[3], first);
-    let high_b = pick(limbs[2], limbs[3], second);
-    let join_first = [0, 1, 8, 9, 2, 3, 10, 11];
-    let join_second = [4, 5, 12, 13, 6, 7, 14, 15];
-    let mut out = [[0u64; 4]; 8];
-    let flat = out.as_flattened_mut();
-    for (i, register) in [
-        pick(low_a, high_a, join_first),
-        pick(low_a, high_a, join_second),
-        pick(low_b, high_b, join_first),
-        pick(low_b, high_b, join_second),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        // SAFETY: eight limbs from `8·i` are 64 writable bytes; no alignment requirement.
-        unsafe { _mm512_storeu_si512(flat[8 * i..].as_mut_ptr().cast(), register) };
-    }
-    out
 }
 
 /// `a - m` where that is not negative, else `a`.

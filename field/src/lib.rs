@@ -331,6 +331,11 @@ fn add_sub_wide(a: &[u64; 8], b: &[u64; 8], c: &[u64; 8]) -> [u64; 8] {
     out
 }
 
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "bmi2",
+    target_feature = "adx"
+))]
 /// `a + b` on 256-bit values below 2^255 (no reduction: the sum stays below 2^256).
 #[inline(always)]
 fn add_plain(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
@@ -371,55 +376,6 @@ pub fn lazy_mul(a: &Fq2, b: &Fq2) -> Fq2 {
         Fq::new_unchecked(BigInt(x86::reduce_wide(&real, &x86::FQ))),
         Fq::new_unchecked(BigInt(x86::reduce_wide(&imaginary, &x86::FQ))),
     )
-}
-
-/// Whether the IFMA lanes are in use ([`ifma::enabled`]); false off x86-64.
-pub fn lanes_enabled() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        ifma::enabled()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// `a²` for every value of `values`: with AVX-512 IFMA four squares share one pass of the
-/// lanes, as `(a0 + a1)(a0 - a1)` and `2a1·a0` each (the sums left unreduced, below `2p`,
-/// which the lanes allow on that side); a last one alone takes [`FastField::fast_square`].
-pub fn fq2_squares<const N: usize>(values: &[Fq2; N]) -> [Fq2; N] {
-    #[cfg(target_arch = "x86_64")]
-    if ifma::enabled() {
-        let mut out = [<Fq2 as ark_ff::AdditiveGroup>::ZERO; N];
-        let p = &<FqConfig as MontConfig<4>>::MODULUS.0;
-        let mut start = 0;
-        while N - start >= 2 {
-            let mut left = [[0u64; 4]; 8];
-            let mut right = [[0u64; 4]; 8];
-            let count = (N - start).min(4);
-            for (k, a) in values[start..start + count].iter().enumerate() {
-                let (a0, a1) = (&a.c0.0.0, &a.c1.0.0);
-                left[2 * k] = add_plain(a0, a1);
-                right[2 * k] = sub_mod(a0, a1, p);
-                left[2 * k + 1] = add_plain(a1, a1);
-                right[2 * k + 1] = *a0;
-            }
-            let products = ifma::mul_eight(&left, &right);
-            for k in 0..count {
-                out[start + k] = Fq2::new(
-                    Fq::new_unchecked(BigInt(products[2 * k])),
-                    Fq::new_unchecked(BigInt(products[2 * k + 1])),
-                );
-            }
-            start += count;
-        }
-        if start < N {
-            out[N - 1] = values[N - 1].fast_square();
-        }
-        return out;
-    }
-    (*values).map(|a| a.fast_square())
 }
 
 impl FastField for Fq2 {
@@ -542,32 +498,6 @@ mod tests {
     #[test]
     fn fq_arithmetic_matches_arkworks() {
         check::<Fq>(1);
-    }
-
-    /// The batched Fq2 squares (in lanes where the CPU has IFMA) equal arkworks', for every
-    /// count of a pass's remainder.
-    #[test]
-    fn fq2_square_batches_match_arkworks() {
-        fn check<const N: usize>(values: &[Fq2]) {
-            for (k, window) in values.windows(N).enumerate().step_by(N) {
-                let squares = fq2_squares(&std::array::from_fn::<Fq2, N, _>(|i| window[i]));
-                for (square, a) in squares.iter().zip(window) {
-                    assert_eq!(*square, a.square(), "window {k}: {a}²");
-                }
-            }
-        }
-        let mut rng = ChaCha20Rng::seed_from_u64(6);
-        let mut values: Vec<Fq2> = edges::<Fq>()
-            .into_iter()
-            .flat_map(|a| edges::<Fq>().into_iter().map(move |b| Fq2::new(a, b)))
-            .collect();
-        values.extend((0..2_000).map(|_| Fq2::rand(&mut rng)));
-        check::<1>(&values);
-        check::<2>(&values);
-        check::<3>(&values);
-        check::<5>(&values);
-        check::<6>(&values);
-        check::<9>(&values);
     }
 
     #[test]

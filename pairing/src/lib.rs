@@ -25,12 +25,19 @@
 //! one inversion and a Frobenius map) followed by the hard part `(p^4 - p^2 + 1)/r` in the
 //! addition chain of Fuentes-Castañeda, Knapp and Rodríguez-Henríquez, which costs three
 //! exponentiations by `x` (cyclotomic squares) and a dozen products.
+//!
+//! **No AVX-512 lanes here.** The cyclotomic squares' nine Fq2 squares were tried in the IFMA
+//! lanes of `wakurln_field::ifma` (four squares per pass): 13% faster per square in a tight
+//! loop, but a verification run between other work (the compare bench's interleaved loop,
+//! after a zerokit verification) took 0.91 ms against 0.68 ms on the 64-bit path. The lanes
+//! seem to start slowly after a pause in AVX-512 work; a verification is too short to pay
+//! for that, where the prover's long runs do.
 
 use std::sync::OnceLock;
 
 use ark_bn254::{Fq, Fq2, Fq6, Fq12, G1Affine, G2Affine, G2Projective};
 use ark_ff::{Field, One, PrimeField, Zero};
-use wakurln_field::{FastField, fq2_squares, lanes_enabled, nine_times};
+use wakurln_field::{FastField, nine_times};
 
 mod curve;
 
@@ -162,14 +169,8 @@ fn conjugate(a: &Fq12) -> Fq12 {
 fn square4(a: &Fq2, b: &Fq2) -> (Fq2, Fq2) {
     let a2 = a.fast_square();
     let b2 = b.fast_square();
-    square4_from(&a2, &b2, &a.fast_add(b).fast_square())
-}
-
-/// `(a + b·s)²` from `a²`, `b²` and `(a + b)²`.
-#[inline(always)]
-fn square4_from(a2: &Fq2, b2: &Fq2, sum2: &Fq2) -> (Fq2, Fq2) {
-    let c0 = mul_by_xi(b2).fast_add(a2);
-    let c1 = sum2.fast_sub(a2).fast_sub(b2);
+    let c0 = mul_by_xi(&b2).fast_add(&a2);
+    let c1 = a.fast_add(b).fast_square().fast_sub(&a2).fast_sub(&b2);
     (c0, c1)
 }
 
@@ -185,36 +186,14 @@ fn plus(t: &Fq2, z: &Fq2) -> Fq2 {
 }
 
 /// The square of an element of the cyclotomic subgroup (Granger-Scott): Fq12 seen as `Fq4³`,
-/// three Fq4 squares (nine Fq2 squares).
+/// three Fq4 squares (six Fq2 squares).
 #[inline]
 fn cyclotomic_square(f: &Fq12) -> Fq12 {
     // The three Fq4 elements: (g0, h1), (h0, g2), (g1, h2).
     let (g, h) = (&f.c0, &f.c1);
-    let ((a0, a1), (b0, b1), (c0, c1)) = if lanes_enabled() {
-        // The nine Fq2 squares in three passes of the IFMA lanes.
-        let s = fq2_squares(&[
-            g.c0,
-            h.c1,
-            g.c0.fast_add(&h.c1),
-            h.c0,
-            g.c2,
-            h.c0.fast_add(&g.c2),
-            g.c1,
-            h.c2,
-            g.c1.fast_add(&h.c2),
-        ]);
-        (
-            square4_from(&s[0], &s[1], &s[2]),
-            square4_from(&s[3], &s[4], &s[5]),
-            square4_from(&s[6], &s[7], &s[8]),
-        )
-    } else {
-        (
-            square4(&g.c0, &h.c1),
-            square4(&h.c0, &g.c2),
-            square4(&g.c1, &h.c2),
-        )
-    };
+    let (a0, a1) = square4(&g.c0, &h.c1);
+    let (b0, b1) = square4(&h.c0, &g.c2);
+    let (c0, c1) = square4(&g.c1, &h.c2);
     let xi_c1 = mul_by_xi(&c1);
     Fq12::new(
         Fq6::new(minus(&a0, &g.c0), minus(&b0, &g.c1), minus(&c0, &g.c2)),
