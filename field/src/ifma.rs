@@ -14,6 +14,8 @@
 //! The instructions are chosen at run time: CPUs without AVX-512 IFMA (or a process run with
 //! `WAKURLN_NO_IFMA` set) take the 64-bit path.
 #![allow(unsafe_code)]
+// Limb loops index their arrays: the lanes' helpers avoid closures (see `add_lanes`).
+#![allow(clippy::needless_range_loop)]
 
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi64, _mm512_and_si512, _mm512_cmplt_epi64_mask, _mm512_loadu_si512,
@@ -118,7 +120,7 @@ unsafe fn invert_lanes(values: &mut [Fq], space: &mut InvertSpace) {
     for step in (0..steps).rev() {
         let chunk = &mut values[8 * step..(8 * step + 8).min(len)];
         let value = load(chunk);
-        let prefix = Lanes(space.prefixes[step].map(|limbs| load_u64(&limbs)));
+        let prefix = Lanes::load(&space.prefixes[step]);
         let result = from_lanes(&reduce::<Fq>(&mul::<Fq>(&inverse, &prefix)));
         for (k, out) in chunk.iter_mut().enumerate() {
             *out = element(&result, k);
@@ -236,23 +238,34 @@ unsafe fn add_lanes<F: LaneField<N>, const N: usize>(
     let steps = count.div_ceil(8);
     space.prefixes.clear();
     space.denominators.clear();
-    let mut running: Parts<N> = std::array::from_fn(|i| if i == 0 { one() } else { zero() });
+    let mut running: Parts<N> = [zero(); N];
+    running[0] = one();
+    // (No closures handed to generic helpers such as `array::map` in this module: they lose
+    // the target features, and whether the compiler still inlines them varies from build to
+    // build; a build where it did not made proofs a quarter slower.)
     let store = |value: &Parts<N>| {
         let mut stored = [[[0u64; 8]; 5]; 2];
-        for (slot, part) in stored.iter_mut().zip(value) {
-            *slot = part.store();
+        for i in 0..N {
+            stored[i] = value[i].store();
         }
         stored
     };
     let fetch = |stored: &[[[u64; 8]; 5]; 2]| -> Parts<N> {
-        std::array::from_fn(|i| Lanes(stored[i].map(|limbs| load_u64(&limbs))))
+        let mut parts = [zero(); N];
+        for i in 0..N {
+            parts[i] = Lanes::load(&stored[i]);
+        }
+        parts
     };
     for step in 0..steps {
         let [x1, x2] = gather(step, count, |i| {
             let [x1, _, x2, _] = pair(i);
             [x1, x2]
         });
-        let denominator = map2(&x2, &x1, |a, b| sub::<Fq>(a, b));
+        let mut denominator = x2;
+        for i in 0..N {
+            denominator[i] = sub::<Fq>(&x2[i], &x1[i]);
+        }
         space.prefixes.push(store(&running));
         space.denominators.push(store(&denominator));
         running = mul_parts(&running, &denominator);
@@ -264,26 +277,40 @@ unsafe fn add_lanes<F: LaneField<N>, const N: usize>(
         inverse = mul_parts(&inverse, &fetch(&space.denominators[step]));
 
         let [x1, y1, x2, y2] = gather(step, count, pair);
-        let slope = mul_parts(&map2(&y2, &y1, |a, b| sub::<Fq>(a, b)), &inverse_here);
+        let mut rise = y2;
+        for i in 0..N {
+            rise[i] = sub::<Fq>(&y2[i], &y1[i]);
+        }
+        let slope = mul_parts(&rise, &inverse_here);
         // x3 < 6p before the reductions.
-        let x3 = map2(&mul_parts(&slope, &slope), &x1, |a, b| sub::<Fq>(a, b));
-        let x3 = map2(&x3, &x2, |a, b| {
-            let x3 = sub::<Fq>(a, b);
-            subtract_if_above(
-                &subtract_if_above(&subtract_if_above(&x3, &four_p), &two_p),
+        let mut x3 = mul_parts(&slope, &slope);
+        for i in 0..N {
+            let t = sub::<Fq>(&sub::<Fq>(&x3[i], &x1[i]), &x2[i]);
+            x3[i] = subtract_if_above(
+                &subtract_if_above(&subtract_if_above(&t, &four_p), &two_p),
                 &p,
-            )
-        });
+            );
+        }
         // 4·((x1 - x3 + p) mod p) < 4p keeps every product below 2p.
-        let run = map2(&x1, &x3, |a, b| {
-            times_four(&subtract_if_above(&add_p::<Fq>(&sub_canonical(a, b)), &p))
-        });
-        let y3 = map2(&mul_parts(&slope, &run), &y1, |a, b| {
-            let y3 = add_p::<Fq>(&sub_canonical(a, b));
-            subtract_if_above(&subtract_if_above(&y3, &two_p), &p)
-        });
-        let x3 = x3.map(|part| from_lanes(&part));
-        let y3 = y3.map(|part| from_lanes(&part));
+        let mut run = x1;
+        for i in 0..N {
+            run[i] = times_four(&subtract_if_above(
+                &add_p::<Fq>(&sub_canonical(&x1[i], &x3[i])),
+                &p,
+            ));
+        }
+        let mut y3 = mul_parts(&slope, &run);
+        for i in 0..N {
+            let t = add_p::<Fq>(&sub_canonical(&y3[i], &y1[i]));
+            y3[i] = subtract_if_above(&subtract_if_above(&t, &two_p), &p);
+        }
+        let mut x3_limbs = [[[0u64; 8]; 4]; N];
+        let mut y3_limbs = [[[0u64; 8]; 4]; N];
+        for i in 0..N {
+            x3_limbs[i] = from_lanes(&x3[i]);
+            y3_limbs[i] = from_lanes(&y3[i]);
+        }
+        let (x3, y3) = (x3_limbs, y3_limbs);
         for k in 0..8.min(count - 8 * step) {
             out(
                 8 * step + k,
@@ -294,41 +321,53 @@ unsafe fn add_lanes<F: LaneField<N>, const N: usize>(
     }
 }
 
-/// `f` part by part.
-#[target_feature(enable = "avx512f")]
-fn map2<const N: usize>(
-    a: &Parts<N>,
-    b: &Parts<N>,
-    f: impl Fn(&Lanes, &Lanes) -> Lanes,
-) -> Parts<N> {
-    std::array::from_fn(|i| f(&a[i], &b[i]))
-}
-
 /// Products of values of Fq (one part) or Fq2 (two: Karatsuba's three products with
 /// `u² = -1`), each part in `[0, 2p)` for parts below `4p`.
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
 fn mul_parts<const N: usize>(a: &Parts<N>, b: &Parts<N>) -> Parts<N> {
+    let mut out = *a;
     if N == 1 {
-        return std::array::from_fn(|_| mul::<Fq>(&a[0], &b[0]));
+        out[0] = mul::<Fq>(&a[0], &b[0]);
+        return out;
     }
     let (two_p, four_p) = (multiple::<Fq>(2), multiple::<Fq>(4));
-    let plain_sum =
-        |x: &Lanes, y: &Lanes| normalize(std::array::from_fn(|j| _mm512_add_epi64(x.0[j], y.0[j])));
     let real = mul::<Fq>(&a[0], &b[0]);
     let imaginary = mul::<Fq>(&a[1], &b[1]);
-    let cross = mul::<Fq>(&plain_sum(&a[0], &a[1]), &plain_sum(&b[0], &b[1]));
+    let cross = mul::<Fq>(
+        &normalize(add_limbs(&a[0].0, &a[1].0)),
+        &normalize(add_limbs(&b[0].0, &b[1].0)),
+    );
     // real·real - imaginary·imaginary + 2p < 4p; cross - both + 4p < 6p.
-    let c0 = subtract_if_above(&sub::<Fq>(&real, &imaginary), &two_p);
-    let c1 = normalize(std::array::from_fn(|j| {
-        _mm512_sub_epi64(
-            _mm512_sub_epi64(_mm512_add_epi64(cross.0[j], four_p.0[j]), real.0[j]),
-            imaginary.0[j],
-        )
-    }));
-    let c1 = subtract_if_above(&subtract_if_above(&c1, &four_p), &two_p);
-    let parts = [c0, c1];
-    std::array::from_fn(|i| parts[i])
+    out[0] = subtract_if_above(&sub::<Fq>(&real, &imaginary), &two_p);
+    let c1 = normalize(sub_limbs(
+        &sub_limbs(&add_limbs(&cross.0, &four_p.0), &real.0),
+        &imaginary.0,
+    ));
+    out[1] = subtract_if_above(&subtract_if_above(&c1, &four_p), &two_p);
+    out
+}
+
+/// `a + b` limb by limb, not normalized.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn add_limbs(a: &[__m512i; 5], b: &[__m512i; 5]) -> [__m512i; 5] {
+    let mut t = *a;
+    for j in 0..5 {
+        t[j] = _mm512_add_epi64(a[j], b[j]);
+    }
+    t
+}
+
+/// `a - b` limb by limb, not normalized (limbs may go negative).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn sub_limbs(a: &[__m512i; 5], b: &[__m512i; 5]) -> [__m512i; 5] {
+    let mut t = *a;
+    for j in 0..5 {
+        t[j] = _mm512_sub_epi64(a[j], b[j]);
+    }
+    t
 }
 
 /// Step `step`'s values of `values(i)` in lanes (each an Fq or Fq2 value, part by part);
@@ -366,7 +405,13 @@ fn gather<F: LaneField<N>, const N: usize, const C: usize>(
             }
         }
     }
-    limbs.map(|value| value.map(|part| to_lanes(&part)))
+    let mut out = [[zero(); N]; C];
+    for c in 0..C {
+        for i in 0..N {
+            out[c][i] = to_lanes(&limbs[c][i]);
+        }
+    }
+    out
 }
 
 /// A transform's twiddle table (`table[h + j]` for the level of half-size `h`) in 52-bit form,
@@ -473,7 +518,7 @@ pub fn coset_move(values: &mut [Fr], plan: &CosetPlan) -> bool {
 unsafe fn coset_lanes(values: &mut [Fr], plan: &CosetPlan) {
     let n = values.len();
     let mut steps: Vec<Lanes52> = values.chunks(8).map(|c| load(c).store()).collect();
-    let get = |step: &Lanes52| Lanes(step.map(|limbs| load_u64(&limbs)));
+    let get = |step: &Lanes52| Lanes::load(step);
     let two_p = multiple::<Fr>(2);
     let frequency = |lo: &Lanes, hi: &Lanes, twiddle: &Lanes| {
         (
@@ -586,9 +631,11 @@ fn inner_level(
     };
     let (low, high, first, second) = (index(low), index(high), index(back(0)), index(back(1)));
     let permute = |a: &Lanes, b: &Lanes, index: __m512i| {
-        Lanes(std::array::from_fn(|j| {
-            _mm512_permutex2var_epi64(a.0[j], index, b.0[j])
-        }))
+        let mut t = a.0;
+        for j in 0..5 {
+            t[j] = _mm512_permutex2var_epi64(a.0[j], index, b.0[j]);
+        }
+        Lanes(t)
     };
     for pair in steps.chunks_exact_mut(2) {
         let (a, b) = (get(&pair[0]), get(&pair[1]));
@@ -601,23 +648,29 @@ fn inner_level(
 /// `a + b`, less `m` if that is not negative (for `a + b < 2m`).
 #[target_feature(enable = "avx512f")]
 fn add_below(a: &Lanes, b: &Lanes, m: &Lanes) -> Lanes {
-    subtract_if_above(
-        &normalize(std::array::from_fn(|j| _mm512_add_epi64(a.0[j], b.0[j]))),
-        m,
-    )
+    subtract_if_above(&normalize(add_limbs(&a.0, &b.0)), m)
 }
 
 /// Eight values of four 64-bit limbs (limb `j` of lane `k` at `[j][k]`) in 52-bit limbs.
 #[target_feature(enable = "avx512f")]
 fn to_lanes(limbs: &[[u64; 8]; 4]) -> Lanes {
-    let [v0, v1, v2, v3] = limbs.map(|l| load_u64(&l));
+    let (v0, v1) = (load_u64(&limbs[0]), load_u64(&limbs[1]));
+    let (v2, v3) = (load_u64(&limbs[2]), load_u64(&limbs[3]));
     let mask = _mm512_set1_epi64(MASK as i64);
-    let or = |a, b| _mm512_and_si512(_mm512_or_si512(a, b), mask);
     Lanes([
         _mm512_and_si512(v0, mask),
-        or(_mm512_srli_epi64::<52>(v0), _mm512_slli_epi64::<12>(v1)),
-        or(_mm512_srli_epi64::<40>(v1), _mm512_slli_epi64::<24>(v2)),
-        or(_mm512_srli_epi64::<28>(v2), _mm512_slli_epi64::<36>(v3)),
+        _mm512_and_si512(
+            _mm512_or_si512(_mm512_srli_epi64::<52>(v0), _mm512_slli_epi64::<12>(v1)),
+            mask,
+        ),
+        _mm512_and_si512(
+            _mm512_or_si512(_mm512_srli_epi64::<40>(v1), _mm512_slli_epi64::<24>(v2)),
+            mask,
+        ),
+        _mm512_and_si512(
+            _mm512_or_si512(_mm512_srli_epi64::<28>(v2), _mm512_slli_epi64::<36>(v3)),
+            mask,
+        ),
         _mm512_srli_epi64::<16>(v3),
     ])
 }
@@ -653,47 +706,55 @@ fn lane_of(limbs: &[[u64; 8]; 4], k: usize) -> [u64; 4] {
 /// `k·p` in every lane (limbs may exceed 52 bits; only used in sums that are normalized).
 #[target_feature(enable = "avx512f")]
 fn multiple<M: Modulus>(k: u64) -> Lanes {
-    Lanes(M::P.map(|l| _mm512_set1_epi64((l * k) as i64)))
+    let mut limbs = M::P;
+    for limb in &mut limbs {
+        *limb *= k;
+    }
+    splat(limbs)
 }
 
 /// `a - b + 2p`, for `b ≤ 2p`.
 #[target_feature(enable = "avx512f")]
 fn sub<M: Modulus>(a: &Lanes, b: &Lanes) -> Lanes {
     let two_p = multiple::<M>(2);
-    normalize(std::array::from_fn(|j| {
-        _mm512_sub_epi64(_mm512_add_epi64(a.0[j], two_p.0[j]), b.0[j])
-    }))
+    normalize(sub_limbs(&add_limbs(&a.0, &two_p.0), &b.0))
 }
 
 /// `a - b`, for `b ≤ a + p` (the result may be up to `p` below zero, and is then fixed by the
 /// caller adding `p` with [`add_p`]; limbs carry the sign until then).
 #[target_feature(enable = "avx512f")]
 fn sub_canonical(a: &Lanes, b: &Lanes) -> [__m512i; 5] {
-    std::array::from_fn(|j| _mm512_sub_epi64(a.0[j], b.0[j]))
+    sub_limbs(&a.0, &b.0)
 }
 
 /// `t + p`, normalized.
 #[target_feature(enable = "avx512f")]
 fn add_p<M: Modulus>(t: &[__m512i; 5]) -> Lanes {
     let p = multiple::<M>(1);
-    normalize(std::array::from_fn(|j| _mm512_add_epi64(t[j], p.0[j])))
+    normalize(add_limbs(t, &p.0))
 }
 
 /// `4a`, normalized.
 #[target_feature(enable = "avx512f")]
 fn times_four(a: &Lanes) -> Lanes {
-    normalize(a.0.map(|limb| _mm512_slli_epi64::<2>(limb)))
+    let mut t = a.0;
+    for limb in &mut t {
+        *limb = _mm512_slli_epi64::<2>(*limb);
+    }
+    normalize(t)
 }
 
 /// `a - m` where that is not negative, else `a`.
 #[target_feature(enable = "avx512f")]
 fn subtract_if_above(a: &Lanes, m: &Lanes) -> Lanes {
-    let difference = normalize(std::array::from_fn(|j| _mm512_sub_epi64(a.0[j], m.0[j])));
+    let difference = normalize(sub_limbs(&a.0, &m.0));
     // A negative difference (its top limb's sign bit set) means a < m: keep a.
     let borrowed = _mm512_cmplt_epi64_mask(difference.0[4], _mm512_setzero_si512());
-    Lanes(std::array::from_fn(|j| {
-        _mm512_mask_blend_epi64(borrowed, difference.0[j], a.0[j])
-    }))
+    let mut t = a.0;
+    for j in 0..5 {
+        t[j] = _mm512_mask_blend_epi64(borrowed, difference.0[j], a.0[j]);
+    }
+    Lanes(t)
 }
 
 /// Inverts eight non-zero values with one field inversion.
@@ -742,10 +803,25 @@ fn load_u64(limbs: &[u64; 8]) -> __m512i {
 
 #[target_feature(enable = "avx512f")]
 fn splat(limbs: [u64; 5]) -> Lanes {
-    Lanes(limbs.map(|l| _mm512_set1_epi64(l as i64)))
+    let mut t = [_mm512_setzero_si512(); 5];
+    for j in 0..5 {
+        t[j] = _mm512_set1_epi64(limbs[j] as i64);
+    }
+    Lanes(t)
 }
 
 impl Lanes {
+    /// Values stored by [`Lanes::store`].
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn load(limbs: &[[u64; 8]; 5]) -> Self {
+        let mut t = [_mm512_setzero_si512(); 5];
+        for j in 0..5 {
+            t[j] = load_u64(&limbs[j]);
+        }
+        Lanes(t)
+    }
+
     #[target_feature(enable = "avx512f")]
     fn store(&self) -> [[u64; 8]; 5] {
         let mut out = [[0u64; 8]; 5];
@@ -766,7 +842,7 @@ impl Lanes {
 #[inline]
 fn mul<M: Modulus>(a: &Lanes, b: &Lanes) -> Lanes {
     let zero = _mm512_setzero_si512();
-    let p = M::P.map(|l| _mm512_set1_epi64(l as i64));
+    let p = splat(M::P).0;
     let p_inv = _mm512_set1_epi64(M::P_INV as i64);
     let mut t = [zero; 6];
     for &a_i in &a.0 {
