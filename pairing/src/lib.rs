@@ -26,12 +26,12 @@
 //! addition chain of Fuentes-Castañeda, Knapp and Rodríguez-Henríquez, which costs three
 //! exponentiations by `x` (cyclotomic squares) and a dozen products.
 //!
-//! **No AVX-512 lanes here.** The cyclotomic squares' nine Fq2 squares were tried in the IFMA
-//! lanes of `wakurln_field::ifma` (four squares per pass): 13% faster per square in a tight
-//! loop, but a verification run between other work (the compare bench's interleaved loop,
-//! after a zerokit verification) took 0.91 ms against 0.68 ms on the 64-bit path. The lanes
-//! seem to start slowly after a pause in AVX-512 work; a verification is too short to pay
-//! for that, where the prover's long runs do.
+//! **No AVX-512 lanes here.** Two uses of the IFMA lanes of `wakurln_field::ifma` were tried
+//! and dropped. The cyclotomic squares' nine Fq2 squares, four per pass, were 13% faster per
+//! square in a tight loop: about 2% of a verification, not worth a second code path. The
+//! tower's Fq2 products, two per pass, lost more to gathering their operands into the lanes
+//! than the lanes saved (an Fq12 product took 1.67 µs against 1.33 µs). The lanes pay where
+//! values stay in them across many operations, as in the prover's MSM and transforms.
 
 use std::sync::OnceLock;
 
