@@ -135,9 +135,15 @@ fn add_mod(a: &[u64; 4], b: &[u64; 4], p: &[u64; 4]) -> [u64; 4] {
     for i in 0..4 {
         (sum[i], carry) = adc(a[i], b[i], carry);
     }
-    // The sum is below 2p < 2^256, so it has no carry out; keep it only if `sum - p` borrows.
-    let (reduced, borrowed) = sub_limbs(&sum, p);
-    std::array::from_fn(|i| (sum[i] & borrowed) | (reduced[i] & !borrowed))
+    // The sum is below 2p < 2^256, so it has no carry out.
+    subtract_once(&sum, p)
+}
+
+/// `v mod p` for `v < 2p`: `v - p`, or `v` if that borrows (branch-free).
+#[inline(always)]
+fn subtract_once(v: &[u64; 4], p: &[u64; 4]) -> [u64; 4] {
+    let (reduced, borrowed) = sub_limbs(v, p);
+    std::array::from_fn(|i| (v[i] & borrowed) | (reduced[i] & !borrowed))
 }
 
 /// `a - b mod p` for `a, b < p`.
@@ -200,11 +206,11 @@ pub fn nine_times(a: &Fq) -> Fq {
     for i in 0..4 {
         (r[i], borrow) = sbb(t[i], multiple[i], borrow);
     }
-    let p = &<FqConfig as MontConfig<4>>::MODULUS.0;
-    let (reduced, borrowed) = sub_limbs(&r, p);
-    Fq::new_unchecked(BigInt(std::array::from_fn(|i| {
-        (r[i] & borrowed) | (reduced[i] & !borrowed)
-    })))
+    // Below 2p < 2^256, the fifth limbs cancel: the four low ones hold the difference.
+    Fq::new_unchecked(BigInt(subtract_once(
+        &r,
+        &<FqConfig as MontConfig<4>>::MODULUS.0,
+    )))
 }
 
 /// `q·p` as five limbs, at compile time.

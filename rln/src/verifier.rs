@@ -374,6 +374,10 @@ impl FixedBase {
             (0..self.windows).filter_map(move |j| {
                 let raw = bits(j * WINDOW_BITS) + carry;
                 carry = u64::from(raw > HALF as u64);
+                debug_assert!(
+                    j + 1 < self.windows || carry == 0,
+                    "scalars are below 2^254"
+                );
                 let table = &self.points[(base * self.windows + j) * HALF..][..HALF];
                 if raw == 0 || raw == 1 << WINDOW_BITS {
                     None
